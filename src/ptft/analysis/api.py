@@ -1,0 +1,141 @@
+"""Run every analysis of the study on one results table and write tables, figures and summary.md.
+
+An analysis without data (one format only, no generation task, ...) still writes its CSV (headers
+only) and a "no data" figure, and summary.md says why: a partial run is analysed, never refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ptft.analysis import forgetting, formats, gain, groups, plots, trajectory
+from ptft.analysis.changes import RATIO_EPS, unpaired_count
+from ptft.analysis.slices import Slice, comparable
+from ptft.analysis.table import Source, load_table
+from ptft.analysis.text import ci, markdown_table, percent
+
+
+@dataclass(frozen=True)
+class Analysis:
+    title: str
+    empty: str
+    figure: Callable[[pd.DataFrame], Figure]
+    reading: Callable[[pd.DataFrame], str]
+
+
+ANALYSES: dict[str, Analysis] = {
+    "trajectory": Analysis(trajectory.TITLE, trajectory.EMPTY, trajectory.figure, trajectory.reading),
+    "gain": Analysis(gain.TITLE, gain.EMPTY, gain.figure, gain.reading),
+    "groups": Analysis(groups.TITLE, groups.EMPTY, groups.figure, groups.reading),
+    "mrc": Analysis(forgetting.MRC_TITLE, forgetting.MRC_EMPTY, forgetting.mrc_figure, forgetting.mrc_reading),
+    "ood": Analysis(forgetting.OOD_TITLE, forgetting.OOD_EMPTY, forgetting.ood_figure, forgetting.ood_reading),
+    "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading),
+}
+
+
+@dataclass
+class Results:
+    """Every analysis table (plus ``gain_slope``), with the slice they were computed on."""
+
+    frames: dict[str, pd.DataFrame]
+    slice: Slice
+    shots: int | None
+    seed: int
+    eps: float
+    notes: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        """The slice and settings behind every number, in one sentence."""
+        lr = ", ".join(f"{t}={v:g}" for t, v in self.slice.lr.items()) or "the dev-selected one per task"
+        shots = "no results, hence no" if self.shots is None else str(self.shots)
+        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}; bootstrap seed {self.seed}; "
+                f"change ratios need |BASE| >= {self.eps:g}.")
+
+    def reading(self, name: str) -> str:
+        frame = self.frames[name]
+        return f"No data: {ANALYSES[name].empty}." if frame.empty else ANALYSES[name].reading(frame)
+
+    def figure(self, name: str) -> Figure:
+        frame = self.frames[name]
+        spec = ANALYSES[name]
+        return plots.no_data(spec.title, spec.empty) if frame.empty else spec.figure(frame)
+
+
+def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
+            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> Results:
+    """All analyses of a run directory, results file or table (see :func:`load_table`).
+
+    ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the largest
+    present); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
+    every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio)."""
+    table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
+    sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
+    cells, resolved = comparable(table, sl)
+    frames = {
+        "trajectory": trajectory.trajectory(table, sl),
+        "gain": gain.gain(table, sl, seed=seed, eps=eps),
+        "groups": groups.groups(table, sl, seed=seed, eps=eps),
+        "mrc": forgetting.mrc(table, sl, seed=seed, eps=eps),
+        "ood": forgetting.ood(table, sl, seed=seed, eps=eps),
+        "format_sensitivity": formats.format_sensitivity(table, sl, seed=seed),
+    }
+    frames["gain_slope"] = gain.gain_slope(frames["gain"])
+    notes = []
+    unpaired = unpaired_count(cells)
+    if unpaired:
+        notes.append(f"{unpaired} fine-tuned result(s) have no BASE result at the same checkpoint, eval set, "
+                     "format, shots and method, and enter no comparison.")
+    return Results(frames, sl, resolved, seed, eps, notes)
+
+
+def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
+            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> dict[str, pd.DataFrame]:
+    """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
+    ``NAME.svg`` for each, ``gain_slope.csv`` and ``summary.md`` under ``out_dir``."""
+    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, frame in results.frames.items():
+        frame.to_csv(out / f"{name}.csv", index=False)
+    for name in ANALYSES:
+        plots.save(results.figure(name), out / name)
+    (out / "summary.md").write_text(summary_markdown(results), encoding="utf-8")
+    return results.frames
+
+
+def summary_markdown(results: Results) -> str:
+    f = results.frames
+    lines = [
+        "# Analyses", "", results.describe(), "",
+        "## Cross-task forgetting (MRC)", "",
+    ]
+    totals = forgetting.mrc_totals(f["mrc"])
+    if totals.empty:
+        lines.append(f"No data: {forgetting.MRC_EMPTY}.")
+    for r in totals.itertuples():
+        lines.append(f"- {r.direction}: {percent(r.mrc_percent)} ({ci(r.ci_low, r.ci_high, '+.1f')}), "
+                     f"n={r.n} ratios")
+    excluded = int(totals["n_excluded"].sum())
+    if excluded:
+        where = ", ".join(f"{r.train_task} -> {r.eval_set} ({r.n_excluded})"
+                          for r in f["mrc"].itertuples() if r.eval_set and r.n_excluded)
+        lines.append(f"- {excluded} ratio(s) excluded because |BASE| < {results.eps:g}: {where}.")
+    lines += ["", "## Fine-tuning gain per checkpoint", "", results.reading("gain"), ""]
+    if not f["gain"].empty:
+        means = gain.checkpoint_means(f["gain"])
+        lines.append(markdown_table(means[["checkpoint", "step", "raw_change", "ci_low", "ci_high",
+                                           "change_ratio", "n", "n_excluded"]]))
+    lines += ["", "## Learned in pre-training vs in fine-tuning", "", results.reading("groups"), ""]
+    if not f["groups"].empty:
+        lines.append(markdown_table(f["groups"][["group", "eval_set", "rise", "ci_low", "ci_high", "ci_source",
+                                                 "mean_gain", "n"]]))
+    lines += ["", "## All readings", ""]
+    lines += [f"- **{name}**: {results.reading(name)}" for name in ANALYSES]
+    if results.notes:
+        lines += ["", "## Notes", ""] + [f"- {note}" for note in results.notes]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""Choose the comparable rows of a results table and pair each fine-tuned row with its BASE.
+
+FT and BASE are only ever compared at the same checkpoint, eval set, format, shots, method and
+metric, so that they differ in the weights alone. Before pairing:
+
+- one learning rate per (checkpoint, train task, seed): the one selected on the dev split, or the
+  user's override;
+- seeds are averaged;
+- one (method, metric) per eval set, by the preference orders below, so that an eval set scored
+  three ways (tokenprob, constrained, free) or with acc and acc_norm counts once in every mean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from ptft.analysis.table import Source, load_table
+from ptft.errors import DataError
+
+BASE = ""
+INSTRUCT = "instruct"
+# The study's own choices come first: TokenProb for classification (the paper's), greedy
+# Rouge-L for generation, log-likelihood accuracy for multiple choice.
+METHOD_PREFERENCE = ("tokenprob", "greedy", "loglik", "constrained", "free", "")
+METRIC_PREFERENCE = ("accuracy", "rougeL", "acc", "acc_norm")
+
+CELL = ["checkpoint", "train_task", "eval_set", "format", "shots", "method", "metric"]
+CARRIED = ["step", "eval_task", "task_type", "domain"]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Which rows the headline numbers use. ``shots=None`` means the largest value present."""
+
+    fmt: str = "default"
+    shots: int | None = None
+    lr: Mapping[str, float] = field(default_factory=dict)
+
+
+def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
+    """Rows at the slice's shots (all formats), one lr and one (method, metric) per set, seeds
+    averaged. Returns them with the resolved shots value (None for an empty table). ``source`` is
+    anything :func:`load_table` reads; every analysis starts here, so each validates its input.
+
+    Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; CI columns are kept only for
+    single-seed cells, where they are the evaluation's own bootstrap CI."""
+    table = load_table(source)
+    if table.empty:
+        return table[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
+    formats = sorted(table["format"].unique())
+    if sl.fmt not in formats:
+        raise DataError(f"format {sl.fmt!r} is not in the results table (present: {', '.join(formats)})")
+    present = sorted(int(s) for s in table["shots"].unique())
+    shots = max(present) if sl.shots is None else sl.shots
+    if shots not in present:
+        raise DataError(f"shots {shots} is not in the results table (present: {', '.join(map(str, present))})")
+    rows = _one_lr(table[table["shots"] == shots], sl.lr)
+    cells = _average_seeds(rows)
+    return _one_method_metric(cells), shots
+
+
+def _one_lr(rows: pd.DataFrame, override: Mapping[str, float]) -> pd.DataFrame:
+    ft = rows["train_task"] != BASE
+    keep = ~ft | rows["selected"]
+    for task, lr in override.items():
+        mine = rows["train_task"] == task
+        if not mine.any():
+            raise DataError(f"--lr {task}={lr:g}: no fine-tuned rows for task {task!r}")
+        hits = mine & np.isclose(rows["lr"].astype(float), lr, rtol=1e-9, atol=0.0)
+        if not hits.any():
+            have = ", ".join(f"{v:g}" for v in sorted(rows.loc[mine, "lr"].dropna().unique()))
+            raise DataError(f"--lr {task}={lr:g}: task {task!r} has no rows at that learning rate "
+                            f"(present: {have or 'none recorded'})")
+        keep = (keep & ~mine) | hits
+    chosen = rows[keep]
+    lrs = chosen[chosen["train_task"] != BASE].groupby(
+        CELL + ["seed"], dropna=False)["lr"].nunique(dropna=False)
+    if (lrs > 1).any():
+        where = lrs[lrs > 1].index[0]
+        raise DataError(f"several learning rates are selected for checkpoint {where[0]!r}, task {where[1]!r} "
+                        f"(eval set {where[2]!r}); pass --lr {where[1]}=VALUE to choose one")
+    return chosen
+
+
+def _average_seeds(rows: pd.DataFrame) -> pd.DataFrame:
+    grouped = rows.groupby(CELL, dropna=False, sort=False)
+    cells = grouped[CARRIED].first()
+    cells["value"] = grouped["value"].mean()
+    cells["n_seeds"] = grouped["value"].size()
+    # An averaged value has no CI of its own; an evaluation CI would understate the seed variance.
+    single = cells["n_seeds"] == 1
+    for col in ("ci_low", "ci_high", "n"):
+        cells[col] = grouped[col].first().where(single)
+    return cells.reset_index()
+
+
+def _one_method_metric(cells: pd.DataFrame) -> pd.DataFrame:
+    def rank(values: pd.Series, order: tuple[str, ...]) -> pd.Series:
+        return values.map(lambda v: order.index(v) if v in order else len(order))
+
+    combos = cells[["eval_set", "method", "metric"]].drop_duplicates()
+    combos = combos.assign(_m=rank(combos["method"], METHOD_PREFERENCE), _k=rank(combos["metric"], METRIC_PREFERENCE))
+    best = combos.sort_values(["eval_set", "_m", "method", "_k", "metric"]).drop_duplicates("eval_set")
+    return cells.merge(best[["eval_set", "method", "metric"]], on=["eval_set", "method", "metric"])
+
+
+def checkpoint_order(frame: pd.DataFrame) -> list[str]:
+    """Checkpoints by step; an unknown step sorts last, since the usual unnamed one is the final
+    ("main") checkpoint."""
+    steps = frame.groupby("checkpoint", sort=False)["step"].first().astype(float)
+    known = steps.dropna()
+    return sorted(known.index, key=lambda c: (known[c], c)) + sorted(steps.index[steps.isna()])
+
+
+def own_sets(cells: pd.DataFrame) -> pd.Series:
+    """Fine-tuned rows on the training task's own in-domain sets. Instruction tuning has no task
+    of its own: its evaluation is the multiple-choice suite."""
+    ft = cells["train_task"] != BASE
+    own = (cells["eval_task"] == cells["train_task"]) & (cells["domain"] == "in")
+    suite = (cells["train_task"] == INSTRUCT) & (cells["task_type"] == "multiple_choice")
+    return ft & (own | suite)
+
+
+def task_types(cells: pd.DataFrame) -> dict[str, str]:
+    """Each task's type, read from the rows of its own eval sets."""
+    own = cells.drop_duplicates(["eval_task", "task_type"])
+    return dict(zip(own["eval_task"], own["task_type"]))
+
+
+def sort_by_checkpoint(frame: pd.DataFrame, first: list[str]) -> pd.DataFrame:
+    """Sort by the ``first`` columns, then by checkpoint in pre-training order."""
+    rank = {c: i for i, c in enumerate(checkpoint_order(frame))}
+    return (frame.assign(_rank=frame["checkpoint"].map(rank)).sort_values(first + ["_rank"], kind="stable")
+            .drop(columns="_rank").reset_index(drop=True))

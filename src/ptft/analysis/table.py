@@ -1,0 +1,143 @@
+"""Load and validate the long-format results table (``ptft.store.EXPORT_COLUMNS``).
+
+Every analysis reads the table through :func:`load_table`, so a bad file fails here with one clear
+message (which file, which column, which row) instead of as a wrong number further down.
+Rows are counted from 1 in messages, header excluded: row 1 of a CSV file is its second line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ptft.errors import DataError
+from ptft.store import EXPORT_COLUMNS, ResultsStore
+
+REQUIRED_COLUMNS = (
+    "checkpoint", "step", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
+    "shots", "metric", "value",
+)
+TASK_TYPES = ("classification", "generation", "multiple_choice")
+DOMAINS = ("in", "out")
+KEY = ("checkpoint", "train_task", "lr", "seed", "eval_set", "format", "shots", "method", "metric")
+
+STRING_COLUMNS = ("checkpoint", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
+                  "method", "metric")
+# Columns that must hold a number in every row, and those that may be empty.
+NUMBER_COLUMNS = ("value", "shots")
+OPTIONAL_NUMBER_COLUMNS = ("step", "lr", "seed", "ci_low", "ci_high", "n")
+INTEGER_COLUMNS = ("step", "shots", "seed", "n")
+
+Source = str | Path | pd.DataFrame
+
+
+def load_table(source: Source) -> pd.DataFrame:
+    """The results table of a run directory, a CSV or Parquet file, or a DataFrame, validated.
+
+    Returns the columns of ``EXPORT_COLUMNS`` in that order; optional columns absent from the
+    source get their defaults (no lr/seed/CI/n, method '', selected True). Raises
+    :class:`DataError` naming the source, the column and the first bad row."""
+    raw, name = _read(source)
+    return validate(raw, name)
+
+
+def validate(raw: pd.DataFrame, name: str) -> pd.DataFrame:
+    missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
+    if missing:
+        raise DataError(f"results table {name}: missing column {missing[0]!r} "
+                        f"(required: {', '.join(REQUIRED_COLUMNS)})")
+    df = raw.reset_index(drop=True).copy()
+    for col in STRING_COLUMNS:
+        df[col] = df[col].map(_as_text) if col in df.columns else ""
+    for col in NUMBER_COLUMNS + OPTIONAL_NUMBER_COLUMNS:
+        df[col] = _numbers(df[col] if col in df.columns else pd.Series(np.nan, index=df.index),
+                           col, name, required=col in NUMBER_COLUMNS)
+    df["selected"] = _flags(df["selected"], name) if "selected" in df.columns else True
+    for col, allowed in (("task_type", TASK_TYPES), ("domain", DOMAINS)):
+        _check_allowed(df[col], col, allowed, name)
+    _check_duplicates(df, name)
+    return df[EXPORT_COLUMNS]
+
+
+def _read(source: Source) -> tuple[pd.DataFrame, str]:
+    if isinstance(source, pd.DataFrame):
+        return source, "<DataFrame>"
+    path = Path(source)
+    if path.is_dir():
+        db = path / "results.sqlite"
+        # ResultsStore would create an empty database here; a missing one is a user error.
+        if not db.is_file():
+            raise DataError(f"run directory {path}: no results.sqlite (has the study run?)")
+        with ResultsStore(db) as store:
+            return store.export_frame(), str(db)
+    if not path.is_file():
+        raise DataError(f"results table {path}: no such file or directory")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        # Read as text so that error messages can quote the offending cell as written.
+        return pd.read_csv(path, dtype=str), str(path)
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path), str(path)
+    raise DataError(f"results table {path}: unknown file type {suffix!r} (expected .csv or .parquet, "
+                    "or a run directory)")
+
+
+def _as_text(value: object) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    return str(value)
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    return series.isna() | (series.astype(str).str.strip() == "")
+
+
+def _numbers(series: pd.Series, col: str, name: str, *, required: bool) -> pd.Series:
+    blank = _blank(series)
+    numbers = pd.to_numeric(series.where(~blank), errors="coerce")
+    bad = numbers.isna() & ~blank
+    if required:
+        bad |= blank
+    if col in INTEGER_COLUMNS:
+        bad |= numbers.notna() & (numbers != numbers.round())
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        shown = "an empty cell" if blank.iloc[row] else repr(series.iloc[row])
+        kind = "an integer" if col in INTEGER_COLUMNS else "a number"
+        raise DataError(f"results table {name}: column {col!r} must hold {kind}, "
+                        f"found {shown} at row {row + 1}")
+    return numbers.astype("Int64") if col in INTEGER_COLUMNS else numbers.astype(float)
+
+
+def _flags(series: pd.Series, name: str) -> pd.Series:
+    words = series.map(lambda v: _as_text(v).strip().lower())
+    truth = {"true": True, "1": True, "1.0": True, "yes": True, "": True,
+             "false": False, "0": False, "0.0": False, "no": False}
+    bad = ~words.isin(list(truth))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"results table {name}: column 'selected' must be true or false, "
+                        f"found {series.iloc[row]!r} at row {row + 1}")
+    return words.map(truth).astype(bool)
+
+
+def _check_allowed(series: pd.Series, col: str, allowed: tuple[str, ...], name: str) -> None:
+    bad = ~series.isin(allowed)
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"results table {name}: unknown {col} {series.iloc[row]!r} at row {row + 1} "
+                        f"(expected one of: {', '.join(allowed)})")
+
+
+def _check_duplicates(df: pd.DataFrame, name: str) -> None:
+    # Compare keys as text so that two empty lr/seed cells count as equal.
+    keys = pd.Series(list(zip(*(df[k].map(_as_text) for k in KEY))), index=df.index)
+    dup = keys.duplicated(keep=False)
+    if dup.any():
+        first = int(np.flatnonzero(dup.to_numpy())[0])
+        rows = np.flatnonzero((keys == keys.iloc[first]).to_numpy())
+        key = ", ".join(f"{k}={_as_text(df[k].iloc[first])!r}" for k in KEY)
+        raise DataError(f"results table {name}: duplicate key ({key}) at rows "
+                        f"{', '.join(str(r + 1) for r in rows)}")

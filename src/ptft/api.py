@@ -1,0 +1,37 @@
+"""The Python API behind the CLI: everything `ptft` does is one call here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ptft.config import StudyConfig, load_config
+
+
+def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
+        address: str | None = None, workers: int | None = None, progress: bool = True,
+        overrides: dict[str, Any] | None = None):
+    """Run a study (a config path, preset name or StudyConfig) and return its StudyRun."""
+    from ptft.engine.study import run_study
+    from ptft.engine.work import set_threads
+
+    if not isinstance(config, StudyConfig):
+        config = load_config(config, overrides)
+    set_threads(None)
+    return run_study(config, run_dir=run_dir, executor=executor, address=address, workers=workers,
+                     progress=progress)
+
+
+def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv") -> Path:
+    """Write the run's long-format results table (README: "Results table") and return its path."""
+    from ptft.engine.study import results_frame
+
+    run_dir = Path(run_dir)
+    df = results_frame(run_dir)
+    out = Path(out) if out else run_dir / f"results.{fmt}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "parquet":
+        df.to_parquet(out, index=False)
+    else:
+        df.to_csv(out, index=False)
+    return out

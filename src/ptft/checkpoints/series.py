@@ -1,0 +1,136 @@
+"""A series of pre-training checkpoints, whatever its source.
+
+- ``pretrain``: folders that :mod:`ptft.checkpoints.pretrain` writes into the run directory;
+- ``local``: checkpoint folders the user lists;
+- ``hub``: revisions of one Hub repository, given explicitly, by step, or chosen by the selection
+  rule (first + final + k evenly spaced) over the repository's branch names.
+
+Every source resolves to :class:`Checkpoint` objects that load through the same code path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ptft.errors import CheckpointError, ConfigError
+
+_OLMO = re.compile(r"^step(\d+)-tokens(\d+)B$")
+_PYTHIA = re.compile(r"^step(\d+)$")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    label: str
+    step: int | None
+    path: str
+    revision: str | None = None
+
+    @property
+    def identity(self) -> str:
+        """What determines the weights: part of every cell hash."""
+        return f"{self.path}@{self.revision}" if self.revision else self.path
+
+
+@dataclass(frozen=True)
+class Revision:
+    name: str
+    step: int
+    tokens_b: int | None = None
+
+
+def parse_revision(name: str) -> Revision | None:
+    """OLMo ``step{N}-tokens{M}B`` or Pythia ``step{N}``; None for anything else (``main``, ``v1``...)."""
+    m = _OLMO.match(name)
+    if m:
+        return Revision(name, int(m.group(1)), int(m.group(2)))
+    m = _PYTHIA.match(name)
+    if m:
+        return Revision(name, int(m.group(1)))
+    return None
+
+
+def parse_revisions(names: Iterable[str]) -> list[Revision]:
+    """Step-named revisions sorted by step. Several names for one step (OLMo republishes some)
+    keep the first seen, so the choice never depends on set ordering."""
+    by_step: dict[int, Revision] = {}
+    for name in names:
+        rev = parse_revision(name)
+        if rev is not None:
+            by_step.setdefault(rev.step, rev)
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def select_evenly(revisions: list[Revision], k: int) -> list[Revision]:
+    """First, final, and ``k`` more spaced uniformly in step between them (the nearest revision to
+    each target step, never the same one twice)."""
+    if len(revisions) <= k + 2:
+        return list(revisions)
+    steps = np.array([r.step for r in revisions])
+    chosen = {0, len(revisions) - 1}
+    for target in np.linspace(steps[0], steps[-1], k + 2)[1:-1]:
+        order = np.argsort(np.abs(steps - target), kind="stable")
+        chosen.add(next(int(i) for i in order if int(i) not in chosen))
+    return [revisions[i] for i in sorted(chosen)]
+
+
+def revisions_for_steps(revisions: list[Revision], steps: list[int]) -> list[Revision]:
+    by_step = {r.step: r for r in revisions}
+    missing = [s for s in steps if s not in by_step]
+    if missing:
+        near = ", ".join(r.name for r in revisions[:3])
+        raise ConfigError(f"checkpoints.hub.steps: no revision for step(s) {missing} (revisions look like {near}, ...)")
+    return [by_step[s] for s in steps]
+
+
+def list_hub_revisions(repo: str) -> list[str]:
+    from huggingface_hub import list_repo_refs
+
+    try:
+        refs = list_repo_refs(repo)
+    except Exception as err:  # network and auth errors come in many types
+        raise CheckpointError(
+            f"cannot list the revisions of {repo} ({err}); offline, list them in checkpoints.hub.revision_names "
+            "or give checkpoints.hub.revisions explicitly") from err
+    return [b.name for b in refs.branches]
+
+
+def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
+    """The study's checkpoints, in pre-training order. Pre-trained ones are the folders the
+    pretrain cell writes (they need not exist yet)."""
+    ck = config.checkpoints
+    if ck.source == "pretrain":
+        from ptft.checkpoints.pretrain import checkpoint_schedule
+
+        p = ck.pretrain
+        steps = p.save_steps or checkpoint_schedule(p.steps, p.num_checkpoints, p.first_step, p.early_checkpoints)
+        return [Checkpoint(f"step{s}", s, str(run_dir / "checkpoints" / f"step{s}")) for s in steps]
+    if ck.source == "local":
+        labels = ck.local.labels or [Path(p).name for p in ck.local.paths]
+        steps = ck.local.steps or [_step_from_name(Path(p).name) for p in ck.local.paths]
+        return [Checkpoint(lbl, st, str(Path(p).resolve())) for lbl, st, p in zip(labels, steps, ck.local.paths)]
+    hub = ck.hub
+    if hub.revisions:
+        chosen = [parse_revision(r) or Revision(r, -1) for r in hub.revisions]
+    else:
+        names = hub.revision_names or list_hub_revisions(hub.repo)
+        revisions = parse_revisions(names)
+        if not revisions:
+            raise ConfigError(f"checkpoints.hub: {hub.repo} has no step-named revisions among {names[:5]}")
+        if hub.steps:
+            chosen = revisions_for_steps(revisions, hub.steps)
+        else:
+            chosen = select_evenly(revisions, hub.select if hub.select is not None else 6)
+    series = [Checkpoint(r.name, r.step if r.step >= 0 else None, hub.repo, r.name) for r in chosen]
+    if hub.include_main and "main" not in {c.revision for c in series}:
+        series.append(Checkpoint("main", None, hub.repo, "main"))
+    return series
+
+
+def _step_from_name(name: str) -> int | None:
+    m = re.search(r"step(\d+)", name)
+    return int(m.group(1)) if m else None

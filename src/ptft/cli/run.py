@@ -1,0 +1,35 @@
+"""ptft run CONFIG: run a study, resuming whatever is already done."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="a study YAML file or a preset name (smoke, tiny, paper-olmo1b, ...)")
+    p.add_argument("--out", help="run directory (default: the config's output_dir)")
+    p.add_argument("--seed", type=int, help="override the config's seed")
+    p.add_argument("--executor", choices=["local", "ray"], help="override executor.kind")
+    p.add_argument("--address", help="Ray cluster address (with --executor ray); default: start a local one")
+    p.add_argument("--workers", type=int, help="local worker processes (default: executor.workers)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ptft.api import run
+    from ptft.engine.summary import print_summary
+
+    overrides = {"seed": args.seed} if args.seed is not None else {}
+    result = run(args.config, run_dir=args.out, executor=args.executor, address=args.address,
+                 workers=args.workers, progress=not args.no_progress, overrides=overrides)
+    print_summary(result.run_dir)
+    print(f"\n{result.ran} cell(s) run, {result.skipped} already done, {len(result.failed)} failed "
+          f"in {result.seconds:.0f}s. Results: {result.run_dir / 'results.sqlite'}")
+    print(f"Next: ptft export {result.run_dir} --format csv | ptft analyze {result.run_dir} --out "
+          f"{result.run_dir / 'analysis'} | ptft report {result.run_dir}")
+    if result.failed:
+        print(f"{len(result.failed)} cell(s) failed; see `ptft status {result.run_dir}`; rerun to retry them.")
+        return 1
+    return 0

@@ -1,0 +1,21 @@
+"""ptft tasks: list the registered tasks with their type and eval sets."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from ptft.tasks import available, get_task
+
+    for name in available():
+        task = get_task(name)
+        sets = ", ".join(f"{e.name} ({e.domain})" for e in task.eval_sets)
+        print(f"{name:24} {task.task_type:16} {sets}")
+    return 0

@@ -1,0 +1,294 @@
+"""The study config: one YAML file describes a whole grid.
+
+Dataclasses are the schema. :func:`load_config` turns YAML into them and refuses, before anything
+starts, unknown keys, wrong types, bad values and missing files, naming the file and the dotted key
+(``tiny.yaml: finetune.epochs: expected an integer, got 'three'``). Presets shipped in the package
+are found by name (``ptft run tiny``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from ptft.checkpoints.pretrain import PretrainSettings
+from ptft.errors import ConfigError
+
+
+@dataclass
+class LocalSource:
+    paths: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+
+
+@dataclass
+class HubSource:
+    repo: str = ""
+    revisions: list[str] = field(default_factory=list)
+    steps: list[int] = field(default_factory=list)
+    select: int | None = None
+    revision_names: list[str] = field(default_factory=list)
+    include_main: bool = True
+
+
+@dataclass
+class CheckpointsConfig:
+    source: Literal["pretrain", "local", "hub"] = "pretrain"
+    pretrain: PretrainSettings = field(default_factory=PretrainSettings)
+    local: LocalSource = field(default_factory=LocalSource)
+    hub: HubSource = field(default_factory=HubSource)
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+
+
+@dataclass
+class TaskConfig:
+    name: str = ""
+    n_train: int | None = 6000
+    n_dev: int | None = 200
+    n_eval: int | None = 500
+    train: bool = True
+    lr: list[float] = field(default_factory=list)
+
+
+@dataclass
+class FinetuneConfig:
+    epochs: float = 3.0
+    learning_rates: list[float] = field(default_factory=lambda: [2e-5])
+    batch_size: int = 8
+    grad_accum: int = 1
+    warmup: float = 0.03
+    weight_decay: float = 0.0
+    max_length: int = 512
+    bf16: bool = False
+    seeds: list[int] = field(default_factory=lambda: [0])
+    keep_weights: bool = False
+    selection_metric: Literal["loss", "metric"] = "loss"
+
+
+@dataclass
+class InstructionTuningConfig:
+    enabled: bool = False
+    mixture: str = "bb_natural_instructions"
+    n_train: int | None = 2000
+    epochs: float = 5.0
+    lr: float = 2e-6
+    suite: list[str] = field(default_factory=list)
+    n_eval: int | None = 500
+
+
+@dataclass
+class EvaluationConfig:
+    shots: list[int] = field(default_factory=lambda: [4])
+    formats: list[Literal["default", "io", "instruct"]] = field(default_factory=lambda: ["default"])
+    methods: list[Literal["tokenprob", "constrained", "free"]] = field(default_factory=lambda: ["tokenprob"])
+    batch_size: int = 16
+    n_bootstrap: int = 1000
+    cross_task: bool = True
+    out_of_domain: bool = True
+    max_new_tokens: int | None = None
+
+
+@dataclass
+class ExecutorConfig:
+    kind: Literal["local", "ray"] = "local"
+    workers: int = 1
+    address: str | None = None
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    memory_gb: float | None = None
+    retries: int = 0
+
+
+@dataclass
+class StudyConfig:
+    name: str = "study"
+    seed: int = 1234
+    output_dir: str = "runs/study"
+    data_dir: str | None = None
+    device: str = "auto"
+    checkpoints: CheckpointsConfig = field(default_factory=CheckpointsConfig)
+    tasks: list[TaskConfig] = field(default_factory=list)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    instruction_tuning: InstructionTuningConfig = field(default_factory=InstructionTuningConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+# -- loading and validation ----------------------------------------------------------------------
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("ptft.presets").iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_config_path(name_or_path: str | Path) -> Path:
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    if str(name_or_path) in preset_names():
+        return Path(str(resources.files("ptft.presets") / f"{name_or_path}.yaml"))
+    raise ConfigError(f"no config file {name_or_path!r} and no preset of that name (presets: {', '.join(preset_names())})")
+
+
+def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Read and validate a study config. ``overrides`` maps dotted keys to values (``seed``,
+    ``output_dir``, ``finetune.epochs``...) applied before validation."""
+    path = resolve_config_path(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    config = _build(StudyConfig, raw, path.name, "")
+    _check_semantics(config, path)
+    return config
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, typing.List):
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _build(tp: Any, value: Any, file: str, key: str) -> Any:
+    where = f"{file}: {key or '(top level)'}"
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        hints = typing.get_type_hints(tp)
+        known = {f.name for f in dataclasses.fields(tp)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ConfigError(f"{file}: unknown key {'.'.join(filter(None, [key, str(unknown[0])]))!r}; "
+                              f"allowed here: {', '.join(sorted(known))}")
+        return tp(**{k: _build(hints[k], v, file, f"{key}.{k}" if key else k) for k, v in value.items()})
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _build(arg, value, file, key)
+            except ConfigError as err:
+                errors.append(err)
+        raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+    if tp is float:
+        # YAML reads 2e-5 (no dot) as a string; accept it as the number every user means
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"config schema type {tp!r} is not supported")
+    raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
+
+
+def _check_semantics(config: StudyConfig, path: Path) -> None:
+    from ptft.tasks import get_task
+
+    file = path.name
+    ck = config.checkpoints
+    if ck.source == "local":
+        if not ck.local.paths:
+            raise ConfigError(f"{file}: checkpoints.local.paths: give at least one checkpoint folder")
+        for i, p in enumerate(ck.local.paths):
+            folder = (path.parent / p) if not Path(p).is_absolute() else Path(p)
+            if not folder.exists():
+                raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: folder {p} does not exist")
+        for name in ("labels", "steps"):
+            given = getattr(ck.local, name)
+            if given and len(given) != len(ck.local.paths):
+                raise ConfigError(f"{file}: checkpoints.local.{name}: {len(given)} entries for {len(ck.local.paths)} paths")
+    if ck.source == "hub" and not ck.hub.repo:
+        raise ConfigError(f"{file}: checkpoints.hub.repo: name the model repository, e.g. allenai/OLMo-1B-hf")
+    if not config.tasks:
+        raise ConfigError(f"{file}: tasks: list at least one task (see `ptft tasks`)")
+    seen = set()
+    for i, t in enumerate(config.tasks):
+        if not t.name:
+            raise ConfigError(f"{file}: tasks[{i}].name: missing")
+        if t.name in seen:
+            raise ConfigError(f"{file}: tasks[{i}].name: {t.name!r} is listed twice")
+        seen.add(t.name)
+        name = t.name
+        if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
+            t.name = name = str((path.parent / name).resolve()) if (path.parent / name).exists() else name
+        try:
+            get_task(name)
+        except (KeyError, FileNotFoundError) as err:
+            raise ConfigError(f"{file}: tasks[{i}].name: {err.args[0]}") from None
+        for key in ("n_train", "n_dev", "n_eval"):
+            v = getattr(t, key)
+            if v is not None and v < 1:
+                raise ConfigError(f"{file}: tasks[{i}].{key}: must be at least 1 (or null for all), got {v}")
+    ft = config.finetune
+    for key in ("batch_size", "grad_accum", "max_length"):
+        if getattr(ft, key) < 1:
+            raise ConfigError(f"{file}: finetune.{key}: must be at least 1")
+    if ft.epochs <= 0:
+        raise ConfigError(f"{file}: finetune.epochs: must be positive")
+    if not 0 <= ft.warmup < 1:
+        raise ConfigError(f"{file}: finetune.warmup: a fraction of the training steps in [0, 1), got {ft.warmup}")
+    if not ft.learning_rates or any(lr <= 0 for lr in ft.learning_rates):
+        raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
+    ev = config.evaluation
+    if not ev.shots or any(k < 0 for k in ev.shots):
+        raise ConfigError(f"{file}: evaluation.shots: give one or more non-negative counts")
+    if not ev.formats or not ev.methods:
+        raise ConfigError(f"{file}: evaluation.formats and evaluation.methods must not be empty")
+    if config.executor.workers < 1:
+        raise ConfigError(f"{file}: executor.workers: must be at least 1")

@@ -1,0 +1,37 @@
+"""The short table printed at the end of `ptft run`: per task, BASE vs fine-tuned at each checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def summary_table(run_dir: str | Path):
+    """Rows: checkpoints; columns: (eval set, BASE|FT) on each task's own in-domain sets, at the
+    first format, the largest shot count and the first method, FT at the selected learning rate."""
+    import pandas as pd
+
+    from ptft.engine.study import results_frame
+
+    df = results_frame(run_dir)
+    if df.empty:
+        return pd.DataFrame()
+    df = df[(df.domain == "in") & df.selected & df.metric.isin(["accuracy", "rougeL", "acc"])]
+    df = df[(df.format == df.format.iloc[0]) & (df.shots == df.shots.max())]
+    df = df[df.method == df.groupby("eval_set").method.transform("first")]
+    base = df[df.train_task == ""].assign(model="BASE")
+    ft = df[df.train_task == df.eval_task].assign(model="FT")
+    both = pd.concat([base, ft])
+    if both.empty:
+        return pd.DataFrame()
+    both["column"] = both.eval_set + " " + both.model
+    table = both.pivot_table(index=["step", "checkpoint"], columns="column", values="value", aggfunc="mean")
+    return table.sort_index(axis=1)
+
+
+def print_summary(run_dir: str | Path) -> None:
+    table = summary_table(run_dir)
+    if table.empty:
+        print("no results yet")
+        return
+    print("\nIn-domain metric per checkpoint, BASE (few-shot) vs FT (fine-tuned on that task):")
+    print(table.round(3).to_string())

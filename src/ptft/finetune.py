@@ -1,0 +1,128 @@
+"""Supervised full-parameter fine-tuning of one checkpoint on one task, with trl's SFTTrainer.
+
+The training set is prompt/completion pairs in the task's Default format: trl masks the prompt
+tokens (labels -100) and appends EOS to the completion. AdamW, linear schedule, warm-up as a
+fraction of the steps, no weight decay by default: the study's recipe. After training, the
+completion-only loss on the task's dev split is what learning-rate selection compares.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ptft.tasks import Example, PromptFormat, completion_text
+
+
+@dataclass
+class FinetuneResult:
+    train_loss: float
+    dev_loss: float
+    steps: int
+    tokens: int
+    seconds: float
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+class NonFiniteLoss(FloatingPointError):
+    pass
+
+
+def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer, max_length: int) -> list[dict]:
+    """The SFT rows. A prompt too long for ``max_length`` loses its *start*, so the cue and the
+    completion (the only part with a loss) always survive truncation."""
+    rows = []
+    for ex in examples:
+        prompt, completion = fmt.render(ex), completion_text(ex.target)
+        budget = max_length - len(tokenizer(completion, add_special_tokens=False)["input_ids"]) - 2
+        ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        if len(ids) > budget:
+            prompt = tokenizer.decode(ids[len(ids) - max(budget, 1):]).lstrip(" ")
+        rows.append({"prompt": prompt, "completion": completion})
+    return rows
+
+
+def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, *,
+             lr: float, epochs: float, batch_size: int, grad_accum: int, warmup: float, weight_decay: float,
+             max_length: int, seed: int, bf16: bool = False, progress: bool = True) -> FinetuneResult:
+    """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``seed``."""
+    import datasets
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils import logging as hf_logging
+    from trl import SFTConfig, SFTTrainer
+
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    train_ds = Dataset.from_list(prompt_completion_rows(train, fmt, tokenizer, max_length))
+    dev_ds = Dataset.from_list(prompt_completion_rows(dev, fmt, tokenizer, max_length))
+    on_cpu = next(model.parameters()).device.type == "cpu"
+
+    class QuietProgress(ProgressCallback):
+        """The step bar without a printed dict per logging step."""
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=logs["loss"])
+
+    class StopOnNonFinite(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(loss):
+                raise NonFiniteLoss(f"fine-tuning loss became {loss} at step {state.global_step}; lower the learning rate")
+
+    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp:
+        args = SFTConfig(
+            output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
+            per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
+            lr_scheduler_type="linear", warmup_steps=warmup, weight_decay=weight_decay, optim="adamw_torch",
+            max_length=max_length, completion_only_loss=True, packing=False, seed=seed, data_seed=seed,
+            bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no", report_to=[],
+            logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
+        )
+        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
+                             processing_class=tokenizer, callbacks=[StopOnNonFinite()])
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        if progress:
+            trainer.add_callback(QuietProgress())
+        tokens = sum(len(r) for r in trainer.train_dataset["input_ids"])
+        start = time.perf_counter()
+        out = trainer.train()
+        seconds = time.perf_counter() - start
+        dev_loss = trainer.evaluate()["eval_loss"]
+    if not math.isfinite(out.training_loss):
+        raise NonFiniteLoss(f"fine-tuning loss became {out.training_loss}; lower the learning rate")
+    model.eval()
+    return FinetuneResult(train_loss=float(out.training_loss), dev_loss=float(dev_loss), steps=out.global_step,
+                          tokens=int(tokens * epochs), seconds=seconds)
+
+
+def save_model(model, tokenizer, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if path.exists():
+        import shutil
+
+        shutil.rmtree(path)
+    tmp.rename(path)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

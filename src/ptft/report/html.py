@@ -1,0 +1,182 @@
+"""One self-contained HTML report of a run: config, grid completeness, every analysis (figure,
+table, one-line reading), the pre-training loss and links to the per-example predictions.
+
+Figures are embedded as base64 PNG and styles inline, so the file can be mailed or archived
+alone; only the links to prediction files point outside it (relative, so the report and the run
+directory can move together).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import quote
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ptft.analysis import plots
+from ptft.analysis.api import ANALYSES, Results, compute
+from ptft.analysis.changes import RATIO_EPS
+from ptft.analysis.text import rounded
+from ptft.errors import DataError
+from ptft.store import ResultsStore
+
+STATUSES = ("done", "running", "pending", "failed")
+OPEN_TABLE_ROWS = 40
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+h1, h2, h3 { font-weight: 600; }
+pre { background: #f6f6f6; padding: .8rem; overflow-x: auto; font-size: .85rem; }
+table.data { border-collapse: collapse; font-size: .85rem; margin: .5rem 0 1rem; }
+table.data th, table.data td { border: 1px solid #ccc; padding: .2rem .5rem; text-align: right; }
+table.data th { background: #eee; }
+img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
+p.reading { font-size: 1.05rem; border-left: 4px solid #555; padding-left: .6rem; }
+.failed { color: #a00; }
+.scroll { overflow-x: auto; }
+"""
+
+# Lets a headless browser (and the tests) confirm that every embedded figure decoded and that no
+# resource failed to load: the counts land on <body> as data attributes, visible in a DOM dump.
+CHECK_SCRIPT = """
+window.ptftErrors = 0;
+window.addEventListener("error", function () { window.ptftErrors += 1; }, true);
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var external = Array.prototype.slice.call(document.querySelectorAll("[src], link[href], object[data]"))
+    .filter(function (e) { return (e.getAttribute("src") || e.getAttribute("href") || e.getAttribute("data"))
+      .indexOf("data:") !== 0; });
+  document.body.dataset.imagesTotal = images.length;
+  document.body.dataset.imagesOk = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.dataset.svgs = document.querySelectorAll("svg").length;
+  document.body.dataset.externalResources = external.length;
+  document.body.dataset.resourceErrors = window.ptftErrors;
+});
+"""
+
+
+def write_report(run_dir: str | Path, out_path: str | Path, *, fmt: str = "default", shots: int | None = None,
+                 lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> Path:
+    """Write the HTML report of ``run_dir`` to ``out_path`` and return its path. The analysis
+    options are those of :func:`ptft.analysis.compute`."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise DataError(f"{run} is not a run directory")
+    # compute() refuses a run without results.sqlite, so the store below opens an existing file.
+    results = compute(run, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with ResultsStore(run / "results.sqlite") as store:
+        cells = store.cells()
+    sections = [
+        ("config", "Study configuration", _config(run)),
+        ("grid", "Grid completeness", _grid(cells)),
+        *((name, ANALYSES[name].title, _analysis(results, name)) for name in ANALYSES),
+        ("loss", "Pre-training loss", _loss(run / "pretrain" / "loss.csv")),
+        ("predictions", "Per-example predictions", _predictions(run / "predictions", out.parent)),
+    ]
+    toc = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>' for anchor, title, _ in sections)
+    body = "\n".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{content}</section>'
+                     for anchor, title, content in sections)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<title>ptft report: {html.escape(run.resolve().name)}</title>
+<style>{STYLE}</style>
+<script>{CHECK_SCRIPT}</script>
+</head><body>
+<h1>ptft report: {html.escape(run.resolve().name)}</h1>
+<p>Run directory <code>{html.escape(str(run.resolve()))}</code>. {html.escape(results.describe())}</p>
+{_notes(results)}
+<ul>{toc}</ul>
+{body}
+</body></html>
+"""
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _notes(results: Results) -> str:
+    if not results.notes:
+        return ""
+    return "<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in results.notes) + "</ul>"
+
+
+def _img(fig: Figure, alt: str) -> str:
+    return f'<img src="{plots.png_data_uri(fig)}" alt="{html.escape(alt)}">'
+
+
+def _table(frame: pd.DataFrame, caption: str = "table") -> str:
+    table = rounded(frame).to_html(index=False, border=0, classes="data", escape=True)
+    opened = " open" if len(frame) <= OPEN_TABLE_ROWS else ""
+    return (f'<details{opened}><summary>{html.escape(caption)} ({len(frame)} rows)</summary>'
+            f'<div class="scroll">{table}</div></details>')
+
+
+def _config(run: Path) -> str:
+    path = run / "study.yaml"
+    if not path.is_file():
+        return "<p>No study.yaml in the run directory.</p>"
+    return f"<pre>{html.escape(path.read_text(encoding='utf-8'))}</pre>"
+
+
+def _grid(cells: pd.DataFrame) -> str:
+    if cells.empty:
+        return "<p>No cells registered.</p>"
+    statuses = list(STATUSES) + sorted(set(cells["status"]) - set(STATUSES))
+    counts = (cells.groupby(["kind", "status"]).size().unstack(fill_value=0)
+              .reindex(columns=statuses, fill_value=0).rename_axis(index="kind", columns=None))
+    counts.loc["all"] = counts.sum()
+    counts["total"] = counts.sum(axis=1)
+    done = counts.loc["all", "done"] / counts.loc["all", "total"]
+    parts = [f"<p class=\"reading\">{counts.loc['all', 'done']} of {counts.loc['all', 'total']} cells done "
+             f"({done:.0%}); {counts.loc['all', 'failed']} failed.</p>",
+             _table(counts.reset_index())]
+    failed = cells[cells["status"] == "failed"]
+    if not failed.empty:
+        parts.append('<h3 class="failed">Failed cells</h3>')
+        parts.append(_table(failed[["label", "kind", "attempts", "error"]]))
+    return "\n".join(parts)
+
+
+def _analysis(results: Results, name: str) -> str:
+    frame = results.frames[name]
+    parts = [f'<p class="reading">{html.escape(results.reading(name))}</p>',
+             _img(results.figure(name), ANALYSES[name].title)]
+    if name == "gain" and not frame.empty:
+        parts.append(_table(results.frames["gain_slope"], "slope of the mean gain per 100k steps"))
+    parts.append(_table(frame) if not frame.empty else "<p>No rows.</p>")
+    return "\n".join(parts)
+
+
+def _loss(path: Path) -> str:
+    if not path.is_file():
+        return "<p>No pretrain/loss.csv in the run directory (no pre-training in this run).</p>"
+    loss = pd.read_csv(path)
+    curves = [c for c in ("train_loss", "heldout_loss") if c in loss.columns and loss[c].notna().any()]
+    if "step" not in loss.columns or not curves:
+        return f"<p>{html.escape(str(path))} has no step column or no loss values.</p>"
+    fig, (ax,) = plots.panels(1, "Pre-training loss", width=7.0)
+    finals = []
+    for i, col in enumerate(curves):
+        part = loss[["step", col]].dropna().sort_values("step")
+        name = col.replace("_", " ")
+        ax.plot(part["step"], part[col], label=name, **{**plots.style(i), "markevery": max(1, len(part) // 20)})
+        finals.append(f"final {name} {part[col].iloc[-1]:.3f} at step {plots.format_step(part['step'].iloc[-1])}")
+    plots.steps_on_x(ax)
+    plots.finish(ax, ylabel="loss")
+    return f'<p class="reading">{html.escape("; ".join(finals))}.</p>' + _img(fig, "pre-training loss")
+
+
+def _predictions(root: Path, report_dir: Path) -> str:
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if not files:
+        return "<p>No prediction files under predictions/.</p>"
+    items = []
+    for path in files:
+        href = quote(Path(os.path.relpath(path.resolve(), report_dir.resolve())).as_posix())
+        items.append(f'<li><a href="{href}">{html.escape(path.relative_to(root).as_posix())}</a></li>')
+    return f"<p>{len(files)} file(s), one JSON object per example.</p><ul>{''.join(items)}</ul>"

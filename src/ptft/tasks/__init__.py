@@ -1,0 +1,20 @@
+"""Tasks, prompt formats and their data."""
+
+from ptft.tasks.base import (
+    EvalSet,
+    Example,
+    LoadRequest,
+    PromptFormat,
+    Task,
+    TaskData,
+    TaskDataError,
+    build_prompt,
+    completion_text,
+    demo_prefix,
+)
+from ptft.tasks.registry import available, get_task, register
+
+__all__ = [
+    "EvalSet", "Example", "LoadRequest", "PromptFormat", "Task", "TaskData", "TaskDataError",
+    "build_prompt", "completion_text", "demo_prefix", "available", "get_task", "register",
+]

@@ -1,0 +1,180 @@
+"""Shared helpers of the offline BIG-bench tasks (``bigbench_*.py``).
+
+A BIG-bench file is parsed once per process (``functools.lru_cache``); each task module turns
+its rows into :class:`Example` objects, assigns them to train/dev/test by a stable hash
+(:mod:`ptft.tasks.splits`) and caches that *pool*; a :class:`LoadRequest` only sub-samples the
+cached pool, so loading the same task again (another checkpoint, another seed) costs
+milliseconds.
+
+Data problems raise :class:`TaskDataError` naming the dataset, the split (``all`` for a file that
+has not been split yet), the row index in the file and the field. Rows that a task drops on
+purpose (e.g. a summary that is empty) are counted, logged and reported in ``TaskData.notes``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from ptft import sources
+from ptft.tasks.base import Example, LoadRequest, TaskData, TaskDataError
+from ptft.tasks.splits import split_items, subsample
+
+log = logging.getLogger("ptft.tasks")
+
+
+BENCHMARK_TASKS = "bigbench/benchmark_tasks"
+_NEEDED: set[str] = set()
+
+
+def need(*relpaths: str) -> None:
+    """Declare the BIG-bench files a task module reads (at import; reads nothing). The first
+    load that misses the cache extracts all declared files in one pass over the 358 MB sdist
+    instead of one pass per file."""
+    _NEEDED.update(relpaths)
+
+
+def _ensure_extracted(relpath: str) -> None:
+    root = sources.cache_dir() / "files" / f"{sources.BIGBENCH.package}-{sources.BIGBENCH.version}"
+    if (root / BENCHMARK_TASKS / relpath).exists():
+        return
+    wanted = sorted(_NEEDED | {relpath})
+    missing = [p for p in wanted if not (root / BENCHMARK_TASKS / p).exists()]
+    sources.extracted_many(sources.BIGBENCH, [f"{BENCHMARK_TASKS}/{p}" for p in missing])
+
+
+@functools.lru_cache(maxsize=None)
+def bigbench_json(relpath: str) -> dict:
+    """A BIG-bench JSON file (path under ``bigbench/benchmark_tasks``), parsed once per process."""
+    _ensure_extracted(relpath)
+    return sources.bigbench_task(relpath)
+
+
+def bigbench_examples(relpath: str) -> list[dict]:
+    data = bigbench_json(relpath)
+    rows = data.get("examples")
+    if not isinstance(rows, list) or not rows:
+        raise TaskDataError(f"BIG-bench file {relpath!r} has no 'examples' list")
+    return rows
+
+
+def row_error(dataset: str, split: str, row: int, field_name: str, problem: str) -> TaskDataError:
+    return TaskDataError(f"dataset {dataset!r}, split {split!r}, row {row}, field {field_name!r}: {problem}")
+
+
+def text_field(row: Mapping[str, Any], key: str, dataset: str, split: str, index: int) -> str:
+    """``row[key]`` as a stripped non-empty string, or a TaskDataError naming the place."""
+    if key not in row or row[key] is None:
+        raise row_error(dataset, split, index, key, "missing")
+    value = row[key]
+    if not isinstance(value, str):
+        raise row_error(dataset, split, index, key, f"expected text, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise row_error(dataset, split, index, key, "empty")
+    return value
+
+
+def one_line(text: str) -> str:
+    """Whitespace collapsed to single spaces (targets must be producible before a newline stop)."""
+    return " ".join(text.split())
+
+
+def gold_choice(row: Mapping[str, Any], dataset: str, split: str, index: int) -> tuple[str, list[str]]:
+    """The single correct key of ``target_scores`` and all keys (in file order, stripped)."""
+    scores = row.get("target_scores")
+    if not isinstance(scores, dict) or not scores:
+        raise row_error(dataset, split, index, "target_scores", "missing or empty")
+    best = max(scores.values())
+    gold = [k for k, v in scores.items() if v == best]
+    if best <= 0 or len(gold) != 1:
+        raise row_error(dataset, split, index, "target_scores",
+                        f"needs exactly one correct choice, got scores {scores}")
+    return gold[0].strip(), [k.strip() for k in scores]
+
+
+def map_label(raw: str, mapping: Mapping[str, str], dataset: str, split: str, index: int,
+              field_name: str = "target_scores") -> str:
+    try:
+        return mapping[raw]
+    except KeyError:
+        raise row_error(dataset, split, index, field_name,
+                        f"unknown label {raw!r}; expected one of {sorted(mapping)}") from None
+
+
+@dataclass
+class Pool:
+    """A dataset's examples already split (train/dev/test), plus what was skipped and why."""
+
+    name: str
+    splits: dict[str, list[Example]]
+    skipped: Counter = field(default_factory=Counter)
+
+    def sizes(self) -> dict[str, int]:
+        return {k: len(v) for k, v in self.splits.items()}
+
+
+def make_pool(
+    examples: Sequence[tuple[str, Example]],
+    fractions: Mapping[str, float],
+    salt: str,
+    skipped: Counter | None = None,
+) -> Pool:
+    """Split ``(group_key, example)`` pairs by their group key; uids must be unique."""
+    seen: set[str] = set()
+    for _, ex in examples:
+        if ex.uid in seen:
+            raise TaskDataError(f"dataset {salt!r}: duplicate uid {ex.uid!r}")
+        seen.add(ex.uid)
+    parts = split_items(examples, key=lambda pair: pair[0], fractions=fractions, salt=salt)
+    return Pool(salt, {k: [ex for _, ex in v] for k, v in parts.items()}, skipped or Counter())
+
+
+def log_skipped(dataset: str, skipped: Counter) -> None:
+    if skipped:
+        log.warning("dataset %s: skipped %d row(s) on purpose: %s", dataset, sum(skipped.values()),
+                    dict(skipped))
+
+
+def assemble(
+    request: LoadRequest,
+    train_pool: Pool,
+    in_domain: Mapping[str, Pool],
+    out_domain: Mapping[str, list[Example]] | None = None,
+    out_skipped: Mapping[str, Counter] | None = None,
+) -> TaskData:
+    """Sub-sample a task's splits for ``request``.
+
+    ``train_pool`` gives train and dev; each in-domain eval set takes its pool's ``test`` split;
+    each out-of-domain set is a whole separate dataset (eval only)."""
+    seed = request.seed
+    train = subsample(train_pool.splits["train"], request.n_train, seed, "train")
+    dev = subsample(train_pool.splits["dev"], request.n_dev, seed, "dev")
+    evals: dict[str, list[Example]] = {}
+    pool_sizes: dict[str, dict[str, int]] = {train_pool.name: train_pool.sizes()}
+    skipped: dict[str, dict[str, int]] = {}
+    if train_pool.skipped:
+        skipped[train_pool.name] = dict(train_pool.skipped)
+    for name, pool in in_domain.items():
+        evals[name] = subsample(pool.splits["test"], request.n_eval, seed, name)
+        pool_sizes[pool.name] = pool.sizes()
+        if pool.skipped:
+            skipped[pool.name] = dict(pool.skipped)
+    for name, rows in (out_domain or {}).items():
+        evals[name] = subsample(rows, request.n_eval, seed, name)
+        pool_sizes[name] = {"test": len(rows)}
+    for name, counts in (out_skipped or {}).items():
+        if counts:
+            skipped[name] = dict(counts)
+    notes: dict[str, Any] = {"pool_sizes": pool_sizes}
+    if skipped:
+        notes["skipped"] = skipped
+    return TaskData(train=train, dev=dev, eval=evals, notes=notes)
+
+
+def cached(fn: Callable[[], Any]) -> Callable[[], Any]:
+    """Cache a zero-argument pool builder for the process."""
+    return functools.lru_cache(maxsize=1)(fn)

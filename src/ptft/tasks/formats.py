@@ -1,0 +1,114 @@
+"""The three prompt formats of each task *family*, shared by the BIG-bench and the Hub variants.
+
+Every family has ``default`` (labelled fields and a trailing cue, the fine-tuning format),
+``io`` (the raw input fields joined by a space, no cue) and ``instruct`` (a natural-language
+instruction around the fields). ``cue`` is the text that starts the next demonstration in that
+format; generation stops there (and at a newline). IO has no cue: demonstrations start with
+raw text, so only the newline stop applies.
+
+Field names per family (a loader must fill exactly these):
+
+=================  =========================================  ==========================
+family             fields                                     target
+=================  =========================================  ==========================
+nli                premise, hypothesis                        entailment / neutral / ...
+paraphrase         sentence1, sentence2                       yes / no
+same_speaker       dialogue, sentence1, sentence2             yes / no
+summarisation      document                                   the summary
+question_gen       context, answer                            the question
+multiple_choice    question                                   the correct choice
+mc_reading         context, question                          the correct choice
+=================  =========================================  ==========================
+
+No template contains the target: question generation puts the *answer* in the prompt and the
+question is the completion.
+"""
+
+from __future__ import annotations
+
+from ptft.tasks.base import PromptFormat
+
+
+def _family(default: tuple[str, str], io: str, instruct: tuple[str, str]) -> dict[str, PromptFormat]:
+    return {
+        "default": PromptFormat("default", default[0], default[1]),
+        "io": PromptFormat("io", io, ""),
+        "instruct": PromptFormat("instruct", instruct[0], instruct[1]),
+    }
+
+
+def nli() -> dict[str, PromptFormat]:
+    return _family(
+        ("### Input_1: {premise}\n ### Input_2: {hypothesis}\n ### Inference:", "### Input"),
+        "{premise} {hypothesis}",
+        ("Consider the following texts: Text 1: {premise} Text 2: {hypothesis} The relation is",
+         "Consider the following texts"),
+    )
+
+
+def paraphrase() -> dict[str, PromptFormat]:
+    return _family(
+        ("### Input_1: {sentence1}\n ### Input_2: {sentence2}\n ### Paraphrase:", "### Input"),
+        "{sentence1} {sentence2}",
+        ("Do the following two sentences mean the same thing? Sentence 1: {sentence1} "
+         "Sentence 2: {sentence2} Answer yes or no:", "Do the following two sentences"),
+    )
+
+
+def same_speaker() -> dict[str, PromptFormat]:
+    return _family(
+        ("### Dialogue: {dialogue}\n ### Input_1: {sentence1}\n ### Input_2: {sentence2}\n"
+         " ### Same speaker:", "### Dialogue"),
+        "{dialogue} {sentence1} {sentence2}",
+        ("Read the following conversation. Conversation: {dialogue} Were the sentences "
+         "\"{sentence1}\" and \"{sentence2}\" said by the same person? Answer yes or no:",
+         "Read the following conversation"),
+    )
+
+
+def summarisation() -> dict[str, PromptFormat]:
+    return _family(
+        ("### Input: {document}\n ### Summary:", "### Input"),
+        "{document}",
+        ("Summarize the following article in one sentence. Article: {document} Summary:",
+         "Summarize the following article"),
+    )
+
+
+def question_generation() -> dict[str, PromptFormat]:
+    return _family(
+        ("### Input: {context}\n ### Answer: {answer}\n ### Question:", "### Input"),
+        "{context} {answer}",
+        ("Write a question about the following text that has the given answer. Text: {context} "
+         "Answer: {answer} Question:", "Write a question about"),
+    )
+
+
+def multiple_choice() -> dict[str, PromptFormat]:
+    return _family(
+        ("Question: {question}\nAnswer:", "Question:"),
+        "{question}",
+        ("Choose the best answer to the following question. Question: {question} Best answer:",
+         "Choose the best answer"),
+    )
+
+
+def multiple_choice_reading() -> dict[str, PromptFormat]:
+    """Multiple choice over a passage (BoolQ, SciQ): the passage, then the question."""
+    return _family(
+        ("Passage: {context}\nQuestion: {question}\nAnswer:", "Passage:"),
+        "{context} {question}",
+        ("Read the text and choose the best answer to the question. Text: {context} Question: {question} "
+         "Best answer:", "Read the text and choose"),
+    )
+
+
+FAMILIES = {
+    "nli": nli,
+    "paraphrase": paraphrase,
+    "same_speaker": same_speaker,
+    "summarisation": summarisation,
+    "question_generation": question_generation,
+    "multiple_choice": multiple_choice,
+    "mc_reading": multiple_choice_reading,
+}

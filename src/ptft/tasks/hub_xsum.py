@@ -1,0 +1,59 @@
+"""``xsum``: summarisation on the Hub datasets of the study (needs the Hub, or local files).
+
+Split / eval set -> Hub dataset (config) [split] -> local file under ``data_dir`` -> columns:
+
+- train -> ``EdinburghNLP/xsum`` [train] -> ``xsum/train.jsonl`` -> document, summary
+- dev -> ``EdinburghNLP/xsum`` [validation] -> ``xsum/validation.jsonl`` -> document, summary
+- ``xsum`` (in) -> ``EdinburghNLP/xsum`` [test] -> ``xsum/test.jsonl`` -> document, summary
+- ``xlsum_en`` (out) -> ``csebuetnlp/xlsum`` (english) [test] -> ``xlsum_en/test.jsonl`` -> text, summary
+- ``cnn_dailymail`` (out) -> ``abisee/cnn_dailymail`` (3.0.0) [test] -> ``cnn_dailymail/test.jsonl``
+  -> article, highlights
+
+Local files live under ``<data_dir>/<folder>/<split>.<ext>`` (``.jsonl``, ``.json``, ``.csv`` or
+``.parquet``, the first that exists) with the Hub's column names. Fields: ``document``; target: the
+summary on one line (CNN/DailyMail's highlight lines are joined with spaces). Rows with an empty
+document or summary are skipped and counted in ``TaskData.notes["skipped"]``.
+"""
+
+from __future__ import annotations
+
+from ptft.tasks import formats
+from ptft.tasks.base import EvalSet, Example
+from ptft.tasks.bbutil import one_line
+from ptft.tasks.hubutil import HubSource, Row, Skip, SplitSpec, hub_loader
+from ptft.tasks.registry import register
+from ptft.tasks.base import Task
+
+XSUM = HubSource("xsum", "EdinburghNLP/xsum")
+XLSUM = HubSource("xlsum_en", "csebuetnlp/xlsum", "english")
+CNNDM = HubSource("cnn_dailymail", "abisee/cnn_dailymail", "3.0.0")
+
+
+def summary_row(doc_key: str, sum_key: str):
+    def convert(row: Row) -> Example:
+        document = row.text(doc_key, allow_empty=True)
+        summary = one_line(row.text(sum_key, allow_empty=True))
+        if not document:
+            raise Skip("empty document")
+        if not summary:
+            raise Skip("empty summary")
+        return Example(row.uid(), {"document": document}, summary)
+
+    return convert
+
+
+TASK = register(Task(
+    name="xsum",
+    task_type="generation",
+    formats=formats.summarisation(),
+    eval_sets=(EvalSet("xsum", "in"), EvalSet("xlsum_en", "out"), EvalSet("cnn_dailymail", "out")),
+    loader=hub_loader(
+        SplitSpec("xsum", XSUM, "train", summary_row("document", "summary")),
+        SplitSpec("xsum", XSUM, "validation", summary_row("document", "summary")),
+        [SplitSpec("xsum", XSUM, "test", summary_row("document", "summary")),
+         SplitSpec("xlsum_en", XLSUM, "test", summary_row("text", "summary")),
+         SplitSpec("cnn_dailymail", CNNDM, "test", summary_row("article", "highlights"))],
+    ),
+    max_new_tokens=60,
+    description="XSum summarisation (train XSum; OOD XL-Sum English, CNN/DailyMail)",
+))

@@ -1,0 +1,63 @@
+"""`ptft analyze`: every output file, the summary's headline numbers, and a table with no data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from ptft.analysis.forgetting import MRC_COLUMNS
+from ptft.cli import main
+
+ANALYSES = ("trajectory", "gain", "groups", "mrc", "ood", "format_sensitivity")
+
+
+def outputs(out: Path) -> set[str]:
+    return {p.name for p in out.iterdir()}
+
+
+def test_analyze_writes_every_table_figure_and_summary(tmp_path: Path, table: pd.DataFrame) -> None:
+    csv = tmp_path / "results.csv"
+    table.to_csv(csv, index=False)
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(csv), "--out", str(out), "--seed", "0"]) == 0
+    expected = {f"{name}.{ext}" for name in ANALYSES for ext in ("csv", "png", "svg")}
+    assert expected | {"summary.md", "gain_slope.csv"} == outputs(out)
+    assert all((out / f"{name}.png").read_bytes().startswith(b"\x89PNG") for name in ANALYSES)
+    assert all(b"<svg" in (out / f"{name}.svg").read_bytes()[:1000] for name in ANALYSES)
+    mrc = pd.read_csv(out / "mrc.csv", keep_default_na=False)
+    assert list(mrc.columns) == MRC_COLUMNS
+    summary = (out / "summary.md").read_text()
+    assert "classification->generation: -65.0% (95% CI [-80.0, -50.0]), n=2 ratios" in summary
+    assert "generation->classification: +0.0% (95% CI [-10.0, +10.0]), n=3 ratios" in summary
+    assert "1 ratio(s) excluded because |BASE| < 0.001: nli -> summ_test (1)." in summary
+    assert "Mean gain changes by +0.025 per 100k steps" in summary
+    assert "| c3 | 201000 | 0.3 |" in summary  # mean gain per checkpoint
+    assert "1 set(s) learned in pre-training (mean gain +0.300); 1 set(s) learned in fine-tuning" in summary
+
+
+def test_analyze_with_no_data_for_most_analyses(tmp_path: Path, make: SimpleNamespace) -> None:
+    # BASE only, one task, one format: a trajectory and nothing else.
+    csv = tmp_path / "base.csv"
+    make.frame(make.series("", "nli_val", (0.4, 0.5, 0.6))).to_csv(csv, index=False)
+    out = tmp_path / "analysis"
+    assert main(["analyze", str(csv), "--out", str(out)]) == 0
+    assert {f"{name}.{ext}" for name in ANALYSES for ext in ("csv", "png", "svg")} <= outputs(out)
+    mrc = pd.read_csv(out / "mrc.csv")
+    assert mrc.empty and list(mrc.columns) == MRC_COLUMNS
+    assert len(pd.read_csv(out / "trajectory.csv")) == 3
+    summary = (out / "summary.md").read_text()
+    assert "No data: no training task evaluated on an in-domain set of the other task type" in summary
+    assert "**format_sensitivity**: No data: no eval set was scored in two or more formats." in summary
+
+
+def test_analyze_lr_override_errors(tmp_path: Path, table: pd.DataFrame, capsys: pytest.CaptureFixture) -> None:
+    csv = tmp_path / "results.csv"
+    table.to_csv(csv, index=False)
+    assert main(["analyze", str(csv), "--out", str(tmp_path / "a"), "--lr", "nli=1e-3"]) == 2
+    assert "task 'nli' has no rows at that learning rate (present: 2e-07, 2e-06)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["analyze", str(csv), "--out", str(tmp_path / "a"), "--lr", "nli"])
+    assert "expected TASK=VALUE" in capsys.readouterr().err
