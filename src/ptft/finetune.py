@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,9 @@ def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: Pr
             if loss is not None and not math.isfinite(loss):
                 raise NonFiniteLoss(f"fine-tuning loss became {loss} at step {state.global_step}; lower the learning rate")
 
-    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, warnings.catch_warnings():
+        # transformers 5 warns about its own renamed gradient_checkpointing field on every config
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
         args = SFTConfig(
             output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,

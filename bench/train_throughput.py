@@ -1,0 +1,121 @@
+"""Pre-training and fine-tuning throughput, and model FLOP utilisation against the matmul peak
+measured in the same run; optionally the wall time of each stage of a finished study run.
+
+    python bench/train_throughput.py [--preset tiny] [--steps 30] [--run runs/tiny] [--repeats 3]
+
+Prints figures; asserts nothing. MFU = achieved model FLOP/s / measured fp32 matmul peak, with
+model FLOPs per token = 6 * parameters + 12 * layers * hidden * sequence (attention scores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times)
+
+
+def flops_per_token(params: int, shape, seq_len: int) -> float:
+    return 6 * params + 12 * shape.num_layers * shape.hidden_size * seq_len
+
+
+def bench_pretrain(preset: str, steps: int) -> tuple[float, int, object, int]:
+    from ptft.checkpoints.pretrain import pretrain_series
+    from ptft.config import load_config
+
+    settings = load_config(preset).checkpoints.pretrain
+    settings.steps, settings.save_steps, settings.warmup_steps = steps, [steps], 2
+    with tempfile.TemporaryDirectory() as tmp:
+        result = pretrain_series(settings, tmp, seed=0, progress=False)
+    return result.tokens_per_second, result.parameters, settings.model, settings.seq_len
+
+
+def bench_finetune(preset: str, checkpoint_dir: Path | None) -> tuple[float, int]:
+    from ptft.checkpoints.loading import load_causal_lm
+    from ptft.checkpoints.pretrain import pretrain_series
+    from ptft.config import load_config
+    from ptft.finetune import finetune
+    from ptft.tasks import LoadRequest, get_task
+
+    config = load_config(preset)
+    tc = config.tasks[0]
+    task = get_task(tc.name)
+    data = task.load(LoadRequest(None, config.seed, 160, 16, 16))
+    with tempfile.TemporaryDirectory() as tmp:
+        if checkpoint_dir is None:
+            settings = config.checkpoints.pretrain
+            settings.steps, settings.save_steps, settings.warmup_steps = 5, [5], 1
+            checkpoint_dir = pretrain_series(settings, tmp, seed=0, progress=False).checkpoints[5]
+        model, tok = load_causal_lm(checkpoint_dir)
+        ft = config.finetune
+        result = finetune(model, tok, data.train, data.dev, task.formats["default"], lr=ft.learning_rates[0],
+                          epochs=1, batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
+                          weight_decay=0.0, max_length=ft.max_length, seed=0, progress=False)
+    return result.tokens_per_second, sum(p.numel() for p in model.parameters())
+
+
+def stage_times(run_dir: Path) -> None:
+    from ptft.store import ResultsStore
+
+    with ResultsStore(run_dir / "results.sqlite") as store:
+        cells = store.cells()
+        trainings = store.frame("trainings")
+    done = cells[cells.status == "done"]
+    print(f"\nStage wall time of {run_dir} ({len(done)} cells done):")
+    for kind, group in done.groupby("kind", sort=False):
+        print(f"  {kind:9} {group.seconds.sum():8.1f} s  over {len(group):3d} cell(s), median {group.seconds.median():.1f} s")
+    print(f"  {'total':9} {done.seconds.sum():8.1f} s")
+    if len(trainings):
+        tps = trainings.tokens_per_second.median()
+        print(f"  fine-tuning: median {tps:.0f} tokens/s over {len(trainings)} run(s) (tokens without padding)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--run", type=Path, help="a finished run directory, for per-stage wall times")
+    args = parser.parse_args()
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    threads = torch.get_num_threads()
+    peak = matmul_peak()
+    print(f"threads {threads}; fp32 matmul peak (2048^2, median) {peak / 1e9:.1f} GFLOP/s")
+
+    pre = [bench_pretrain(args.preset, args.steps) for _ in range(args.repeats)]
+    tps = statistics.median(p[0] for p in pre)
+    params, shape, seq = pre[0][1], pre[0][2], pre[0][3]
+    fpt = flops_per_token(params, shape, seq)
+    print(f"pre-training ({args.preset} model, {params / 1e6:.2f}M params, seq {seq}): median {tps:.0f} tokens/s, "
+          f"{tps * fpt / 1e9:.1f} GFLOP/s, MFU {tps * fpt / peak:.1%}")
+
+    ft = [bench_finetune(args.preset, None) for _ in range(args.repeats)]
+    ftps = statistics.median(f[0] for f in ft)
+    ffpt = flops_per_token(ft[0][1], shape, seq)
+    print(f"fine-tuning (trl SFTTrainer, same model): median {ftps:.0f} tokens/s, "
+          f"{ftps * ffpt / 1e9:.1f} GFLOP/s, MFU {ftps * ffpt / peak:.1%} "
+          f"(ratio to pre-training {ftps / tps:.2f})")
+    if args.run:
+        stage_times(args.run)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Checkpoint series: Hub revision names, the selection rule, the pre-training schedule and output."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from ptft.checkpoints.loading import load_causal_lm
+from ptft.checkpoints.pretrain import checkpoint_schedule
+from ptft.checkpoints.series import (parse_revision, parse_revisions, resolve_series, revisions_for_steps,
+                                     select_evenly)
+from ptft.config import load_config
+from ptft.errors import CheckpointError, ConfigError
+
+PYTHIA = ["main", "step0"] + [f"step{2**i}" for i in range(10)] + [f"step{k * 1000}" for k in range(1, 144)]
+OLMO = ["main", "step1000-tokens4B", "step18000-tokens75B", "step20000-tokens84B", "step342000-tokens1434B",
+        "step738000-tokens3095B", "step738020-tokens3095B", "v1"]
+
+
+def test_parse_names():
+    assert parse_revision("step18000-tokens75B").step == 18000
+    assert parse_revision("step18000-tokens75B").tokens_b == 75
+    assert parse_revision("step512").step == 512 and parse_revision("step512").tokens_b is None
+    assert parse_revision("main") is None and parse_revision("step12-tokens") is None
+    assert parse_revision("stepX") is None
+
+
+def test_pythia_names_sorted_and_complete():
+    revs = parse_revisions(PYTHIA)
+    assert len(PYTHIA) == 155 and len(revs) == 154
+    assert [r.step for r in revs[:4]] == [0, 1, 2, 4] and revs[-1].step == 143000
+
+
+def test_selection_first_final_and_evenly_spaced():
+    revs = parse_revisions(PYTHIA)
+    chosen = select_evenly(revs, 3)
+    assert [r.step for r in chosen] == [0, 36000, 71000, 107000, 143000]  # a tie (71500) takes the earlier
+    # the nearest revision to each target, never the same twice, on a sparse list
+    sparse = parse_revisions(OLMO)
+    assert [r.name for r in select_evenly(sparse, 1)] == ["step1000-tokens4B", "step342000-tokens1434B",
+                                                          "step738020-tokens3095B"]
+    assert select_evenly(sparse, 10) == sparse
+
+
+def test_steps_map_to_revisions():
+    revs = parse_revisions(OLMO)
+    assert [r.name for r in revisions_for_steps(revs, [1000, 18000])] == ["step1000-tokens4B", "step18000-tokens75B"]
+    with pytest.raises(ConfigError, match=r"no revision for step\(s\) \[5\]"):
+        revisions_for_steps(revs, [5])
+
+
+def test_hub_series_without_network(tmp_path):
+    path = tmp_path / "hub.yaml"
+    path.write_text("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints:\n  source: hub\n  hub:\n"
+                    f"    repo: EleutherAI/pythia-160m\n    select: 2\n    revision_names: {json.dumps(PYTHIA)}\n")
+    series = resolve_series(load_config(path), tmp_path)
+    assert [c.revision for c in series] == ["step0", "step48000", "step95000", "step143000", "main"]
+    assert all(c.path == "EleutherAI/pythia-160m" for c in series)
+    assert series[1].identity == "EleutherAI/pythia-160m@step48000"
+
+
+def test_schedule_first_early_late_final():
+    assert checkpoint_schedule(600, 4) == [12, 38, 120, 600]
+    steps = checkpoint_schedule(1000, 6, early=2)
+    assert steps[0] == 20 and steps[-1] == 1000 and len(steps) == 6 and steps == sorted(steps)
+    with pytest.raises(ConfigError):
+        checkpoint_schedule(3, 5)
+
+
+def test_pretrained_series_is_a_standard_hf_folder(tiny_series):
+    steps = sorted(tiny_series)
+    assert steps == [1, 8, 60]
+    loss = pd.read_csv(tiny_series[60].parent / "loss.csv")
+    assert list(loss.step) == list(range(1, 61))
+    heldout = loss.dropna(subset=["heldout_loss"]).set_index("step").heldout_loss
+    assert list(heldout.index) == steps
+    assert heldout[60] < heldout[1] - 0.5  # it learned something
+    model, tok = load_causal_lm(tiny_series[60])
+    assert model.config.model_type == "llama" and tok.eos_token == "<|endoftext|>"
+    ids = tok("The river flows", return_tensors="pt").input_ids
+    assert torch.isfinite(model(ids).logits).all()
+
+
+def test_resumed_pretraining_matches_uninterrupted(tmp_path):
+    import shutil
+
+    from ptft.checkpoints.pretrain import ModelShape, PretrainSettings, pretrain_series
+
+    settings = PretrainSettings(model=ModelShape(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
+                                                 vocab_size=512, max_seq_len=64),
+                                steps=12, batch_size=4, seq_len=32, num_checkpoints=2, save_steps=[6, 12],
+                                max_documents=300, heldout_windows=4)
+    full = pretrain_series(settings, tmp_path / "full", seed=3, progress=False)
+    shutil.copytree(tmp_path / "full", tmp_path / "resumed")
+    shutil.rmtree(tmp_path / "resumed" / "step12")
+    resumed = pretrain_series(settings, tmp_path / "resumed", seed=3, progress=False)
+    a = load_causal_lm(full.checkpoints[12])[0].state_dict()
+    b = load_causal_lm(resumed.checkpoints[12])[0].state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_broken_checkpoint_gives_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_causal_lm(tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_causal_lm(tmp_path / "missing")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="cannot load checkpoint"):
+        load_causal_lm(broken)

@@ -1,0 +1,60 @@
+"""Study configs are validated up front: each error names the file and the dotted key."""
+
+from __future__ import annotations
+
+import pytest
+
+from ptft.config import load_config, preset_names
+from ptft.errors import ConfigError
+
+
+def write(tmp_path, text: str):
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_presets_load():
+    assert {"smoke", "tiny"} <= set(preset_names())
+    for name in ("smoke", "tiny"):
+        config = load_config(name)
+        assert config.checkpoints.source == "pretrain"
+        assert config.tasks
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetun: {}\n", "unknown key 'finetun'"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {epoch: 3}\n", "unknown key 'finetune.epoch'"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {batch_size: 8.5}\n", "finetune.batch_size: expected an integer, got 8.5"),
+    ("tasks: [{name: bb_vitaminc_nli, n_eval: many}]\n", "tasks[0].n_eval: expected an integer or null, got 'many'"),
+    ("tasks: [{name: no_such_task}]\n", "tasks[0].name: unknown task 'no_such_task'"),
+    ("tasks: []\n", "tasks: list at least one task"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nevaluation: {methods: [beam]}\n", "evaluation.methods[0]: expected one of"),
+    ("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n",
+     "checkpoints.local.paths[0]: folder nowhere/step1 does not exist"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {warmup: 3}\n", "finetune.warmup: a fraction"),
+    ("- just\n- a list\n", "the top level must be a mapping"),
+    ("tasks: [{name: bb_vitaminc_nli}\n", "not valid YAML"),
+])
+def test_bad_configs_name_file_and_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, text))
+    assert message in str(err.value)
+    assert "study.yaml" in str(err.value)
+
+
+def test_numbers_written_like_2e_5_are_numbers(tmp_path):
+    config = load_config(write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\nfinetune: {learning_rates: [2e-5, 2e-6]}\n"))
+    assert config.finetune.learning_rates == [2e-5, 2e-6]
+
+
+def test_overrides_and_hash(tmp_path):
+    path = write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\n")
+    a, b = load_config(path), load_config(path, {"seed": 7, "finetune.epochs": 1})
+    assert (b.seed, b.finetune.epochs) == (7, 1.0)
+    assert a.hash() != b.hash() and a.hash() == load_config(path).hash()
+
+
+def test_missing_file_or_preset():
+    with pytest.raises(ConfigError, match="no config file 'nope.yaml' and no preset"):
+        load_config("nope.yaml")

@@ -1,0 +1,71 @@
+"""Supervised fine-tuning: prompt tokens masked, EOS appended, the model learns the completion."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ptft.checkpoints.loading import load_causal_lm
+from ptft.finetune import finetune, prompt_completion_rows
+from ptft.tasks import Example, PromptFormat
+
+FMT = PromptFormat("default", "### Input: {text}\n ### Label:", "### Input")
+WORDS = ["river", "city", "music", "church", "team", "island", "album", "station"]
+
+
+def examples(n: int, offset: int = 0) -> list[Example]:
+    out = []
+    for i in range(offset, offset + n):
+        word = WORDS[i % len(WORDS)]
+        out.append(Example(f"ex{i}", {"text": f"The {word} is near the {WORDS[(i * 3) % len(WORDS)]}."},
+                           "yes" if word in ("river", "island", "station", "city") else "no"))
+    return out
+
+
+def completion_logprob(model, tok, ex: Example) -> float:
+    prompt = FMT.render(ex)
+    p_ids = tok(prompt, add_special_tokens=False).input_ids
+    full = tok(prompt + " " + ex.target, add_special_tokens=False).input_ids + [tok.eos_token_id]
+    with torch.no_grad():
+        logp = model(torch.tensor([full])).logits[0].log_softmax(-1)
+    return sum(logp[i - 1, full[i]].item() for i in range(len(p_ids), len(full)))
+
+
+def test_prompt_truncation_keeps_cue_and_completion(tiny_model_dir):
+    _, tok = load_causal_lm(tiny_model_dir)
+    long = Example("long", {"text": "word " * 400}, "yes")
+    (row,) = prompt_completion_rows([long], FMT, tok, max_length=48)
+    assert row["completion"] == " yes" and row["prompt"].endswith("### Label:")
+    assert len(tok(row["prompt"] + row["completion"]).input_ids) <= 48
+    assert not row["prompt"].endswith(" ")
+
+
+def test_labels_mask_the_prompt_and_end_with_eos(tiny_model_dir):
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, tok = load_causal_lm(tiny_model_dir)
+    rows = prompt_completion_rows(examples(2), FMT, tok, 64)
+    trainer = SFTTrainer(model=model, args=SFTConfig(output_dir="/tmp/ptft-mask", use_cpu=True, report_to=[],
+                                                     completion_only_loss=True, max_length=64),
+                         train_dataset=Dataset.from_list(rows), processing_class=tok)
+    item = trainer.train_dataset[0]
+    n_prompt = len(tok(rows[0]["prompt"]).input_ids)
+    completion = tok(rows[0]["completion"], add_special_tokens=False).input_ids
+    assert item["labels"][:n_prompt] == [-100] * n_prompt
+    assert item["labels"][n_prompt:] == completion + [tok.eos_token_id]
+
+
+def test_finetuning_learns_the_completion(tiny_model_dir):
+    model, tok = load_causal_lm(tiny_model_dir)
+    train, dev = examples(48), examples(8, offset=100)
+    before = sum(completion_logprob(model, tok, ex) for ex in dev)
+    result = finetune(model, tok, train, dev, FMT, lr=1e-2, epochs=2, batch_size=8, grad_accum=1, warmup=0.03,
+                      weight_decay=0.0, max_length=64, seed=0, progress=False)
+    after = sum(completion_logprob(model, tok, ex) for ex in dev)
+    assert result.steps == 12 and math.isfinite(result.dev_loss)
+    assert after > before + 5  # the completions became far more likely
+    # the study's dev loss is the completion-only loss: mean -log p per completion token
+    n_tokens = sum(len(tok(" " + ex.target, add_special_tokens=False).input_ids) + 1 for ex in dev)
+    assert abs(result.dev_loss - (-after / n_tokens)) < 0.05

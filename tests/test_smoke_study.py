@@ -1,0 +1,82 @@
+"""The whole path on the `smoke` preset: pre-train, fine-tune, evaluate, store, resume, export."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from ptft.api import export, run
+from ptft.cli import main as cli_main
+from ptft.config import load_config
+from ptft.store import EXPORT_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("smoke")
+    config = load_config("smoke")
+    first = run(config, run_dir=run_dir, progress=False)
+    return config, run_dir, first
+
+
+def test_every_expected_cell_is_done_and_stored(smoke_run):
+    config, run_dir, first = smoke_run
+    assert first.failed == []
+    n_ckpt = config.checkpoints.pretrain.num_checkpoints
+    n_tasks = len(config.tasks)
+    assert len(first.cells) == 1 + n_ckpt * (1 + n_tasks)  # pretrain, BASE per checkpoint, FT per (ckpt, task)
+    assert first.ran == len(first.cells)
+    df = pd.read_csv(export(run_dir))
+    assert list(df.columns) == EXPORT_COLUMNS
+    # in-domain sets only (out_of_domain: false): each model scores every task's in-domain set once
+    assert len(df) == n_ckpt * (1 + n_tasks) * n_tasks
+    assert set(df.checkpoint) == {f"step{s}" for s in (3, 150)}
+    assert (run_dir / "checkpoints" / "step150" / "config.json").exists()
+    assert (run_dir / "checkpoints" / "loss.csv").exists()
+
+
+def test_metrics_are_in_range_with_their_intervals(smoke_run):
+    config, run_dir, _ = smoke_run
+    df = pd.read_csv(export(run_dir))
+    assert df.value.between(0, 1).all()
+    assert ((df.ci_low <= df.value + 1e-12) & (df.value <= df.ci_high + 1e-12)).all()
+    n_eval = {t.name: t.n_eval for t in config.tasks}
+    expected_n = df.eval_task.map({"bb_vitaminc_nli": n_eval["bb_vitaminc_nli"],
+                                   "bb_socialiqa_qg": n_eval["bb_socialiqa_qg"]})
+    assert (df.n == expected_n).all()
+    assert set(df.metric) == {"accuracy", "rougeL"}
+    assert set(df[df.task_type == "classification"].method) == {"tokenprob"}
+
+
+def test_finetuning_beats_base_on_its_own_classification_task(smoke_run):
+    _, run_dir, _ = smoke_run
+    df = pd.read_csv(export(run_dir)).fillna({"train_task": ""})
+    last = df[(df.step == df.step.max()) & (df.eval_set == "bb_vitaminc")]
+    base = last[last.train_task == ""].value.item()
+    ft = last[last.train_task == "bb_vitaminc_nli"].value.item()
+    assert ft > base
+
+
+def test_rerun_does_no_new_work(smoke_run):
+    config, run_dir, first = smoke_run
+    before = pd.read_csv(export(run_dir))
+    again = run(config, run_dir=run_dir, progress=False)
+    assert again.ran == 0 and again.skipped == len(first.cells)
+    pd.testing.assert_frame_equal(before, pd.read_csv(export(run_dir)))
+
+
+def test_predictions_are_kept_per_example(smoke_run):
+    _, run_dir, _ = smoke_run
+    files = sorted((run_dir / "predictions").rglob("*.jsonl"))
+    assert files
+    rows = pd.read_json(files[0], lines=True)
+    assert {"uid", "target", "prediction"} <= set(rows.columns)
+
+
+def test_corrupted_config_gives_the_documented_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: broken\ntasks: [{name: bb_vitaminc_nli}]\nfinetune: {epochs: three}\n")
+    assert cli_main(["run", str(bad), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: finetune.epochs: expected a number, got 'three'" in err
+    assert not (tmp_path / "runs").exists()
