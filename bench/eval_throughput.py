@@ -5,10 +5,11 @@ same examples, same prompts; and ptft's cost of a 4-shot evaluation against a 0-
                                     [--batch-size 16] [--device cpu] [--threads N]
 
 Sets (real BIG-bench data through ptft's registered tasks, when it is cached or downloadable):
-  MC   ``bb_mc_wikihow_goal`` (4 choices), 0-shot: ptft ``loglik`` vs lm-eval ``multiple_choice``.
+  MC   ``bb_mc_wikihow_goal`` (4 choices), 0-shot and 4-shot (the study's multiple-choice suite is
+       4-shot): ptft ``loglik`` vs lm-eval ``multiple_choice``.
   CLS  ``bb_vitaminc_nli`` (entailment / neutral / contradiction), 4-shot: ptft ``tokenprob`` and
        ``constrained`` vs lm-eval ``multiple_choice`` over the label words (= Constrained). lm-eval
-       gets the very same 4-shot prompts as its documents (demos baked into ``doc_to_text``,
+       (and MC 4-shot) gets the very same 4-shot prompts as its documents (demos baked into ``doc_to_text``,
        ``num_fewshot: 0``), so both tools score identical token sequences.
 Without BIG-bench the sets are built from the tests' toy sentences (``--toy``).
 
@@ -35,7 +36,6 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -143,8 +143,10 @@ def main() -> int:
           f"device {args.device}, torch threads {torch.get_num_threads()}, batch size {args.batch_size}, "
           f"{args.reps} repetitions (medians)")
 
-    (mc_task, mc_set, mc_rows, _), (cls_task, cls_set, cls_rows, cls_train) = load_sets(args.n_mc, args.n_cls, args.toy)
+    (mc_task, mc_set, mc_rows, mc_train), (cls_task, cls_set, cls_rows, cls_train) = load_sets(
+        args.n_mc, args.n_cls, args.toy)
     demos = select_demos(cls_train, args.shots, seed=0)
+    mc_demos = select_demos(mc_train, args.shots, seed=0)
     labels = tuple(cls_task.labels_for(cls_set))
     fmt = "default"
 
@@ -152,6 +154,9 @@ def main() -> int:
     write_lme_task(tmp, "bench_mc", [
         {"prompt": mc_task.formats[fmt].render(ex), "choices": list(ex.choices), "gold": ex.choices.index(ex.target)}
         for ex in mc_rows])
+    write_lme_task(tmp, "bench_mc_k", [
+        {"prompt": build_prompt(mc_task.formats[fmt], ex, mc_demos), "choices": list(ex.choices),
+         "gold": ex.choices.index(ex.target)} for ex in mc_rows])
     write_lme_task(tmp, "bench_cls", [
         {"prompt": build_prompt(cls_task.formats[fmt], ex, demos), "choices": list(labels),
          "gold": labels.index(ex.target)} for ex in cls_rows])
@@ -189,17 +194,21 @@ def main() -> int:
     def report(label, n, ours_s, lme_s, lme_ll_s, same):
         rows.append((label, n, ours_s, lme_s, lme_ll_s, same))
 
-    # ---------------- multiple choice, 0-shot
-    samples, lme_t, lme_ll = lme_medians("bench_mc")
-    ev.evaluate(mc_task, mc_set, mc_rows[:16], fmt, [], "loglik")  # warm-up
-    ours_t, _, ours = median_time(lambda: ev.evaluate(mc_task, mc_set, mc_rows, fmt, [], "loglik"), args.reps)
-    same = (np.array_equal(ours.scores["acc"], [s["acc"] for s in samples])
-            and np.array_equal(ours.scores["acc_norm"], [s["acc_norm"] for s in samples]))
-    max_diff = max(float(np.max(np.abs(np.array(p["loglikelihoods"]) - [float(r[0]) for r in s["filtered_resps"]])))
-                   for p, s in zip(ours.predictions, samples))
-    report(f"MC {mc_task.name} 0-shot loglik (acc {ours.metrics['acc'].value:.3f}, "
-           f"acc_norm {ours.metrics['acc_norm'].value:.3f}; max |dLL| {max_diff:.1e})",
-           len(mc_rows), ours_t, lme_t, lme_ll, same)
+    # ---------------- multiple choice, 0-shot and k-shot
+    mc_costs = {}
+    for k, lme_name in ((0, "bench_mc"), (args.shots, "bench_mc_k")):
+        shots = mc_demos[:k]
+        samples, lme_t, lme_ll = lme_medians(lme_name)
+        ev.evaluate(mc_task, mc_set, mc_rows[:16], fmt, shots, "loglik")  # warm-up
+        ours_t, _, ours = median_time(lambda: ev.evaluate(mc_task, mc_set, mc_rows, fmt, shots, "loglik"), args.reps)
+        mc_costs[k] = (ours_t, ours)
+        same = (np.array_equal(ours.scores["acc"], [s["acc"] for s in samples])
+                and np.array_equal(ours.scores["acc_norm"], [s["acc_norm"] for s in samples]))
+        max_diff = max(float(np.max(np.abs(np.array(p["loglikelihoods"]) - [float(r[0]) for r in s["filtered_resps"]])))
+                       for p, s in zip(ours.predictions, samples))
+        report(f"MC {mc_task.name} {k}-shot loglik (acc {ours.metrics['acc'].value:.3f}, "
+               f"acc_norm {ours.metrics['acc_norm'].value:.3f}; max |dLL| {max_diff:.1e})",
+               len(mc_rows), ours_t, lme_t, lme_ll, same)
 
     # ---------------- classification, k-shot
     samples, lme_t, lme_ll = lme_medians("bench_cls")
@@ -227,10 +236,14 @@ def main() -> int:
         print(f"{label:<92} {n:>4} {n / ours_s:>10.1f} {n / lme_s:>13.1f} {lme_s / ours_s:>8.2f}x "
               f"{lme_ll_s / ours_s:>21.2f}x  {'-' if same is None else ('yes' if same else 'NO')}")
     print()
-    print(f"ptft cost of {args.shots}-shot vs 0-shot ({cls_task.name}, n={len(cls_rows)}):")
+    print(f"ptft cost of {args.shots}-shot vs 0-shot (same examples):")
+    (t_0, _), (t_k, out_k) = mc_costs[0], mc_costs[args.shots]
+    prefix_note = next((n for n in out_k.notes if "prefix" in n), "no shared prefix")
+    print(f"  {mc_task.name} loglik  {args.shots}-shot {t_k:6.2f} s   0-shot {t_0:6.2f} s   ratio {t_k / t_0:5.2f}x"
+          f"   ({prefix_note})")
     for method, (t_k, t_0, out_k, out_0) in k_costs.items():
         prefix_note = next((n for n in out_k.notes if "prefix" in n), "no shared prefix")
-        print(f"  {method:<12} {args.shots}-shot {t_k:6.2f} s   0-shot {t_0:6.2f} s   ratio {t_k / t_0:5.2f}x   ({prefix_note})")
+        print(f"  {cls_task.name} {method:<12} {args.shots}-shot {t_k:6.2f} s   0-shot {t_0:6.2f} s   ratio {t_k / t_0:5.2f}x   ({prefix_note})")
     return 0
 
 

@@ -84,12 +84,14 @@ class InstructionTuningConfig:
     lr: float = 2e-6
     suite: list[str] = field(default_factory=list)
     n_eval: int | None = 500
+    n_dev: int = 100
+    max_length: int | None = None
 
 
 @dataclass
 class EvaluationConfig:
     shots: list[int] = field(default_factory=lambda: [4])
-    formats: list[Literal["default", "io", "instruct"]] = field(default_factory=lambda: ["default"])
+    formats: list[Literal["default", "io", "instruct"]] = field(default_factory=lambda: ["default", "io", "instruct"])
     methods: list[Literal["tokenprob", "constrained", "free"]] = field(default_factory=lambda: ["tokenprob"])
     batch_size: int = 16
     n_bootstrap: int = 1000
@@ -110,6 +112,16 @@ class ExecutorConfig:
 
 
 @dataclass
+class EstimateConfig:
+    """Assumptions of `ptft plan`'s cost estimate (nothing else reads them)."""
+
+    parameters: int | None = None
+    peak_tflops: float = 989.0
+    mfu: float = 0.3
+    gpu: str = "H100 SXM, bf16 dense"
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     seed: int = 1234
@@ -122,6 +134,7 @@ class StudyConfig:
     instruction_tuning: InstructionTuningConfig = field(default_factory=InstructionTuningConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    estimate: EstimateConfig = field(default_factory=EstimateConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

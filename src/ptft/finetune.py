@@ -14,6 +14,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -55,6 +56,21 @@ def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: Pr
              lr: float, epochs: float, batch_size: int, grad_accum: int, warmup: float, weight_decay: float,
              max_length: int, seed: int, bf16: bool = False, progress: bool = True) -> FinetuneResult:
     """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``seed``."""
+    return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, max_length),
+                     prompt_completion_rows(dev, fmt, tokenizer, max_length), loss="completion", lr=lr,
+                     epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, warmup=warmup,
+                     weight_decay=weight_decay, max_length=max_length, seed=seed, bf16=bf16, progress=progress)
+
+
+def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
+              loss: Literal["completion", "assistant"], lr: float, epochs: float, batch_size: int,
+              grad_accum: int, warmup: float, weight_decay: float, max_length: int, seed: int,
+              bf16: bool = False, progress: bool = True) -> FinetuneResult:
+    """The study's SFT recipe with trl's ``SFTTrainer``, shared by task fine-tuning and instruction
+    tuning. ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens
+    (plus the EOS trl appends) carry a loss. ``loss="assistant"``: rows are ``{"messages": [...]}``
+    rendered with the tokenizer's chat template, which must mark assistant text with
+    ``{% generation %}``; only those tokens carry a loss. Trains ``model`` in place."""
     import datasets
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -64,8 +80,8 @@ def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: Pr
 
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    train_ds = Dataset.from_list(prompt_completion_rows(train, fmt, tokenizer, max_length))
-    dev_ds = Dataset.from_list(prompt_completion_rows(dev, fmt, tokenizer, max_length))
+    train_ds = Dataset.from_list(train_rows)
+    dev_ds = Dataset.from_list(dev_rows)
     on_cpu = next(model.parameters()).device.type == "cpu"
 
     class QuietProgress(ProgressCallback):
@@ -81,6 +97,8 @@ def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: Pr
             if loss is not None and not math.isfinite(loss):
                 raise NonFiniteLoss(f"fine-tuning loss became {loss} at step {state.global_step}; lower the learning rate")
 
+    masking = {"completion_only_loss": True} if loss == "completion" else \
+        {"assistant_only_loss": True, "completion_only_loss": False}
     with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, warnings.catch_warnings():
         # transformers 5 warns about its own renamed gradient_checkpointing field on every config
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
@@ -88,9 +106,10 @@ def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: Pr
             output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
             lr_scheduler_type="linear", warmup_steps=warmup, weight_decay=weight_decay, optim="adamw_torch",
-            max_length=max_length, completion_only_loss=True, packing=False, seed=seed, data_seed=seed,
+            max_length=max_length, packing=False, seed=seed, data_seed=seed,
             bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no", report_to=[],
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
+            **masking,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                              processing_class=tokenizer, callbacks=[StopOnNonFinite()])

@@ -1,15 +1,21 @@
 """The results store: one SQLite file per run directory.
 
-One process writes (the study driver); workers hand their rows back to it. Every write is one
-transaction, so a crash leaves either all of a unit's rows or none. Rows are keyed by what they
-measure, so re-running a finished unit replaces nothing and duplicates nothing.
+One process writes (the study driver, which holds the run directory's lock); workers hand their
+rows back to it. Every write is one transaction, so a crash leaves either all of a cell's rows or
+none. Rows are keyed by what they measure *and* by the cell that measured them (a content hash),
+so re-running a cell replaces its own rows, never duplicates them, and never overwrites the rows
+of another config's cell.
 
 Tables:
-- ``results``: one row per (model, eval set, format, shots, method, metric).
+- ``results``: one row per (cell, model, eval set, format, shots, method, metric).
+- ``scores``: per-example scores of each cell's evaluations (for paired comparisons).
 - ``comparisons``: paired-bootstrap FT - BASE differences on the same examples.
-- ``cells``: the study grid and each cell's state (pending, done, failed) with errors.
+- ``cells``: every cell ever planned in this run directory and its state (pending, running,
+  done, failed) with errors, tracebacks, attempts and timings.
+- ``plan``: the cells of the current config (what `export`, `status` and the analyses show).
 - ``trainings``: losses, steps and throughput of each fine-tuning or instruction-tuning run.
-- ``selections``: the learning rate chosen per (checkpoint, train task, seed) and its dev score.
+- ``selections``: the learning rate chosen per (checkpoint, train task, seed) on the dev split.
+- ``runs``: each `ptft run` of the directory: who ran it, with which executor, when it ended.
 """
 
 from __future__ import annotations
@@ -44,9 +50,16 @@ CREATE TABLE IF NOT EXISTS results (
     n INTEGER NOT NULL,
     seconds REAL,
     config_hash TEXT,
-    cell_id TEXT,
+    cell_id TEXT NOT NULL DEFAULT '',
     created_at REAL,
-    PRIMARY KEY (model_id, eval_set, format, shots, method, metric)
+    PRIMARY KEY (cell_id, model_id, eval_set, format, shots, method, metric)
+);
+CREATE TABLE IF NOT EXISTS scores (
+    cell_id TEXT NOT NULL,
+    unit TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    vals TEXT NOT NULL,
+    PRIMARY KEY (cell_id, unit, metric)
 );
 CREATE TABLE IF NOT EXISTS comparisons (
     model_id TEXT NOT NULL,
@@ -60,7 +73,9 @@ CREATE TABLE IF NOT EXISTS comparisons (
     ci_low REAL,
     ci_high REAL,
     n INTEGER NOT NULL,
-    PRIMARY KEY (model_id, eval_set, format, shots, method, metric)
+    cell_id TEXT NOT NULL DEFAULT '',
+    base_cell_id TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (cell_id, base_cell_id, model_id, eval_set, format, shots, method, metric)
 );
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY,
@@ -76,6 +91,10 @@ CREATE TABLE IF NOT EXISTS cells (
     seconds REAL,
     notes TEXT
 );
+CREATE TABLE IF NOT EXISTS plan (
+    cell_id TEXT PRIMARY KEY,
+    position INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS trainings (
     cell_id TEXT PRIMARY KEY,
     model_id TEXT NOT NULL,
@@ -89,7 +108,9 @@ CREATE TABLE IF NOT EXISTS trainings (
     steps INTEGER,
     tokens INTEGER,
     seconds REAL,
-    tokens_per_second REAL
+    tokens_per_second REAL,
+    dev_metric REAL,
+    reused INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS selections (
     checkpoint TEXT NOT NULL,
@@ -97,9 +118,33 @@ CREATE TABLE IF NOT EXISTS selections (
     seed INTEGER NOT NULL,
     lr REAL NOT NULL,
     dev_score REAL,
+    criterion TEXT,
+    candidates TEXT,
+    cell_id TEXT,
     PRIMARY KEY (checkpoint, train_task, seed)
 );
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER,
+    host TEXT,
+    executor TEXT,
+    slots INTEGER,
+    planned INTEGER,
+    started_at REAL,
+    heartbeat_at REAL,
+    finished_at REAL,
+    outcome TEXT
+);
 """
+
+# Columns added after a table was first released: (table, column, declaration).
+_ADDED_COLUMNS = [
+    ("trainings", "dev_metric", "REAL"),
+    ("trainings", "reused", "INTEGER NOT NULL DEFAULT 0"),
+    ("selections", "criterion", "TEXT"),
+    ("selections", "candidates", "TEXT"),
+    ("selections", "cell_id", "TEXT"),
+]
 
 # The long-format table that `ptft export` writes and `ptft analyze` reads (README: "Results table").
 EXPORT_COLUMNS = [
@@ -147,6 +192,8 @@ class ComparisonRow:
     ci_low: float
     ci_high: float
     n: int
+    cell_id: str = ""
+    base_cell_id: str = ""
 
 
 class ResultsStore:
@@ -157,6 +204,7 @@ class ResultsStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self._migrate()
 
     def close(self) -> None:
         self._db.close()
@@ -169,6 +217,8 @@ class ResultsStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        if self._db.in_transaction:  # one an interrupt (SIGTERM, Ctrl-C) left open between BEGIN and try
+            self._db.execute("ROLLBACK")
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -177,6 +227,29 @@ class ResultsStore:
             raise
         self._db.execute("COMMIT")
 
+    def _migrate(self) -> None:
+        """Bring a store written by an earlier ptft up to this schema (cheap no-op otherwise)."""
+        def columns(table: str) -> dict[str, int]:
+            return {row[1]: row[5] for row in self._db.execute(f"PRAGMA table_info({table})")}
+
+        cols = columns("results")
+        if not cols.get("cell_id"):  # cell_id was not part of the key: rebuild the table with it
+            with self.transaction() as db:
+                db.execute("ALTER TABLE results RENAME TO results_old")
+                db.execute(SCHEMA.split(";")[0])  # the results table's CREATE statement
+                shared = [c for c in cols if c in columns("results")]
+                picked = ["COALESCE(cell_id, '')" if c == "cell_id" else c for c in shared]
+                db.execute(f"INSERT OR REPLACE INTO results ({', '.join(shared)}) SELECT {', '.join(picked)} "
+                           "FROM results_old")
+                db.execute("DROP TABLE results_old")
+        if "cell_id" not in columns("comparisons"):  # derived data: recomputed by the next run
+            with self.transaction() as db:
+                db.execute("DROP TABLE comparisons")
+            self._db.executescript(SCHEMA)
+        for table, column, decl in _ADDED_COLUMNS:
+            if column not in columns(table):
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+
     # -- results -------------------------------------------------------------------------
     def write_results(self, rows: Sequence[ResultRow], comparisons: Sequence[ComparisonRow] = ()) -> None:
         with self.transaction() as db:
@@ -184,11 +257,16 @@ class ResultsStore:
             _upsert(db, "comparisons", [asdict(c) for c in comparisons])
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
-                    seconds: float) -> None:
-        """A cell's rows, its training figures and its 'done' mark in one transaction: after a
-        crash a cell is either complete in the store or absent from it."""
+                    seconds: float, scores: dict[str, dict[str, list[float]]] | None = None) -> None:
+        """A cell's rows, per-example scores, training figures and its 'done' mark in one
+        transaction: after a crash a cell is either complete in the store or absent from it.
+        Rows a previous attempt of the same cell left behind are replaced, never duplicated."""
         with self.transaction() as db:
-            _upsert(db, "results", [asdict(r) for r in rows])
+            db.execute("DELETE FROM results WHERE cell_id=?", (cell_id,))
+            db.execute("DELETE FROM scores WHERE cell_id=?", (cell_id,))
+            _upsert(db, "results", [asdict(r) | {"cell_id": cell_id} for r in rows])
+            _upsert(db, "scores", [{"cell_id": cell_id, "unit": unit, "metric": metric, "vals": json.dumps(vals)}
+                                   for unit, metrics in (scores or {}).items() for metric, vals in metrics.items()])
             if training is not None:
                 _upsert(db, "trainings", [{"cell_id": cell_id, **training}])
             db.execute(
@@ -210,19 +288,31 @@ class ResultsStore:
 
         return pd.read_sql_query(f"SELECT * FROM {table}", self._db)
 
+    def scores(self, cell_id: str) -> dict[str, dict[str, list[float]]]:
+        """Per-example scores of one cell: unit key -> metric -> values."""
+        out: dict[str, dict[str, list[float]]] = {}
+        for unit, metric, vals in self._db.execute("SELECT unit, metric, vals FROM scores WHERE cell_id=?",
+                                                   (cell_id,)):
+            out.setdefault(unit, {})[metric] = json.loads(vals)
+        return out
+
     def export_frame(self, cell_ids: Sequence[str] | None = None):
         """The long-format results table (columns: EXPORT_COLUMNS), with ``selected`` marking the
         learning rate chosen on the dev split for each fine-tuned (checkpoint, task, seed).
-        ``cell_ids`` limits it to the rows of those cells."""
+        ``cell_ids`` limits it to the rows of those cells; by default, the current plan's cells
+        (every row when no plan was ever recorded)."""
         import pandas as pd
 
+        if cell_ids is None:
+            cell_ids = self.plan() or None
         df = pd.read_sql_query(
             """SELECT r.*, CASE WHEN r.train_task = '' THEN 1
                                WHEN s.lr IS NULL THEN 1
                                WHEN ABS(s.lr - r.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
                FROM results r LEFT JOIN selections s
                  ON s.checkpoint = r.checkpoint AND s.train_task = r.train_task AND s.seed = r.seed
-               ORDER BY r.step, r.checkpoint, r.train_task, r.lr, r.eval_set, r.format, r.shots, r.method, r.metric""",
+               ORDER BY r.step, r.checkpoint, r.train_task, r.lr, r.seed, r.eval_set, r.format, r.shots,
+                        r.method, r.metric""",
             self._db,
         )
         if cell_ids is not None:
@@ -230,10 +320,27 @@ class ResultsStore:
         df["selected"] = df["selected"].astype(bool)
         return df[EXPORT_COLUMNS].reset_index(drop=True)
 
+    # -- comparisons -------------------------------------------------------------------------
+    def compared_pairs(self) -> set[tuple[str, str]]:
+        return set(self._db.execute("SELECT DISTINCT cell_id, base_cell_id FROM comparisons").fetchall())
+
+    def write_comparisons(self, rows: Sequence[ComparisonRow]) -> None:
+        self.write_results([], rows)
+
     # -- learning-rate selection ----------------------------------------------------------
-    def write_selection(self, checkpoint: str, train_task: str, seed: int, lr: float, dev_score: float) -> None:
+    def write_selection(self, checkpoint: str, train_task: str, seed: int, lr: float, dev_score: float,
+                        criterion: str = "dev_loss", candidates: dict | None = None, cell_id: str | None = None) -> None:
+        self.write_selections([dict(checkpoint=checkpoint, train_task=train_task, seed=seed, lr=lr,
+                                    dev_score=dev_score, criterion=criterion,
+                                    candidates=json.dumps(candidates or {}), cell_id=cell_id)], replace_all=False)
+
+    def write_selections(self, rows: Sequence[dict], replace_all: bool = True) -> None:
+        """Record the chosen learning rates; ``replace_all`` drops every earlier choice first (the
+        selections always describe the current plan)."""
         with self.transaction() as db:
-            _upsert(db, "selections", [dict(checkpoint=checkpoint, train_task=train_task, seed=seed, lr=lr, dev_score=dev_score)])
+            if replace_all:
+                db.execute("DELETE FROM selections")
+            _upsert(db, "selections", list(rows))
 
     # -- cells -----------------------------------------------------------------------------
     def register_cells(self, cells: Sequence[tuple[str, str, str, dict]]) -> None:
@@ -243,6 +350,16 @@ class ResultsStore:
                 "INSERT OR IGNORE INTO cells (cell_id, kind, label, spec, status) VALUES (?, ?, ?, ?, 'pending')",
                 [(cid, kind, label, json.dumps(spec, sort_keys=True, default=str)) for cid, kind, label, spec in cells],
             )
+
+    def set_plan(self, cell_ids: Sequence[str]) -> None:
+        """The current config's cells, in order (replaces the previous plan)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM plan")
+            db.executemany("INSERT INTO plan (cell_id, position) VALUES (?, ?)",
+                           [(cid, i) for i, cid in enumerate(cell_ids)])
+
+    def plan(self) -> list[str]:
+        return [r[0] for r in self._db.execute("SELECT cell_id FROM plan ORDER BY position")]
 
     def cell_status(self) -> dict[str, str]:
         return dict(self._db.execute("SELECT cell_id, status FROM cells").fetchall())
@@ -260,10 +377,42 @@ class ResultsStore:
                     "UPDATE cells SET status=?, error=?, traceback=?, finished_at=?, seconds=? WHERE cell_id=?",
                     (status, error, traceback, now, seconds, cell_id))
 
-    def cells(self):
+    def reset_running(self) -> list[str]:
+        """Cells a killed driver left 'running' are not done: put them back to 'pending' (their
+        attempt count and start time stay, for the record). Call only while holding the run lock."""
+        with self.transaction() as db:
+            ids = [r[0] for r in db.execute("SELECT cell_id FROM cells WHERE status='running'")]
+            db.execute("UPDATE cells SET status='pending', notes=? WHERE status='running'",
+                       (json.dumps(["interrupted: the run that started this cell ended before it finished"]),))
+        return ids
+
+    def cells(self, current_only: bool = True):
+        """The cells table (plan order); by default only the current plan's cells (every cell when
+        no plan was ever recorded)."""
         import pandas as pd
 
+        if current_only and self.plan():
+            return pd.read_sql_query(
+                "SELECT c.* FROM cells c JOIN plan p ON p.cell_id = c.cell_id ORDER BY p.position", self._db)
         return pd.read_sql_query("SELECT * FROM cells ORDER BY rowid", self._db)
+
+    # -- runs ------------------------------------------------------------------------------
+    def start_run(self, pid: int, host: str, executor: str, slots: int, planned: int) -> int:
+        now = time.time()
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (pid, host, executor, slots, planned, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)", (pid, host, executor, slots, planned, now, now))
+            return int(cur.lastrowid)
+
+    def end_run(self, run_id: int, outcome: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET finished_at=?, outcome=? WHERE run_id=?", (time.time(), outcome, run_id))
+
+    def last_run(self) -> dict | None:
+        cur = self._db.execute("SELECT * FROM runs ORDER BY run_id DESC LIMIT 1")
+        row = cur.fetchone()
+        return dict(zip([d[0] for d in cur.description], row)) if row else None
 
 
 def _upsert(db: sqlite3.Connection, table: str, rows: list[dict]) -> None:

@@ -149,3 +149,34 @@ def test_empty_context_is_conditioned_on_the_prefix_token(tiny_lm):
     lp = _direct_logprobs(model, ctx[0] + conts[0][0])
     expected = sum(float(lp[j, t]) for j, t in enumerate(conts[0][0]))
     assert got[0] == pytest.approx(expected, abs=TOL)
+
+
+def test_one_pass_tree_scoring_equals_two_stage_scoring(tiny_lm, toys):
+    """Contexts + all continuations in one pass (4-D mask) vs contexts, then continuations on
+    copies of the context cache (2-D masks): the same log-likelihoods."""
+    model, tok = tiny_lm
+    task, data = toys.mc(n_eval=12)
+    demos = select_demos(data.train, 2, seed=0)
+    one = Evaluator(model, tok, batch_size=5)
+    assert one.scorer.tree, "the tiny Llama should take the one-pass path"
+    two = Evaluator(model, tok, batch_size=5)
+    two.scorer.tree = False
+    for k in (0, 2):
+        a = one.evaluate(task, "test", data.eval["test"], "default", demos[:k], "loglik")
+        b = two.evaluate(task, "test", data.eval["test"], "default", demos[:k], "loglik")
+        for x, y in zip(_mc_lls(a), _mc_lls(b)):
+            np.testing.assert_allclose(x, y, atol=TOL, rtol=0)
+
+
+def test_fast_encoding_equals_the_tokenizer_call(tiny_lm, toys):
+    model, tok = tiny_lm
+    ev = Evaluator(model, tok)
+    texts = ["", " yes", "### Input_1: The river\\n ### Inference: no\\n\\n### Input", toys.sentences[2] + "\n\n"]
+    assert ev.scorer._backend() is not None
+    assert ev.scorer.encode(texts[1:]) == tok(texts[1:])["input_ids"]
+    assert ev.scorer.encode(texts[1:], add_special_tokens=False) == tok(texts[1:], add_special_tokens=False)["input_ids"]
+    tok(["a", "bb"], padding=True)  # a caller that leaves padding configured on the backend
+    try:
+        assert ev.scorer.encode(texts[1:]) == tok(texts[1:])["input_ids"]
+    finally:
+        tok.backend_tokenizer.no_padding()

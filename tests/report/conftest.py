@@ -62,7 +62,7 @@ def run_dir(tmp_path: Path) -> Path:
     prediction = run / PREDICTION
     prediction.parent.mkdir(parents=True)
     prediction.write_text('{"uid": "1", "prediction": "yes", "target": "yes", "correct": true}\n', encoding="utf-8")
-    (run / "pretrain").mkdir()
-    (run / "pretrain" / "loss.csv").write_text("step,train_loss,heldout_loss\n0,10.5,10.6\n1000,6.2,6.4\n"
+    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "loss.csv").write_text("step,train_loss,heldout_loss\n0,10.5,10.6\n1000,6.2,6.4\n"
                                                "2000,4.1,4.5\n", encoding="utf-8")
     return run

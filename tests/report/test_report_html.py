@@ -50,7 +50,7 @@ def test_report_of_a_run_without_results(tmp_path: Path) -> None:
     page = write_report(run, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "0 of 1 cells done (0%); 0 failed." in page
     assert page.count("No data:") == len(ANALYSES)
-    assert "No study.yaml" in page and "No pretrain/loss.csv" in page and "No prediction files" in page
+    assert "No study.yaml" in page and "No checkpoints/loss.csv" in page and "No prediction files" in page
 
 
 def render(html_file: Path, tmp_path: Path) -> dict[str, str]:

@@ -2,15 +2,15 @@
 
 Cell kinds:
 - ``pretrain``: pre-train the model series (only for ``checkpoints.source: pretrain``);
-- ``base``: evaluate one checkpoint few-shot on every eval set (computed once, reused by every
-  comparison);
+- ``base``: evaluate one checkpoint few-shot on one eval task's sets (computed once, reused by
+  every comparison);
 - ``finetune``: fine-tune one checkpoint on one task at one learning rate and seed, then evaluate
   the fine-tuned model on the task's eval sets and the other tasks' in-domain sets;
 - ``instruct``: instruction-tune one checkpoint and evaluate it on the multiple-choice suite.
 
-A cell's id is a content hash over everything that determines its result (checkpoint identity,
-data fingerprints, hyperparameters, evaluation settings, seed, ptft version), so changing a setting
-reruns exactly the cells it touches. Fine-tuned weights are addressed by a narrower *training*
+A cell's id is a content hash over everything that determines its result and nothing else
+(checkpoint identity, the fingerprints of the data it reads, hyperparameters, evaluation settings,
+seed, ptft version), so changing a setting reruns exactly the cells it touches. Fine-tuned weights are addressed by a narrower *training*
 hash, so kept weights are reused when only evaluation settings change.
 """
 
@@ -51,6 +51,8 @@ class Cell:
     @property
     def model_id(self) -> str:
         ck = self.checkpoint.label if self.checkpoint else ""
+        if self.kind == "pretrain":
+            return "pretrain"
         if self.kind == "base":
             return f"base/{ck}"
         return f"{self.kind}/{ck}/{self.train_task}/lr{self.lr:g}/seed{self.seed}"
@@ -63,6 +65,25 @@ class Cell:
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _examples_digest(rows) -> str:
+    h = hashlib.sha256()
+    for ex in rows:
+        h.update(json.dumps([ex.uid, dict(ex.fields), ex.target, list(ex.choices)], sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def task_fingerprints(task, data) -> dict:
+    """Content hashes of what each kind of cell reads from one task: ``train`` (fine-tuning data
+    and few-shot demonstrations), ``dev`` (learning-rate selection), each eval set, and ``task``
+    (its definition: type, prompt formats, labels, eval sets, generation length)."""
+    definition = {"name": task.name, "type": task.task_type, "labels": list(task.labels),
+                  "max_new_tokens": task.max_new_tokens,
+                  "formats": {k: [f.name, f.template, f.cue] for k, f in sorted(task.formats.items())},
+                  "eval_sets": [[e.name, e.domain, list(e.labels or ())] for e in task.eval_sets]}
+    return {"task": digest(definition), "train": _examples_digest(data.train), "dev": _examples_digest(data.dev),
+            "eval": {name: _examples_digest(rows) for name, rows in sorted(data.eval.items())}}
 
 
 def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[str, list[tuple[str, str]]],
@@ -80,15 +101,48 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
     return units
 
 
-def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str],
+# Settings that are execution details, not inputs of a result: changing them reruns nothing.
+_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric")
+_EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
+
+
+def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
            task_types: dict[str, str], task_eval_sets: dict[str, list[tuple[str, str]]]) -> list[Cell]:
-    """The study's cells in dependency order. ``fingerprints`` maps task name to its data hash;
-    ``task_eval_sets`` maps task name to [(eval set, domain)]."""
+    """The study's cells in dependency order. ``fingerprints`` maps task name to its data hash:
+    a single string, or (finer, what :func:`plan_cells` passes) the dict of
+    :func:`task_fingerprints`; ``task_eval_sets`` maps task name to [(eval set, domain)].
+
+    A cell's id hashes exactly its inputs, so a change reruns only the cells it touches:
+    - BASE (checkpoint x eval task): the checkpoint (and the pre-training cell that made it), the
+      eval task's definition, its training split (demonstrations) and the eval sets it scores,
+      the evaluation settings and units, the seed, the dtype and ptft's version;
+    - FT (checkpoint x task x lr x seed): its *training* hash (checkpoint, the task's definition,
+      train and dev data, fine-tuning settings, lr, seed, dtype, version; not the list of other
+      learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
+      scores. Kept weights are addressed by the training hash alone.
+    """
     series = resolve_series(config, run_dir)
     task_names = [t.name for t in config.tasks]
-    ev_settings = asdict(config.evaluation)
-    common = {"version": __version__, "seed": config.seed, "data": fingerprints,
-              "tasks": [asdict(t) for t in config.tasks], "dtype": config.checkpoints.dtype}
+    ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
+    ft_settings = {k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING}
+    common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype}
+
+    def fp(task: str, part: str, eval_set: str | None = None):
+        f = fingerprints.get(task)
+        if not isinstance(f, dict):
+            return f
+        return f["eval"].get(eval_set) if part == "eval" else f[part]
+
+    def eval_inputs(units: list[EvalUnit]) -> dict:
+        """What the evaluation of these units reads: per eval task its definition, its training
+        split (the demonstrations) and the eval sets scored; the settings; the units."""
+        data: dict[str, dict] = {}
+        for u in units:
+            d = data.setdefault(u.eval_task, {"task": fp(u.eval_task, "task"), "train": fp(u.eval_task, "train"),
+                                              "sets": {}})
+            d["sets"][u.eval_set] = fp(u.eval_task, "eval", u.eval_set)
+        return {"eval": ev_settings, "units": [asdict(u) for u in units], "eval_data": data}
+
     cells: list[Cell] = []
     pre: list[str] = []
     if config.checkpoints.source == "pretrain":
@@ -97,43 +151,42 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str],
         cells.append(Cell(pid, "pretrain", "pretrain"))
         pre = [pid]
 
-    def own_sets(task: str) -> dict[str, list[tuple[str, str]]]:
-        sets = [(s, d) for s, d in task_eval_sets[task] if d == "in" or config.evaluation.out_of_domain]
-        return {task: sets}
+    def sets_of(task: str, out_of_domain: bool) -> list[tuple[str, str]]:
+        return [(s, d) for s, d in task_eval_sets[task] if d == "in" or out_of_domain]
 
-    all_sets = {t: [(s, d) for s, d in task_eval_sets[t] if d == "in" or config.evaluation.out_of_domain]
-                for t in task_names}
+    it = config.instruction_tuning
+    base_tasks = list(task_names) + [s for s in (it.suite if it.enabled else []) if s not in task_names]
     for ck in series:
-        units = eval_units(config, task_types, all_sets, task_names)
-        cid = digest({"kind": "base", "checkpoint": ck.identity, "eval": ev_settings, **common})
-        cells.append(Cell(cid, "base", f"BASE {ck.label}", ck, units=units, depends_on=pre))
+        source = {"checkpoint": ck.identity, "upstream": pre}
+        for task in base_tasks:
+            units = eval_units(config, task_types, {task: sets_of(task, config.evaluation.out_of_domain)}, [task])
+            cid = digest({"kind": "base", **source, **eval_inputs(units), **common})
+            cells.append(Cell(cid, "base", f"BASE {ck.label} {task}", ck, units=units, depends_on=pre))
         for tc in config.tasks:
             if not tc.train:
                 continue
-            sets = own_sets(tc.name)
+            sets = {tc.name: sets_of(tc.name, config.evaluation.out_of_domain)}
             if config.evaluation.cross_task:
                 for other in task_names:
                     if other != tc.name:
-                        sets[other] = [(s, d) for s, d in task_eval_sets[other] if d == "in"]
+                        sets[other] = sets_of(other, False)
             units = eval_units(config, task_types, sets, list(sets))
             for lr in tc.lr or config.finetune.learning_rates:
                 for seed in config.finetune.seeds:
-                    training = {"kind": "finetune", "checkpoint": ck.identity, "task": tc.name, "lr": lr,
-                                "seed": seed, "finetune": asdict(config.finetune) | {"keep_weights": None},
-                                **common}
+                    training = {"kind": "finetune", **source, "task": tc.name, "task_def": fp(tc.name, "task"),
+                                "train": fp(tc.name, "train"), "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed,
+                                "finetune": ft_settings, **common}
                     thash = digest(training)
-                    cid = digest({**training, "eval": ev_settings})
+                    cid = digest({**training, **eval_inputs(units),
+                                  "selection": config.finetune.selection_metric})
                     cells.append(Cell(cid, "finetune", f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
                                       tc.name, lr, seed, thash, units, pre))
-        it = config.instruction_tuning
         if it.enabled:
-            mc_units = eval_units(config, task_types, {s: task_eval_sets[s] for s in it.suite}, it.suite)
-            training = {"kind": "instruct", "checkpoint": ck.identity, "it": asdict(it), **common}
+            mc_units = eval_units(config, task_types, {s: sets_of(s, True) for s in it.suite}, it.suite)
+            it_settings = {k: v for k, v in asdict(it).items() if k not in ("suite", "n_eval")}
+            training = {"kind": "instruct", **source, "it": it_settings, **common}
             thash = digest(training)
-            cid = digest({**training, "eval": ev_settings})
+            cid = digest({**training, **eval_inputs(mc_units)})
             cells.append(Cell(cid, "instruct", f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,
                               mc_units, pre))
-            base_mc = eval_units(config, task_types, {s: task_eval_sets[s] for s in it.suite}, it.suite)
-            bid = digest({"kind": "base-mc", "checkpoint": ck.identity, "eval": ev_settings, "it": asdict(it), **common})
-            cells.append(Cell(bid, "base", f"BASE-MC {ck.label}", ck, units=base_mc, depends_on=pre))
     return cells

@@ -1,14 +1,26 @@
 """The study driver: expand a config into cells, run what is not done, store every result.
 
-The driver is the only writer of the results store. A cell's rows and its 'done' mark go in one
-transaction, so a run killed at any moment loses only the cells in flight; the next run skips every
-done cell, retries failed ones, and ends with the same numbers as an uninterrupted run.
+The driver is the only writer of the results store, and only one driver works on a run directory
+at a time (it holds ``RUN/.ptft-run.lock``; a second `ptft run` on the same directory is refused).
+A cell's rows and its 'done' mark go in one transaction, so a run killed at any moment loses only
+the cells in flight: the next run finds them 'running' with no driver alive, puts them back to
+pending, skips every done cell, retries failed ones, and ends with the same numbers as an
+uninterrupted run.
+
+Cells are submitted as soon as the cells they depend on are done and the executor has a free
+slot (no stage barrier). After the grid, the driver selects each (checkpoint, task, seed)'s
+learning rate on the dev split and computes the paired FT - BASE comparisons not yet stored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
+import signal
+import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,15 +28,17 @@ from pathlib import Path
 import numpy as np
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, expand
+from ptft.engine.cells import Cell, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.work import CellOutput, study_tasks
+from ptft.errors import PtftError
 from ptft.store import ComparisonRow, ResultsStore
 
 log = logging.getLogger("ptft.engine")
 
 STORE_FILE = "results.sqlite"
 CONFIG_FILE = "study.yaml"
+LOCK_FILE = ".ptft-run.lock"
 
 
 @dataclass
@@ -35,125 +49,276 @@ class StudyRun:
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    blocked: list[str] = field(default_factory=list)  # not run: a cell they depend on failed
+    interrupted: list[str] = field(default_factory=list)  # left 'running' by a killed earlier run
 
 
 def plan_cells(config: StudyConfig, run_dir: Path) -> list[Cell]:
     tasks = study_tasks(config)
-    fingerprints = {name: data.fingerprint() for name, (task, data) in tasks.items()}
+    fingerprints = {name: task_fingerprints(task, data) for name, (task, data) in tasks.items()}
     task_types = {name: task.task_type for name, (task, _) in tasks.items()}
     eval_sets = {name: [(e.name, e.domain) for e in task.eval_sets] for name, (task, _) in tasks.items()}
     return expand(config, run_dir, fingerprints, task_types, eval_sets)
 
 
+# -- the run lock ------------------------------------------------------------------------------
+
+class RunLock:
+    """An exclusive ``flock`` on ``RUN/.ptft-run.lock`` for the driver's lifetime. The kernel drops
+    it when the driver dies, however it dies, so a lock is never left stale."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 512).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise PtftError(f"{self.path.parent} is being run by {holder}; wait for it to finish "
+                            f"(`ptft status {self.path.parent}`) or stop it first") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                     f"{time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import fcntl
+
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def driver_alive(run_dir: str | Path) -> str | None:
+    """Who is running this directory now ("pid N on HOST since ..."), or None."""
+    import fcntl
+
+    path = Path(run_dir) / LOCK_FILE
+    if not path.exists():
+        return None
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return os.read(fd, 512).decode(errors="replace").strip() or "a running process"
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
 def run_study(config: StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
               address: str | None = None, workers: int | None = None, progress: bool = True) -> StudyRun:
-    from tqdm.auto import tqdm
-
     run_dir = Path(run_dir or config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir), _sigterm_exits():
+        return _run_locked(config, run_dir, executor, address, workers, progress)
+
+
+@contextlib.contextmanager
+def _sigterm_exits():
+    """SIGTERM (a scheduler's time limit, `scancel`, `kill`) ends the run like Ctrl-C does: cells in
+    flight are cancelled and put back to pending, the run is recorded as interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        _stop_requested.set()  # in case library code swallows the exit: the driver checks it too
+        raise SystemExit(128 + signum)
+
+    _stop_requested.clear()
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+_stop_requested = threading.Event()
+
+
+def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, address: str | None,
+                workers: int | None, progress: bool) -> StudyRun:
+    from tqdm.auto import tqdm
+
     (run_dir / CONFIG_FILE).write_text(config.to_yaml())
     cells = plan_cells(config, run_dir)
+    by_id = {c.cell_id: c for c in cells}
     store = ResultsStore(run_dir / STORE_FILE)
-    store.register_cells([(c.cell_id, c.kind, c.label, c.spec()) for c in cells])
-    (run_dir / "cells.json").write_text(json.dumps([c.cell_id for c in cells]))
-    status = store.cell_status()
-    todo = [c for c in cells if status.get(c.cell_id) != "done"]
-    result = StudyRun(run_dir, cells, skipped=len(cells) - len(todo))
-    runner = make_executor(config, executor, address, workers)
-    start = time.perf_counter()
-    bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
-               disable=not progress, position=0)
-    failed_ids: set[str] = set()
-    # Stages: a cell runs once the cells it depends on are done (the pre-training cell first).
-    while todo:
-        ready = [c for c in todo if all(d not in failed_ids and status.get(d) == "done" for d in c.depends_on)]
-        if not ready:
+    try:
+        store.register_cells([(c.cell_id, c.kind, c.label, c.spec()) for c in cells])
+        store.set_plan([c.cell_id for c in cells])
+        _write_json(run_dir / "cells.json", [c.cell_id for c in cells])
+        interrupted = store.reset_running()  # we hold the lock: whoever left them running is gone
+        status = store.cell_status()
+        todo = [c for c in cells if status.get(c.cell_id) != "done"]
+        result = StudyRun(run_dir, cells, skipped=len(cells) - len(todo),
+                          interrupted=[i for i in interrupted if i in by_id])
+        runner = make_executor(config, executor, address, workers)
+        start = time.perf_counter()
+        runner.start(config, run_dir, progress)
+        run_id = store.start_run(os.getpid(), socket.gethostname(), runner.kind, runner.slots, len(cells))
+        bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
+                   disable=not progress, position=0, dynamic_ncols=True)
+        outcome = "interrupted"
+        try:
+            _drive(store, runner, run_dir, todo, status, by_id, result, bar)
+            outcome = "failed" if result.failed or result.blocked else "finished"
+        finally:
+            bar.close()
+            runner.close(cancel=outcome == "interrupted")
+            store.reset_running()  # cells in flight when the driver stopped are not done
+            store.end_run(run_id, outcome)
+        _select_learning_rates(store, config, cells)
+        _compare_with_base(store, cells, config)
+        result.seconds = time.perf_counter() - start
+        return result
+    finally:
+        store.close()
+
+
+def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status: dict[str, str],
+           by_id: dict[str, Cell], result: StudyRun, bar) -> None:
+    """Submit every cell whose dependencies are done while the executor has room; store each
+    outcome as it arrives. Cells depending on a failed cell are left pending (``blocked``)."""
+    from tqdm.auto import tqdm
+
+    queue = list(todo)
+    failed: set[str] = set()
+    running: dict[str, str] = {}
+    while queue or runner.in_flight():
+        room = runner.free() if queue else 0
+        for cell in list(queue):
+            if any(d in failed or d in result.blocked for d in cell.depends_on):
+                queue.remove(cell)
+                result.blocked.append(cell.cell_id)
+            elif room > 0 and all(status.get(d) == "done" for d in cell.depends_on):
+                queue.remove(cell)
+                store.mark_cell(cell.cell_id, "running")
+                runner.submit(cell)
+                running[cell.cell_id] = cell.label
+                room -= 1
+        if not runner.in_flight():
+            result.blocked += [c.cell_id for c in queue]  # waiting for cells that are not in this plan
             break
-        todo = [c for c in todo if c not in ready]
-
-        def on_start(cell: Cell) -> None:
-            store.mark_cell(cell.cell_id, "running")
-            bar.set_postfix_str(cell.label)
-
-        for outcome in runner.run(config, run_dir, ready, on_start, progress):
-            if isinstance(outcome, CellFailure):
-                store.mark_cell(outcome.cell_id, "failed", error=outcome.error, traceback=outcome.traceback)
-                failed_ids.add(outcome.cell_id)
-                result.failed.append(outcome.cell_id)
-                tqdm.write(f"cell failed: {next(c.label for c in cells if c.cell_id == outcome.cell_id)}: "
-                           f"{outcome.error}")
-            else:
-                _store_output(store, run_dir, outcome)
-                status[outcome.cell_id] = "done"
-                result.ran += 1
-            bar.update(1)
-    for cell in todo:  # blocked by a failed dependency: left pending, retried next run
-        failed_ids.add(cell.cell_id)
-    bar.close()
-    _select_learning_rates(store, config, cells)
-    _compare_with_base(store, run_dir, cells, config)
-    result.seconds = time.perf_counter() - start
-    store.close()
-    return result
+        bar.set_postfix_str(", ".join(running.values())[:100])
+        out = runner.next_outcome()
+        if _stop_requested.is_set():  # SIGTERM arrived inside code that swallowed the SystemExit
+            if isinstance(out, CellOutput):
+                _store_output(store, run_dir, by_id[out.cell_id], out)
+            raise SystemExit(128 + signal.SIGTERM)
+        running.pop(out.cell_id, None)
+        if isinstance(out, CellFailure):
+            store.mark_cell(out.cell_id, "failed", error=out.error, traceback=out.traceback, seconds=out.seconds)
+            failed.add(out.cell_id)
+            result.failed.append(out.cell_id)
+            first = (out.error.splitlines() or [""])[0][:300]
+            tqdm.write(f"cell failed: {by_id[out.cell_id].label}: {first} "
+                       f"(log: {run_dir / 'logs' / (out.cell_id + '.log')})")
+        else:
+            _store_output(store, run_dir, by_id[out.cell_id], out)
+            status[out.cell_id] = "done"
+            result.ran += 1
+        bar.update(1)
 
 
-def _store_output(store: ResultsStore, run_dir: Path, out: CellOutput) -> None:
-    rows = out.rows
-    if rows:
-        model_dir = run_dir / "predictions" / rows[0].model_id.replace("/", "__")
+def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutput) -> None:
+    """Predictions go to files (RUN/predictions/<model>/<unit>.jsonl, written whole and renamed,
+    for people and the report); rows, per-example scores, training figures and the done mark go
+    to the store in one transaction."""
+    if out.predictions:
+        model_dir = run_dir / "predictions" / cell.model_id.replace("/", "__")
         model_dir.mkdir(parents=True, exist_ok=True)
         for key, preds in out.predictions.items():
             _write_jsonl(model_dir / f"{key}.jsonl", preds)
-        _write_json(model_dir / "scores.json", _merge_json(model_dir / "scores.json", out.scores))
     training = None
-    if out.training is not None and rows:
-        r = rows[0]
-        training = {"model_id": r.model_id, "checkpoint": r.checkpoint, "step": r.step, "train_task": r.train_task,
-                    "lr": r.lr, "seed": r.seed, **{k: out.training.get(k) for k in
-                    ("train_loss", "dev_loss", "steps", "tokens", "seconds", "tokens_per_second")}}
+    if cell.kind == "pretrain":
+        if out.training is not None:
+            _write_json(run_dir / "pretrain.json", out.training)
     elif out.training is not None:
-        (run_dir / "pretrain.json").write_text(json.dumps(out.training, indent=1))
-    store.finish_cell(out.cell_id, rows, training, out.notes, out.seconds)
+        ck = cell.checkpoint
+        training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step, "train_task": cell.train_task,
+                    "lr": cell.lr, "seed": cell.seed,
+                    **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
+                                                        "tokens_per_second", "dev_metric")},
+                    "reused": int(out.training.get("reused", 0) or 0)}
+    store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores)
 
 
 def _select_learning_rates(store: ResultsStore, config: StudyConfig, cells: list[Cell]) -> None:
-    """Per (checkpoint, task, seed): the learning rate with the lowest dev loss (the dev split,
-    never an eval set). Recorded even with a single rate, so the choice is always explicit."""
+    """Per (checkpoint, task, seed): the learning rate with the lowest dev loss (or, with
+    ``finetune.selection_metric: metric``, the highest metric on the dev split) among the done
+    fine-tuning cells of the current plan; the dev split only, never an eval set. Ties go to the
+    smaller rate, so the choice never depends on the order cells finished in. Recorded even with a
+    single rate, so the choice is always explicit; the table is rebuilt for the current plan."""
+    by_metric = config.finetune.selection_metric == "metric"
+    criterion = "dev_metric" if by_metric else "dev_loss"
     trainings = store.frame("trainings")
     current = {c.cell_id for c in cells if c.kind == "finetune"}
     trainings = trainings[trainings.cell_id.isin(current)]
+    rows = []
     for (ck, task, seed), group in trainings.groupby(["checkpoint", "train_task", "seed"]):
-        best = group.loc[group.dev_loss.idxmin()]
-        store.write_selection(ck, task, int(seed), float(best.lr), float(best.dev_loss))
+        scored = group[np.isfinite(group[criterion].astype(float))]
+        if scored.empty:
+            continue
+        order = scored.assign(key=-scored[criterion] if by_metric else scored[criterion]).sort_values(["key", "lr"])
+        best = order.iloc[0]
+        rows.append(dict(checkpoint=ck, train_task=task, seed=int(seed), lr=float(best.lr),
+                         dev_score=float(best[criterion]), criterion=criterion,
+                         candidates=json.dumps({f"{lr:g}": float(v) for lr, v in zip(group.lr, group[criterion])}),
+                         cell_id=best.cell_id))
+    store.write_selections(rows)
 
 
-def _compare_with_base(store: ResultsStore, run_dir: Path, cells: list[Cell], config: StudyConfig) -> None:
+def _compare_with_base(store: ResultsStore, cells: list[Cell], config: StudyConfig) -> None:
     """Paired bootstrap FT - BASE on the same examples, for every fine-tuned result whose BASE
-    counterpart exists (same checkpoint, eval set, format, shots, method)."""
+    counterpart (same checkpoint, eval set, format, shots, method) is done. Pairs of cells are
+    content-addressed, so a pair compared once is never recomputed."""
     from ptft.evaluation import paired_bootstrap
 
-    pred_root = run_dir / "predictions"
-    comparisons = []
+    status = store.cell_status()
+    done = {c.cell_id for c in cells if status.get(c.cell_id) == "done"}
+    base_of = {(c.checkpoint.label, c.units[0].eval_task): c for c in cells
+               if c.kind == "base" and c.units and c.cell_id in done}
+    compared = store.compared_pairs()
+    rows: list[ComparisonRow] = []
     for cell in cells:
-        if cell.kind != "finetune":
+        if cell.kind != "finetune" or cell.cell_id not in done:
             continue
-        base_id = f"base/{cell.checkpoint.label}"
-        ft_scores = _read_json(pred_root / cell.model_id.replace("/", "__") / "scores.json")
-        base_scores = _read_json(pred_root / base_id.replace("/", "__") / "scores.json")
-        for key, metrics in ft_scores.items():
-            if key not in base_scores:
+        ft_scores = None
+        for eval_task in dict.fromkeys(u.eval_task for u in cell.units):
+            base = base_of.get((cell.checkpoint.label, eval_task))
+            if base is None or (cell.cell_id, base.cell_id) in compared:
                 continue
-            eval_set, fmt, shots, method = _split_key(key)
-            for metric, values in metrics.items():
-                base = base_scores[key].get(metric)
-                if base is None or len(base) != len(values):
+            ft_scores = ft_scores if ft_scores is not None else store.scores(cell.cell_id)
+            base_scores = store.scores(base.cell_id)
+            for key, metrics in ft_scores.items():
+                if key not in base_scores:
                     continue
-                diff, lo, hi = paired_bootstrap(np.asarray(values), np.asarray(base), seed=config.seed,
-                                                n_boot=config.evaluation.n_bootstrap)
-                comparisons.append(ComparisonRow(cell.model_id, base_id, eval_set, fmt, shots, method, metric,
-                                                 float(diff), float(lo), float(hi), len(values)))
-    if comparisons:
-        store.write_results([], comparisons)
+                eval_set, fmt, shots, method = _split_key(key)
+                for metric, values in metrics.items():
+                    ref = base_scores[key].get(metric)
+                    if ref is None or len(ref) != len(values):
+                        continue
+                    diff, lo, hi = paired_bootstrap(np.asarray(values), np.asarray(ref), seed=config.seed,
+                                                    n_boot=config.evaluation.n_bootstrap)
+                    rows.append(ComparisonRow(cell.model_id, base.model_id, eval_set, fmt, shots, method, metric,
+                                              float(diff), float(lo), float(hi), len(values), cell.cell_id,
+                                              base.cell_id))
+    if rows:
+        store.write_comparisons(rows)
 
 
 def _split_key(key: str) -> tuple[str, str, int, str]:
@@ -169,17 +334,10 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
-def _merge_json(path: Path, new: dict) -> dict:
-    return {**_read_json(path), **new}
-
-
-def _write_json(path: Path, data: dict) -> None:
+def _write_json(path: Path, data) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
+    tmp.write_text(json.dumps(data, indent=1))
     tmp.replace(path)
 
 
@@ -188,14 +346,16 @@ def results_frame(run_dir: str | Path):
     by cells of an earlier config version stay in the store but are not exported)."""
     run_dir = Path(run_dir)
     if not (run_dir / STORE_FILE).exists():
-        from ptft.errors import PtftError
-
         raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
     with ResultsStore(run_dir / STORE_FILE) as store:
-        df = store.export_frame(cell_ids=_current_cells(run_dir))
-    return df
+        return store.export_frame(cell_ids=_current_cells(run_dir, store))
 
 
-def _current_cells(run_dir: Path) -> list[str] | None:
-    path = run_dir / "cells.json"
+def _current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:
+    """The current plan's cell ids: from the store, else from RUN/cells.json (older runs)."""
+    if store is not None:
+        plan = store.plan()
+        if plan:
+            return plan
+    path = Path(run_dir) / "cells.json"
     return json.loads(path.read_text()) if path.exists() else None

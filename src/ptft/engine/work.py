@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import logging
+import math
 import os
 import shutil
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +69,8 @@ def unit_key(unit: EvalUnit) -> str:
 
 
 def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = True) -> CellOutput:
+    """Run one cell and return what it produced. Its log goes to ``RUN/logs/<cell_id>.log``
+    (appended: every attempt of the cell is in it)."""
     start = time.perf_counter()
     log_path = run_dir / "logs" / f"{cell.cell_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,9 +78,11 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
+    old_level = root.level
     root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
     try:
-        log.info("cell %s: %s", cell.cell_id, cell.label)
+        log.info("cell %s: %s (pid %d on %s)", cell.cell_id, cell.label, os.getpid(), socket.gethostname())
         with _quiet_hf():
             if cell.kind == "pretrain":
                 out = _pretrain(config, run_dir, cell, progress)
@@ -86,13 +93,17 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
             else:
                 raise ValueError(f"unknown cell kind {cell.kind!r}")
         out.seconds = time.perf_counter() - start
-        log.info("cell %s done in %.1fs", cell.cell_id, out.seconds)
+        for note in out.notes:
+            log.info("note: %s", note)
+        log.info("cell %s done in %.1fs: %d result rows", cell.cell_id, out.seconds, len(out.rows))
         return out
     except BaseException:
-        log.exception("cell %s failed", cell.cell_id)
+        log.exception("cell %s failed after %.1fs", cell.cell_id, time.perf_counter() - start)
         raise
     finally:
+        logging.captureWarnings(False)
         root.removeHandler(handler)
+        root.setLevel(old_level)
         handler.close()
 
 
@@ -108,14 +119,31 @@ def _quiet_hf():
         hf_logging.enable_progress_bar()
 
 
+PRETRAIN_MARKER = "ptft_pretrain.json"
+
+
 def _pretrain(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
+    """Pre-train into RUN/checkpoints (resuming a killed pre-training of the same settings). A
+    series made with other settings (another pre-training cell) is moved aside to
+    RUN/checkpoints.<its cell id>, never resumed from or silently reused."""
     from ptft.checkpoints.pretrain import pretrain_series
 
-    result = pretrain_series(config.checkpoints.pretrain, run_dir / "checkpoints", seed=config.seed,
-                             progress=progress)
-    training = {"tokens_per_second": result.tokens_per_second, "parameters": result.parameters,
-                "seconds": result.seconds, "checkpoints": {str(k): str(v) for k, v in result.checkpoints.items()}}
-    return CellOutput(cell.cell_id, training=training)
+    folder = run_dir / "checkpoints"
+    marker = folder / PRETRAIN_MARKER
+    out = CellOutput(cell.cell_id)
+    if marker.exists():
+        previous = json.loads(marker.read_text()).get("cell_id")
+        if previous != cell.cell_id:
+            aside = run_dir / f"checkpoints.{previous}"
+            shutil.rmtree(aside, ignore_errors=True)
+            folder.rename(aside)
+            out.notes.append(f"pre-training settings changed: the earlier series moved to {aside.name}")
+    folder.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"cell_id": cell.cell_id}))
+    result = pretrain_series(config.checkpoints.pretrain, folder, seed=config.seed, progress=progress)
+    out.training = {"tokens_per_second": result.tokens_per_second, "parameters": result.parameters,
+                    "seconds": result.seconds, "checkpoints": {str(k): str(v) for k, v in result.checkpoints.items()}}
+    return out
 
 
 def _load(config: StudyConfig, cell: Cell, path: str | None = None):
@@ -134,17 +162,25 @@ def _evaluate_checkpoint(config: StudyConfig, run_dir: Path, cell: Cell, progres
     return out
 
 
+TRAINING_FILE = "ptft_training.json"
+
+
+def weights_dir(run_dir: Path, cell: Cell) -> Path:
+    """Where a fine-tuned model's weights are kept: addressed by its training hash, so a cell that
+    differs only in evaluation settings finds them."""
+    return run_dir / "models" / cell.training_hash
+
+
 def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
-    from ptft.finetune import finetune, save_model, seed_everything
+    from ptft.finetune import NonFiniteLoss, finetune, save_model, seed_everything
 
-    weights = run_dir / "models" / cell.training_hash
+    weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
-    if (weights / "config.json").exists() and (weights / "ptft_training.json").exists():
-        import json
-
+    if (weights / "config.json").exists() and (weights / TRAINING_FILE).exists():
         model, tokenizer = _load(config, cell, str(weights))
-        out.training = json.loads((weights / "ptft_training.json").read_text())
-        out.notes.append("reused kept fine-tuned weights")
+        out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
+        out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
+        log.info("reusing kept weights %s", weights)
     else:
         model, tokenizer = _load(config, cell)
         seed_everything(cell.seed)
@@ -160,18 +196,46 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
                 batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
                 weight_decay=ft.weight_decay, max_length=ft.max_length, seed=cell.seed, bf16=ft.bf16,
                 progress=progress)
+        if not math.isfinite(stats.dev_loss):
+            raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
                         "tokens": stats.tokens, "seconds": stats.seconds,
-                        "tokens_per_second": stats.tokens_per_second}
+                        "tokens_per_second": stats.tokens_per_second, "reused": 0}
+        log.info("trained: %s", out.training)
         if config.finetune.keep_weights:
-            import json
-
-            save_model(model, tokenizer, weights)
-            (weights / "ptft_training.json").write_text(json.dumps(out.training))
+            _keep(model, tokenizer, weights, out.training, save_model)
+    if cell.kind == "finetune" and config.finetune.selection_metric == "metric":
+        out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     _evaluate_units(config, cell, model, tokenizer, out, progress)
-    if not config.finetune.keep_weights:
+    if not config.finetune.keep_weights and weights.exists():
         shutil.rmtree(weights, ignore_errors=True)
+        out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
     return out
+
+
+def _keep(model, tokenizer, weights: Path, training: dict, save_model) -> None:
+    """Save the weights with their training figures; the folder appears complete or not at all."""
+    staging = weights.with_name(weights.name + ".staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    save_model(model, tokenizer, staging)
+    (staging / TRAINING_FILE).write_text(json.dumps({k: v for k, v in training.items() if k != "reused"}))
+    if weights.exists():
+        shutil.rmtree(weights)
+    staging.rename(weights)
+
+
+def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
+    """The task's metric on its dev split (Default format, zero-shot, the first method): the
+    criterion of ``finetune.selection_metric: metric``. Never an eval set."""
+    from ptft.evaluation import Evaluator
+
+    task, data = study_tasks(config)[cell.train_task]
+    method = {"classification": config.evaluation.methods[0], "generation": "greedy",
+              "multiple_choice": "loglik"}[task.task_type]
+    evaluator = Evaluator(model, tokenizer, batch_size=config.evaluation.batch_size)
+    result = evaluator.evaluate(task, task.in_domain[0].name, data.dev, "default", [], method, seed=config.seed,
+                                n_boot=1)
+    return float(result.metrics[task.metric].value)
 
 
 def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool) -> None:
@@ -192,6 +256,8 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
         out.predictions[key] = result.predictions
         out.scores[key] = {m: [float(x) for x in v] for m, v in result.scores.items()}
         out.notes += [f"{key}: {n}" for n in result.notes]
+        log.info("evaluated %s: %s (%.1fs)", key, {m: round(v.value, 4) for m, v in result.metrics.items()},
+                 result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
                 model_id=cell.model_id, checkpoint=ck.label, step=ck.step, train_task=cell.train_task,

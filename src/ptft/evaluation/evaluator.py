@@ -10,6 +10,8 @@ Methods by task type
     multiple_choice  ``loglik`` (``acc``: argmax of the summed log-likelihood of " choice";
                      ``acc_norm``: argmax after dividing by the choice's length in characters, as
                      lm-evaluation-harness 0.4.13 does: ``len(choice)``, the delimiter not counted).
+                     ``metrics``/``scores`` also carry ``accuracy`` (= ``acc``) so that
+                     ``out.metrics[task.metric]`` works for every task type.
 
 Prompts are ``demo_prefix(fmt, demos) + fmt.render(example)`` (= ``build_prompt``) and every
 label, choice or reference is the completion ``" " + text`` (``completion_text``), so training,

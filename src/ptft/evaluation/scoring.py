@@ -17,17 +17,28 @@ Shared prefix (KV reuse)
     whatever the prompts share (a BOS, a template's first words) or nothing. Because the prefix is
     found on token ids, the scores with the cache are the scores without it, up to float rounding.
 
-Batching (right padding, explicit positions, 2-D masks)
-    Stage A runs a batch of context suffixes (after the prefix), right-padded, with
-    ``attention_mask = [prefix ones | suffix mask]`` and ``position_ids = P + arange``. Real tokens
-    never see a pad (pads come after them), and the model returns logits only at each row's last
-    real token (``logits_to_keep``): the next-token distribution. A context is thus run once,
-    however many continuations it has. Stage B feeds continuation tokens (all but the last; none
-    at all when every continuation is one token) of up to ``4 * batch_size`` (example,
-    continuation) rows on top of copies of their stage-A cache rows: the pads of the shorter contexts sit between context and continuation,
-    so the mask zeroes them and ``position_ids`` continue at each row's own context length.
-    Greedy decoding appends generated tokens the same way. Every real token thus sees exactly its
-    own sequence at its own positions, whatever the batch: scores do not depend on batching.
+Batching (right padding, explicit positions, masks)
+    Contexts are batched longest first and right-padded; the prefix cache is expanded to the
+    batch (a view: the forward pass's concatenation is its only copy); ``position_ids`` are given
+    explicitly, so every real token sits at its own position and attends to exactly its own
+    sequence, whatever else is in the batch: scores do not depend on batching.
+
+    Log-likelihoods, one pass (the default, for "sdpa"/"eager" attention and plain full-attention
+    caches): each row is ``context suffix + cont_1[:-1] + cont_2[:-1] + ...`` with an additive
+    4-D mask: a context token sees the prefix and the context before it; a continuation token sees
+    the prefix, its whole context and the earlier tokens of its own continuation; positions
+    restart at the context length for each continuation. A context is run once however many
+    continuations (labels, choices) it has, and there is no per-continuation copy of the cache.
+    Logits are computed only where a continuation token is predicted (``logits_to_keep``).
+
+    Log-likelihoods, two stages (any other model): stage A runs the context suffixes with a 2-D
+    mask ``[prefix ones | suffix mask]`` and keeps the last real token's logits; stage B feeds
+    the continuation tokens (all but the last; none when every continuation is one token) on
+    copies of their rows of stage A's cache: the pads of shorter contexts sit between context
+    and continuation, the 2-D mask zeroes them, positions continue at each row's context length.
+
+    Next-token scores (TokenProb) are stage A alone; greedy decoding is stage A, then one token
+    per step appended the same way, rows leaving the batch as they stop.
 """
 
 from __future__ import annotations
@@ -53,6 +64,21 @@ def infer_max_length(model, tokenizer, default: int = 2048) -> int:
     if isinstance(value, int) and 0 < value < _HUGE_LENGTH:
         return value
     return default
+
+
+class _TreeUnsupported(RuntimeError):
+    pass
+
+
+def _plain_dynamic_layers(model) -> bool:
+    """Whether the model's DynamicCache is made of plain full-attention layers only."""
+    try:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+    except Exception:  # noqa: BLE001 - an unusual config: take the general path
+        return False
 
 
 @dataclass
@@ -86,12 +112,31 @@ class LMScorer:
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self._keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
+        self._plain_cache = _plain_dynamic_layers(model)
+        # one forward pass per batch for contexts *and* their continuations needs an additive 4-D
+        # mask, which "sdpa" and "eager" attention take as given (not flash attention, and not
+        # sliding-window layers, whose own masks a 4-D mask would override)
+        attn = getattr(model.config, "_attn_implementation", None)
+        self.tree = self._plain_cache and self._keep_arg and attn in ("sdpa", "eager")
         # stage B takes up to this many continuations per example of a stage-A batch in one pass
         # (all choices of a 4-way multiple-choice batch); its KV memory is that many times stage A's
         self.rows_per_example = 4
         self.last_prefix_len = 0  # tokens of the shared prefix in the latest call (for notes/tests)
 
     # ------------------------------------------------------------------ tokenization
+    def _backend(self):
+        """The fast tokenizer's Rust backend when calling it directly gives exactly what
+        ``tokenizer(texts)`` gives: no padding or truncation configured on it (another caller may
+        have left some) and the same special-token splitting."""
+        tok = self.tokenizer
+        backend = getattr(tok, "backend_tokenizer", None)
+        if backend is None or backend.padding is not None or backend.truncation is not None:
+            return None
+        split = getattr(tok, "split_special_tokens", False)
+        if getattr(backend, "encode_special_tokens", split) != split:
+            return None
+        return backend
+
     @property
     def prefix_token_id(self) -> int:
         """What conditions an empty context: BOS, else EOS (lm-evaluation-harness's choice)."""
@@ -102,8 +147,12 @@ class LMScorer:
         """Token ids of each text; an empty context becomes ``[prefix_token_id]``."""
         if not texts:
             return []
-        enc = self.tokenizer(list(texts), add_special_tokens=add_special_tokens, verbose=False)
-        ids = [list(x) for x in enc["input_ids"]]
+        backend = self._backend()
+        if backend is not None:  # what tokenizer(texts) runs, without building Python dicts
+            ids = [enc.ids for enc in backend.encode_batch(list(texts), add_special_tokens=add_special_tokens)]
+        else:
+            enc = self.tokenizer(list(texts), add_special_tokens=add_special_tokens, verbose=False)
+            ids = [list(x) for x in enc["input_ids"]]
         if add_special_tokens:
             ids = [x if x else [self.prefix_token_id] for x in ids]
         return ids
@@ -136,6 +185,8 @@ class LMScorer:
         if keep is not None and self._keep_arg:
             kwargs["logits_to_keep"] = keep.view(-1, 1)
         logits = self.model(**kwargs).logits
+        if keep is not None and "logits_to_keep" in kwargs and (logits.dim() != 3 or logits.shape[0] != keep.numel()):
+            raise RuntimeError(f"{type(self.model).__name__} does not take per-row logits_to_keep")
         if keep is not None:
             if logits.shape[1] != 1 or not self._keep_arg:
                 logits = logits[torch.arange(logits.shape[0], device=logits.device), keep]
@@ -144,11 +195,21 @@ class LMScorer:
         return logits
 
     def _new_cache(self, kv: list[tuple[torch.Tensor, torch.Tensor]] | None):
+        """A DynamicCache holding ``kv``. With plain full-attention layers the tensors (possibly
+        expanded views of the one prefix) are installed as they are, so the forward pass's own
+        concatenation is their only copy; other layer kinds get them through ``update``."""
         from transformers import DynamicCache
 
+        cache = DynamicCache(config=self.model.config)
         if not kv:
-            return DynamicCache(config=self.model.config)
-        return DynamicCache(ddp_cache_data=kv, config=self.model.config)
+            return cache
+        if self._plain_cache:
+            for layer, (k, v) in zip(cache.layers, kv):
+                layer.lazy_initialization(k, v)
+                layer.keys, layer.values = k, v
+            return cache
+        return DynamicCache(ddp_cache_data=[(k.contiguous(), v.contiguous()) for k, v in kv],
+                            config=self.model.config)
 
     @staticmethod
     def _cache_tensors(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -203,9 +264,10 @@ class LMScorer:
         logits = self._forward(input_ids, mask, positions, cache, keep=last)
         return _StageA(cache, mask, P + last + 1, torch.log_softmax(logits.float(), dim=-1))
 
-    def _batches(self, contexts: Sequence[Sequence[int]]) -> Iterator[list[int]]:
-        """Indices in batches, longest contexts first (less padding, OOM shows up at once)."""
-        order = sorted(range(len(contexts)), key=lambda i: (-len(contexts[i]), i))
+    def _batches(self, contexts: Sequence[Sequence[int]], sizes: Sequence[int] | None = None) -> Iterator[list[int]]:
+        """Indices in batches, longest first (less padding, OOM shows up at once)."""
+        sizes = sizes if sizes is not None else [len(c) for c in contexts]
+        order = sorted(range(len(contexts)), key=lambda i: (-sizes[i], i))
         for start in range(0, len(order), self.batch_size):
             yield order[start : start + self.batch_size]
 
@@ -224,6 +286,91 @@ class LMScorer:
         return out
 
     @torch.inference_mode()
+    def _tree_batch(self, prefix: _Prefix, contexts: Sequence[Sequence[int]],
+                    continuations: Sequence[Sequence[Sequence[int]]]) -> list[list[tuple[float, bool, int]]]:
+        """Contexts and all their continuations in one forward pass.
+
+        Row i holds ``suffix_i + cont_i1[:-1] + cont_i2[:-1] + ...``. An additive 4-D mask lets a
+        context token see the prefix and the context before it, and a continuation token see the
+        prefix, the whole context and the earlier tokens of *its own* continuation; position ids
+        restart at the context length for every continuation. Each continuation is thereby scored
+        exactly as if it alone followed its context."""
+        P = len(prefix.ids)
+        B = len(contexts)
+        toks, segs, poss, spans = [], [], [], []
+        for ctx, conts in zip(contexts, continuations):
+            suffix = list(ctx[P:])
+            row, seg = suffix[:], [0] * len(suffix)
+            pos = list(range(P, P + len(suffix)))
+            ctx_len = P + len(suffix)
+            row_spans = []
+            for j, cont in enumerate(conts):
+                start = len(row)
+                row += cont[:-1]
+                seg += [j + 1] * (len(cont) - 1)
+                pos += range(ctx_len, ctx_len + len(cont) - 1)
+                # the query index that predicts each token of this continuation
+                row_spans.append([len(suffix) - 1] + list(range(start, start + len(cont) - 1)))
+            toks.append(row)
+            segs.append(seg)
+            poss.append(pos)
+            spans.append(row_spans)
+        Lq = max(len(r) for r in toks)
+        input_ids = torch.full((B, Lq), self.pad_id, dtype=torch.long)
+        seg_t = torch.full((B, Lq), -1, dtype=torch.long)
+        pos_t = torch.zeros((B, Lq), dtype=torch.long)
+        for i in range(B):
+            n = len(toks[i])
+            input_ids[i, :n] = torch.tensor(toks[i], dtype=torch.long)
+            seg_t[i, :n] = torch.tensor(segs[i], dtype=torch.long)
+            pos_t[i, :n] = torch.tensor(poss[i], dtype=torch.long)
+            pos_t[i, n:] = poss[i][-1] + 1
+        q = torch.arange(Lq)
+        causal = q[None, :] <= q[:, None]  # (q, k)
+        sq, sk = seg_t[:, :, None], seg_t[:, None, :]
+        allowed = causal[None] & ((sk == 0) | ((sk == sq) & (sq > 0)))
+        allowed = torch.cat([torch.ones((B, Lq, P), dtype=torch.bool), allowed], dim=-1)
+        dtype = next(self.model.parameters()).dtype
+        mask = torch.zeros(allowed.shape, dtype=dtype).masked_fill_(~allowed, torch.finfo(dtype).min)[:, None]
+
+        # positions whose logits are needed, per row (padded to the same count with a repeat)
+        needed = [sorted({qi for sp in row for qi in sp}) for row in spans]
+        K = max(len(n) for n in needed)
+        keep = torch.tensor([n + [n[0]] * (K - len(n)) for n in needed], dtype=torch.long)
+        col = [{qi: c for c, qi in enumerate(n)} for n in needed]
+
+        kv = None
+        if prefix.kv:
+            kv = [(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix.kv]
+        logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
+                            position_ids=pos_t.to(self.device), past_key_values=self._new_cache(kv),
+                            use_cache=True, logits_to_keep=keep.to(self.device)).logits
+        if logits.dim() != 3 or tuple(logits.shape[:2]) != (B, K):
+            raise _TreeUnsupported("the model does not take per-row logits_to_keep")
+        lps = torch.log_softmax(logits.float(), dim=-1)
+        best = lps.argmax(-1).cpu()
+        r_idx, c_idx, t_idx, owner = [], [], [], []
+        flat_owner = []
+        for i, (row_spans, conts) in enumerate(zip(spans, continuations)):
+            for j, (sp, cont) in enumerate(zip(row_spans, conts)):
+                flat_owner.append((i, j))
+                for qi, t in zip(sp, cont):
+                    r_idx.append(i)
+                    c_idx.append(col[i][qi])
+                    t_idx.append(t)
+                    owner.append(len(flat_owner) - 1)
+        r_t, c_t, t_t = torch.tensor(r_idx), torch.tensor(c_idx), torch.tensor(t_idx)
+        tok_lp = lps[r_t.to(self.device), c_t.to(self.device), t_t.to(self.device)].double().cpu()
+        tok_greedy = (best[r_t, c_t] == t_t).long()
+        own = torch.tensor(owner)
+        totals = torch.zeros(len(flat_owner), dtype=torch.float64).index_add_(0, own, tok_lp)
+        misses = torch.zeros(len(flat_owner), dtype=torch.long).index_add_(0, own, 1 - tok_greedy)
+        out: list[list[tuple[float, bool, int]]] = [[] for _ in range(B)]
+        for k, (i, j) in enumerate(flat_owner):
+            out[i].append((float(totals[k]), bool(misses[k] == 0), len(continuations[i][j])))
+        return out
+
+    @torch.inference_mode()
     def loglikelihoods(self, contexts: Sequence[Sequence[int]], continuations: Sequence[Sequence[Sequence[int]]]
                        ) -> list[list[tuple[float, bool, int]]]:
         """Per context, per continuation: (sum of log-probs of its tokens, greedy?, token count)."""
@@ -233,6 +380,16 @@ class LMScorer:
                     raise ValueError(f"context {i}: a continuation has no tokens")
         prefix = self._prefix(contexts)
         out: list[list[tuple[float, bool, int]]] = [[] for _ in contexts]
+        if self.tree:
+            sizes = [len(c) + sum(len(x) - 1 for x in conts) for c, conts in zip(contexts, continuations)]
+            try:
+                for batch in self._batches(contexts, sizes):
+                    scored = self._tree_batch(prefix, [contexts[i] for i in batch], [continuations[i] for i in batch])
+                    for i, res in zip(batch, scored):
+                        out[i] = res
+                return out
+            except _TreeUnsupported:
+                self.tree = False  # this model needs the two-stage path; nothing was kept
         for batch in self._batches(contexts):
             state = self._stage_a(prefix, [contexts[i] for i in batch])
             rows = [(row, j) for row, i in enumerate(batch) for j in range(len(continuations[i]))]

@@ -76,7 +76,7 @@ def write_report(run_dir: str | Path, out_path: str | Path, *, fmt: str = "defau
         ("config", "Study configuration", _config(run)),
         ("grid", "Grid completeness", _grid(cells)),
         *((name, ANALYSES[name].title, _analysis(results, name)) for name in ANALYSES),
-        ("loss", "Pre-training loss", _loss(run / "pretrain" / "loss.csv")),
+        ("loss", "Pre-training loss", _loss(run / "checkpoints" / "loss.csv")),
         ("predictions", "Per-example predictions", _predictions(run / "predictions", out.parent)),
     ]
     toc = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>' for anchor, title, _ in sections)
@@ -154,7 +154,7 @@ def _analysis(results: Results, name: str) -> str:
 
 def _loss(path: Path) -> str:
     if not path.is_file():
-        return "<p>No pretrain/loss.csv in the run directory (no pre-training in this run).</p>"
+        return "<p>No checkpoints/loss.csv in the run directory (no pre-training in this run).</p>"
     loss = pd.read_csv(path)
     curves = [c for c in ("train_loss", "heldout_loss") if c in loss.columns and loss[c].notna().any()]
     if "step" not in loss.columns or not curves:

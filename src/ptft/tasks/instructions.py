@@ -41,6 +41,7 @@ from typing import Any, Callable, Iterable
 from ptft import sources
 from ptft.errors import DataError
 from ptft.tasks import bbutil
+from ptft.tasks.hubutil import read_local
 
 log = logging.getLogger("ptft.tasks")
 
@@ -210,39 +211,6 @@ def load_natural_instructions(seed: int, n: int | None) -> InstructionSet:
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
-def read_rows(path: Path) -> list[dict]:
-    """Rows of a local JSON (a list, or ``{"data": [...]}``), JSONL or Parquet file."""
-    if path.suffix == ".jsonl":
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise DataError(f"{path}: line {lineno} is not valid JSON ({err.msg})") from None
-        return rows
-    if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            # a JSONL file named .json
-            try:
-                return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            except json.JSONDecodeError:
-                raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-        if isinstance(data, dict) and isinstance(data.get("data"), list):
-            data = data["data"]
-        if not isinstance(data, list):
-            raise DataError(f"{path}: expected a list of rows (or {{'data': [...]}})")
-        return data
-    if path.suffix == ".parquet":
-        import pandas as pd
-
-        return pd.read_parquet(path).to_dict(orient="records")
-    raise DataError(f"{path}: unsupported file type {path.suffix!r}; use one of {FILE_SUFFIXES}")
-
-
 def load_local(path: Path, seed: int, n: int | None) -> InstructionSet:
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix in FILE_SUFFIXES)
@@ -252,7 +220,7 @@ def load_local(path: Path, seed: int, n: int | None) -> InstructionSet:
         files = [path]
     else:
         raise DataError(f"instruction data {str(path)!r}: no such file or folder")
-    rows = [row for f in files for row in read_rows(f)]
+    rows = [row for f in files for row in read_local(f)]
     if not rows:
         raise DataError(f"instruction data {str(path)!r}: no rows")
     data = _clean(rows, str(path))

@@ -1,0 +1,22 @@
+"""ptft plan CONFIG: print the grid a study would run and a rough cost estimate, running nothing."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = __doc__
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="a study YAML file or a preset name (tiny, tiny-it, paper-olmo1b, ...)")
+    p.add_argument("--out", help="run directory the study would use (default: the config's output_dir)")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ptft.config import load_config
+    from ptft.engine.plan import format_plan, plan_json, plan_study
+
+    plan = plan_study(load_config(args.config), args.out)
+    print(plan_json(plan) if args.json else format_plan(plan))
+    return 0

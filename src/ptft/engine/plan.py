@@ -1,0 +1,328 @@
+"""`ptft plan`: the grid a study config would run, and a rough cost estimate, computed offline.
+
+Nothing is loaded or run and nothing touches the network: task types and eval sets come from the
+task registry (the :class:`~ptft.tasks.Task` objects, never ``task.load``), checkpoints from the
+config (a Hub series must list ``checkpoints.hub.revisions`` or ``revision_names``), and the cells
+from :func:`ptft.engine.cells.expand` itself with placeholder data fingerprints, so the plan and a
+run agree on the grid by construction (cell ids differ: they hash the real data).
+
+The cost estimate is an estimate: training FLOPs = 6 × parameters × training tokens, training
+tokens = examples × epochs × a typical length per example (a rough figure per known task or
+mixture, capped at the maximum length; for an unknown task the maximum length itself, an upper
+bound), GPU-hours = FLOPs / (peak FLOP/s × MFU) with the assumptions of the config's ``estimate``
+section. Evaluation is counted in units and scored examples, not GPU-hours.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ptft.config import StudyConfig
+from ptft.errors import ConfigError
+
+PLACEHOLDER_FINGERPRINT = "plan-no-data"
+
+#: Typical prompt + completion tokens of one training example in the Default format (GPT-NeoX /
+#: OLMo-style BPE; rough figures from the datasets' published length statistics).
+TYPICAL_TOKENS = {
+    "xsum": 530, "bb_xsum": 530,                      # a BBC article (~430 words) + one sentence
+    "socialiqa_qg": 70, "bb_socialiqa_qg": 70,        # context + three answers -> a question
+    "mnli": 55, "paws": 65,                           # two sentences + a label word
+    "bb_vitaminc_nli": 80, "bb_squad_qg": 190,        # evidence + claim; a SQuAD paragraph + answer -> question
+}
+#: Typical tokens of one conversation of an instruction mixture (chat template included).
+TYPICAL_CONVERSATION_TOKENS = {"tulu_v2": 1000, "bb_natural_instructions": 380}
+#: Rows of a mixture when ``instruction_tuning.n_train`` is null (all of it).
+MIXTURE_SIZES = {"tulu_v2": 326_154, "bb_natural_instructions": 193_250}
+#: Parameters of published model series (the Pythia and OLMo model cards).
+KNOWN_PARAMETERS = {
+    "allenai/OLMo-1B-hf": 1_176_764_416, "allenai/OLMo-1B": 1_176_764_416,
+    "allenai/OLMo-1B-0724-hf": 1_279_787_008, "allenai/OLMo-7B-hf": 6_888_095_744,
+    "allenai/OLMo-7B": 6_888_095_744, "allenai/OLMo-7B-0424-hf": 6_888_095_744,
+    "allenai/OLMo-7B-0724-hf": 6_888_095_744,
+    "EleutherAI/pythia-70m": 70_426_624, "EleutherAI/pythia-160m": 162_322_944,
+    "EleutherAI/pythia-410m": 405_334_016, "EleutherAI/pythia-1b": 1_011_781_632,
+    "EleutherAI/pythia-1.4b": 1_414_647_808, "EleutherAI/pythia-2.8b": 2_775_208_960,
+    "EleutherAI/pythia-6.9b": 6_857_302_016, "EleutherAI/pythia-12b": 11_846_072_320,
+}
+
+
+@dataclass
+class TrainingEstimate:
+    name: str            # task or mixture
+    runs: int
+    examples: int | None  # per run; None when unknown offline
+    epochs: float
+    tokens_per_example: int
+    basis: str           # "typical" or "upper bound (max_length)"
+
+    @property
+    def tokens_per_run(self) -> int | None:
+        return None if self.examples is None else round(self.examples * self.epochs * self.tokens_per_example)
+
+    @property
+    def tokens(self) -> int | None:
+        per = self.tokens_per_run
+        return None if per is None else per * self.runs
+
+
+@dataclass
+class StudyPlan:
+    config: StudyConfig
+    cells: list
+    checkpoints: list
+    task_types: dict[str, str]
+    eval_sets: dict[str, list[tuple[str, str]]]
+    finetune_runs: dict[str, list[float]] = field(default_factory=dict)  # task -> learning rates
+    units: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # kind -> (models, cells, units)
+    scored: dict[str, int] = field(default_factory=dict)                 # kind -> scored examples
+    training: list[TrainingEstimate] = field(default_factory=list)
+    parameters: int | None = None
+    parameters_source: str = ""
+
+    def count(self, kind: str) -> int:
+        return sum(c.kind == kind for c in self.cells)
+
+    @property
+    def training_tokens(self) -> int:
+        return sum(t.tokens or 0 for t in self.training)
+
+    @property
+    def training_flops(self) -> float | None:
+        return None if self.parameters is None else 6.0 * self.parameters * self.training_tokens
+
+    @property
+    def gpu_hours(self) -> float | None:
+        flops = self.training_flops
+        est = self.config.estimate
+        return None if flops is None else flops / (est.peak_tflops * 1e12 * est.mfu) / 3600
+
+
+def task_metadata(config: StudyConfig) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
+    """Task types and eval sets of the study's tasks and IT suite, from the registry alone."""
+    from ptft.tasks import get_task
+
+    names = [t.name for t in config.tasks]
+    it = config.instruction_tuning
+    if it.enabled:
+        if not it.suite:
+            raise ConfigError("instruction_tuning.suite: list the multiple-choice tasks to evaluate IT models on")
+        names += [s for s in it.suite if s not in names]
+    types, sets = {}, {}
+    for name in names:
+        try:
+            task = get_task(name)
+        except (KeyError, FileNotFoundError) as err:
+            raise ConfigError(f"task {name!r}: {err.args[0]}") from None
+        types[name] = task.task_type
+        sets[name] = [(e.name, e.domain) for e in task.eval_sets]
+    if it.enabled:
+        wrong = [s for s in it.suite if types[s] != "multiple_choice"]
+        if wrong:
+            raise ConfigError(f"instruction_tuning.suite: {wrong} are not multiple-choice tasks")
+    return types, sets
+
+
+def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyPlan:
+    from ptft.checkpoints.series import resolve_series
+    from ptft.engine.cells import expand
+
+    hub = config.checkpoints.hub
+    if config.checkpoints.source == "hub" and not (hub.revisions or hub.revision_names):
+        raise ConfigError(f"checkpoints.hub: {hub.repo} would be listed from the Hub at run time; for an offline "
+                          "plan (and a reproducible study) list its branches in checkpoints.hub.revision_names "
+                          "or give checkpoints.hub.revisions")
+    run_dir = Path(run_dir or config.output_dir)
+    types, sets = task_metadata(config)
+    fingerprints = {name: PLACEHOLDER_FINGERPRINT for name in types}
+    cells = expand(config, run_dir, fingerprints, types, sets)
+    plan = StudyPlan(config, cells, resolve_series(config, run_dir), types, sets)
+    for tc in config.tasks:
+        if tc.train:
+            plan.finetune_runs[tc.name] = list(tc.lr or config.finetune.learning_rates)
+    study_tasks = {t.name for t in config.tasks}
+    groups: dict[str, list] = defaultdict(list)
+    for c in cells:
+        if c.kind == "base":
+            suite_only = c.units and all(u.eval_task not in study_tasks for u in c.units)
+            groups["BASE-MC" if suite_only else "BASE"].append(c)
+        elif c.kind in ("finetune", "instruct"):
+            groups["FT" if c.kind == "finetune" else "IT"].append(c)
+    plan.units = {k: (len({c.model_id for c in v}), len(v), sum(len(c.units) for c in v))
+                  for k, v in groups.items()}
+    n_eval = {name: config.instruction_tuning.n_eval for name in types}
+    n_eval.update({t.name: t.n_eval for t in config.tasks})
+    plan.scored = {k: sum(n_eval[u.eval_task] or 0 for c in v for u in c.units) for k, v in groups.items()}
+    plan.parameters, plan.parameters_source = parameter_count(config)
+    plan.training = training_estimates(config, plan)
+    return plan
+
+
+def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEstimate]:
+    ft = config.finetune
+    runs = Counter(c.train_task for c in plan.cells if c.kind == "finetune")
+    out = []
+    for tc in config.tasks:
+        if not tc.train:
+            continue
+        typical = TYPICAL_TOKENS.get(tc.name)
+        per, basis = (min(typical, ft.max_length), "typical") if typical else (ft.max_length, "upper bound (max_length)")
+        out.append(TrainingEstimate(tc.name, runs[tc.name], tc.n_train, ft.epochs, per, basis))
+    it = config.instruction_tuning
+    if it.enabled:
+        max_length = it.max_length or ft.max_length
+        typical = TYPICAL_CONVERSATION_TOKENS.get(it.mixture)
+        per, basis = (min(typical, max_length), "typical") if typical else (max_length, "upper bound (max_length)")
+        n = it.n_train if it.n_train is not None else MIXTURE_SIZES.get(it.mixture)
+        out.append(TrainingEstimate(f"IT {it.mixture}", plan.count("instruct"), n, it.epochs, per, basis))
+    return out
+
+
+def parameter_count(config: StudyConfig) -> tuple[int | None, str]:
+    if config.estimate.parameters:
+        return config.estimate.parameters, "estimate.parameters"
+    ck = config.checkpoints
+    if ck.source == "hub":
+        if ck.hub.repo in KNOWN_PARAMETERS:
+            return KNOWN_PARAMETERS[ck.hub.repo], f"published size of {ck.hub.repo}"
+        return None, f"unknown for {ck.hub.repo}: set estimate.parameters"
+    if ck.source == "pretrain":
+        m = ck.pretrain.model
+        h, i, n_layers = m.hidden_size, m.intermediate_size, m.num_layers
+        return m.vocab_size * h + n_layers * (4 * h * h + 3 * h * i + 2 * h) + h, "the pre-training model shape"
+    return _local_parameters(ck.local.paths[0]) if ck.local.paths else (None, "no checkpoint folder")
+
+
+def _local_parameters(path: str) -> tuple[int | None, str]:
+    """Counted on the meta device from the first folder's config.json (no weights are read)."""
+    if not (Path(path) / "config.json").exists():
+        return None, f"no config.json in {path}: set estimate.parameters"
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path))
+        return sum(p.numel() for p in model.parameters()), f"{Path(path).name}/config.json"
+    except Exception as err:  # an exotic config: the estimate is optional
+        return None, f"cannot count from {path}/config.json ({type(err).__name__}): set estimate.parameters"
+
+
+# ---------------------------------------------------------------------------------------- output
+
+def _n(x: float | int | None) -> str:
+    if x is None:
+        return "?"
+    x = float(x)
+    for unit, div in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def format_plan(plan: StudyPlan) -> str:
+    cfg = plan.config
+    lines = [f"Study {cfg.name!r}: the grid it would run (nothing is run, no data or network is touched).", ""]
+    ck = cfg.checkpoints
+    where = {"hub": ck.hub.repo, "local": "local folders", "pretrain": "pre-trained here"}[ck.source]
+    lines.append(f"Checkpoints: {len(plan.checkpoints)} ({where})")
+    lines += _table([["label", "step", "revision / path"]] + [
+        [c.label, "-" if c.step is None else str(c.step), c.revision or c.path] for c in plan.checkpoints])
+    lines += ["", "Tasks"]
+    rows = [["task", "type", "train", "n_train", "learning rates", "eval sets (in | out)"]]
+    for tc in cfg.tasks:
+        ins = [s for s, d in plan.eval_sets[tc.name] if d == "in"]
+        outs = [s for s, d in plan.eval_sets[tc.name] if d == "out"] if cfg.evaluation.out_of_domain else []
+        lrs = ", ".join(f"{lr:g}" for lr in plan.finetune_runs.get(tc.name, [])) or "-"
+        rows.append([tc.name, plan.task_types[tc.name], "yes" if tc.train else "no",
+                     "all" if tc.n_train is None else str(tc.n_train), lrs,
+                     ", ".join(ins) + (" | " + ", ".join(outs) if outs else "")])
+    lines += _table(rows)
+    n_ck, seeds = len(plan.checkpoints), len(cfg.finetune.seeds)
+    n_ft = plan.count("finetune")
+    lines += ["", "Runs"]
+    lines.append(f"  pre-training runs:        {plan.count('pretrain')}")
+    pairs = sum(len(lrs) for lrs in plan.finetune_runs.values())
+    per_task = " + ".join(f"{len(lrs)}" for lrs in plan.finetune_runs.values()) or "0"
+    lines.append(f"  fine-tuning runs (SFT):   {n_ft} = {n_ck} checkpoints x {pairs} (task, learning rate) pairs "
+                 f"[{per_task}] x {seeds} seed(s)")
+    for task, lrs in plan.finetune_runs.items():
+        lines.append(f"    {task}: {n_ck} x {len(lrs)} lr ({', '.join(f'{lr:g}' for lr in lrs)}) x {seeds} = "
+                     f"{n_ck * len(lrs) * seeds}")
+    it = cfg.instruction_tuning
+    if it.enabled:
+        n = "all" if it.n_train is None else it.n_train
+        lines.append(f"  instruction-tuning runs:  {plan.count('instruct')} = {n_ck} checkpoints x 1 "
+                     f"({it.mixture}, {n} conversations, {it.epochs:g} epochs, lr {it.lr:g}); "
+                     f"suite: {', '.join(it.suite)}")
+    else:
+        lines.append("  instruction-tuning runs:  0 (instruction_tuning.enabled is false)")
+    lines.append(f"  cells in all:             {len(plan.cells)}")
+    ev = cfg.evaluation
+    lines += ["", f"Evaluation units (eval set x format x shots x method; formats {ev.formats}, shots {ev.shots}, "
+                  f"classification methods {ev.methods})"]
+    names = {"BASE": "BASE (study tasks)", "FT": "FT", "BASE-MC": "BASE (IT suite)", "IT": "IT"}
+    rows = [["kind", "models", "cells", "units", "scored examples"]]
+    for kind in ("BASE", "FT", "BASE-MC", "IT"):
+        if kind in plan.units:
+            models, cells, units = plan.units[kind]
+            rows.append([names[kind], str(models), str(cells), str(units), _n(plan.scored.get(kind))])
+    rows.append(["total", "", str(sum(c for _, c, _ in plan.units.values())),
+                 str(sum(u for _, _, u in plan.units.values())), _n(sum(plan.scored.values()))])
+    lines += _table(rows)
+    lines.append("  models: a BASE model is a checkpoint; scored examples: at most units x n_eval (smaller eval "
+                 "sets score fewer; sets with n_eval null are not counted)")
+    lines += ["", "Training cost: an ESTIMATE, not a measurement"]
+    rows = [["training", "runs", "examples", "epochs", "tokens/example", "tokens/run", "tokens"]]
+    for t in plan.training:
+        rows.append([t.name, str(t.runs), _n(t.examples), f"{t.epochs:g}", f"{t.tokens_per_example} ({t.basis})",
+                     _n(t.tokens_per_run), _n(t.tokens)])
+    lines += _table(rows)
+    unknown = [t.name for t in plan.training if t.tokens is None]
+    if unknown:
+        lines.append(f"  not estimated (n_train: all, size unknown offline): {', '.join(unknown)}")
+    est = cfg.estimate
+    lines.append(f"  training tokens:   {_n(plan.training_tokens)}")
+    lines.append(f"  parameters:        {_n(plan.parameters)} ({plan.parameters_source})")
+    if plan.gpu_hours is not None:
+        lines.append(f"  training FLOPs:    {plan.training_flops:.3g} = 6 x parameters x tokens")
+        lines.append(f"  GPU-hours:         {plan.gpu_hours:,.3g} = FLOPs / ({est.peak_tflops:g} TFLOP/s peak "
+                     f"[{est.gpu}] x {est.mfu:g} MFU) / 3600")
+    lines.append("  assumptions: tokens/example are rough typical lengths (GPT-NeoX/OLMo BPE) or max_length as "
+                 "an upper bound; padding, evaluation and data loading are not counted; set the estimate "
+                 "section (parameters, peak_tflops, mfu) to change them.")
+    return "\n".join(lines)
+
+
+def plan_dict(plan: StudyPlan) -> dict:
+    """The plan as plain data (``ptft plan --json``)."""
+    return {
+        "name": plan.config.name,
+        "checkpoints": [{"label": c.label, "step": c.step, "revision": c.revision, "path": c.path}
+                        for c in plan.checkpoints],
+        "finetune_runs": plan.count("finetune"), "instruct_runs": plan.count("instruct"),
+        "pretrain_runs": plan.count("pretrain"), "cells": len(plan.cells),
+        "learning_rates": plan.finetune_runs,
+        "units": {k: {"models": m, "cells": c, "units": u, "scored_examples": plan.scored.get(k)}
+                  for k, (m, c, u) in plan.units.items()},
+        "training": [{"name": t.name, "runs": t.runs, "examples": t.examples, "epochs": t.epochs,
+                      "tokens_per_example": t.tokens_per_example, "basis": t.basis, "tokens": t.tokens}
+                     for t in plan.training],
+        "training_tokens": plan.training_tokens, "parameters": plan.parameters,
+        "parameters_source": plan.parameters_source, "training_flops": plan.training_flops,
+        "gpu_hours": plan.gpu_hours,
+        "assumptions": {"peak_tflops": plan.config.estimate.peak_tflops, "mfu": plan.config.estimate.mfu,
+                        "gpu": plan.config.estimate.gpu},
+    }
+
+
+def plan_json(plan: StudyPlan) -> str:
+    return json.dumps(plan_dict(plan), indent=1)

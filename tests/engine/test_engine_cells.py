@@ -1,0 +1,98 @@
+"""Cell identities: a content hash over exactly what determines a cell's result, so a changed
+setting reruns only the cells it touches (planning only: nothing is trained here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ptft.config import load_config
+from ptft.engine.study import plan_cells
+
+
+def ids(cells, kind=None, task=None):
+    return {c.cell_id for c in cells if (kind is None or c.kind == kind)
+            and (task is None or c.train_task == task or (c.kind == "base" and c.units[0].eval_task == task))}
+
+
+def test_grid_shape_and_stable_ids(small_config_factory, tmp_path: Path) -> None:
+    cells = plan_cells(small_config_factory(), tmp_path)
+    assert [c.kind for c in cells].count("base") == 4  # 2 checkpoints x 2 eval tasks
+    assert [c.kind for c in cells].count("finetune") == 4  # 2 checkpoints x 2 tasks x 1 lr x 1 seed
+    assert len({c.cell_id for c in cells}) == len(cells) == 8
+    again = plan_cells(small_config_factory(), tmp_path / "elsewhere")  # local checkpoints: run dir is no input
+    assert [c.cell_id for c in again] == [c.cell_id for c in cells]
+    assert all(c.training_hash for c in cells if c.kind == "finetune")
+
+
+def test_one_task_eval_size_touches_only_that_tasks_cells(small_config_factory, tmp_path: Path) -> None:
+    before = plan_cells(small_config_factory(), tmp_path)
+    tasks = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16},
+             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
+    after = plan_cells(small_config_factory(tasks=tasks), tmp_path)
+    changed = {c.cell_id for c in before} - {c.cell_id for c in after}
+    assert changed == ids(before, task="bb_socialiqa_qg") and len(changed) == 4
+    # the fine-tuned weights of the changed FT cells are the same (only their evaluation changed)
+    assert {c.training_hash for c in before if c.kind == "finetune"} == \
+           {c.training_hash for c in after if c.kind == "finetune"}
+
+
+def test_cross_task_evaluation_makes_other_tasks_cells_depend_on_the_eval_set(small_config_factory,
+                                                                               tmp_path: Path) -> None:
+    tasks = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16},
+             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
+    before = plan_cells(small_config_factory(**{"evaluation.cross_task": True}), tmp_path)
+    after = plan_cells(small_config_factory(tasks=tasks, **{"evaluation.cross_task": True}), tmp_path)
+    changed = {c.cell_id for c in before} - {c.cell_id for c in after}
+    # every FT cell scores socialiqa's in-domain set now, but vitaminc's BASE cells do not
+    assert changed == ids(before, task="bb_socialiqa_qg") | ids(before, kind="finetune")
+    assert not ids(before, kind="base", task="bb_vitaminc_nli") & changed
+
+
+def test_training_data_changes_training_hash(small_config_factory, tmp_path: Path) -> None:
+    before = plan_cells(small_config_factory(), tmp_path)
+    tasks = [{"name": "bb_vitaminc_nli", "n_train": 24, "n_dev": 8, "n_eval": 16},
+             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 4}]
+    after = plan_cells(small_config_factory(tasks=tasks), tmp_path)
+    changed = {c.cell_id for c in before} - {c.cell_id for c in after}
+    # n_train changes the fine-tuning data and the demonstrations drawn for vitaminc's BASE cells
+    assert changed == ids(before, task="bb_vitaminc_nli")
+    old = {c.training_hash for c in before if c.train_task == "bb_vitaminc_nli"}
+    assert not old & {c.training_hash for c in after if c.train_task == "bb_vitaminc_nli"}
+
+
+def test_adding_a_learning_rate_or_seed_keeps_every_existing_cell(small_config_factory, tmp_path: Path) -> None:
+    before = plan_cells(small_config_factory(), tmp_path)
+    more_lr = plan_cells(small_config_factory(**{"finetune.learning_rates": [0.001, 0.01]}), tmp_path)
+    assert {c.cell_id for c in before} < {c.cell_id for c in more_lr}
+    new = [c for c in more_lr if c.cell_id not in ids(before)]
+    assert len(new) == 4 and {c.lr for c in new} == {0.01}
+    more_seeds = plan_cells(small_config_factory(**{"finetune.seeds": [0, 1]}), tmp_path)
+    assert {c.cell_id for c in before} < {c.cell_id for c in more_seeds}
+    assert len(more_seeds) == len({c.cell_id for c in more_seeds}) == 12
+
+
+def test_execution_settings_change_no_cell(small_config_factory, tmp_path: Path) -> None:
+    before = [c.cell_id for c in plan_cells(small_config_factory(), tmp_path)]
+    for overrides in ({"finetune.keep_weights": True}, {"executor.workers": 2}, {"executor.kind": "ray"},
+                      {"executor.num_cpus": 2}, {"device": "cpu"}, {"name": "renamed"},
+                      {"output_dir": "elsewhere"}):
+        assert [c.cell_id for c in plan_cells(small_config_factory(**overrides), tmp_path)] == before, overrides
+
+
+def test_fine_tuning_and_evaluation_settings(small_config_factory, tmp_path: Path) -> None:
+    before = plan_cells(small_config_factory(), tmp_path)
+    epochs = plan_cells(small_config_factory(**{"finetune.epochs": 2}), tmp_path)
+    changed = ids(before) - ids(epochs)
+    assert changed == ids(before, kind="finetune")  # BASE cells do not fine-tune
+    boot = plan_cells(small_config_factory(**{"evaluation.n_bootstrap": 50}), tmp_path)
+    assert not ids(before) & ids(boot)  # every evaluation changed ...
+    assert [c.training_hash for c in before] == [c.training_hash for c in boot]  # ... no training did
+
+
+def test_pretraining_settings_reach_every_cell(tmp_path: Path) -> None:
+    """Pre-trained checkpoints live at the same paths whatever the settings, so the pre-training
+    cell's id must be part of every cell built on them."""
+    a = plan_cells(load_config("smoke"), tmp_path)
+    b = plan_cells(load_config("smoke", {"checkpoints.pretrain.lr": 0.002}), tmp_path)
+    assert a[0].kind == "pretrain" and all(c.depends_on == [a[0].cell_id] for c in a[1:])
+    assert not ids(a) & ids(b)
