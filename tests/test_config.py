@@ -58,3 +58,10 @@ def test_overrides_and_hash(tmp_path):
 def test_missing_file_or_preset():
     with pytest.raises(ConfigError, match="no config file 'nope.yaml' and no preset"):
         load_config("nope.yaml")
+
+
+def test_instruction_suite_must_be_multiple_choice(tmp_path):
+    path = write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\n"
+                           "instruction_tuning: {enabled: true, suite: [bb_mc_fables, bb_squad_qg]}\n")
+    with pytest.raises(ConfigError, match=r"instruction_tuning.suite\[1\]: 'bb_squad_qg' is a generation task"):
+        load_config(path)

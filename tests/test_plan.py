@@ -118,4 +118,4 @@ def test_plan_json_and_refusals(offline, tmp_path, capsys):
     suite.write_text("checkpoints: {source: hub, hub: {repo: x/y, revisions: [main]}}\ntasks: [{name: mnli}]\n"
                      "instruction_tuning: {enabled: true, suite: [mnli]}\n")
     assert main(["plan", str(suite)]) == 2
-    assert "not multiple-choice" in capsys.readouterr().err
+    assert "'mnli' is a classification task; the suite takes multiple_choice tasks" in capsys.readouterr().err

@@ -24,7 +24,8 @@ def test_every_expected_cell_is_done_and_stored(smoke_run):
     assert first.failed == []
     n_ckpt = config.checkpoints.pretrain.num_checkpoints
     n_tasks = len(config.tasks)
-    assert len(first.cells) == 1 + n_ckpt * (1 + n_tasks)  # pretrain, BASE per checkpoint, FT per (ckpt, task)
+    # pretrain; BASE per (checkpoint, eval task); FT per (checkpoint, training task)
+    assert len(first.cells) == 1 + n_ckpt * n_tasks + n_ckpt * n_tasks
     assert first.ran == len(first.cells)
     df = pd.read_csv(export(run_dir))
     assert list(df.columns) == EXPORT_COLUMNS

@@ -39,6 +39,8 @@ class HubSource:
     select: int | None = None
     revision_names: list[str] = field(default_factory=list)
     include_main: bool = True
+    # the pre-training step of `main` (its name carries none), so analyses can place it on the axis
+    main_step: int | None = None
 
 
 @dataclass
@@ -58,6 +60,8 @@ class TaskConfig:
     n_eval: int | None = 500
     train: bool = True
     lr: list[float] = field(default_factory=list)
+    # formats to evaluate this task's eval sets in; empty: evaluation.formats
+    formats: list[Literal["default", "io", "instruct"]] = field(default_factory=list)
 
 
 @dataclass
@@ -298,6 +302,20 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: finetune.warmup: a fraction of the training steps in [0, 1), got {ft.warmup}")
     if not ft.learning_rates or any(lr <= 0 for lr in ft.learning_rates):
         raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
+    it = config.instruction_tuning
+    if it.enabled:
+        if not it.suite:
+            raise ConfigError(f"{file}: instruction_tuning.suite: list the multiple-choice tasks to evaluate on")
+        for i, name in enumerate(it.suite):
+            try:
+                kind = get_task(name).task_type
+            except KeyError as err:
+                raise ConfigError(f"{file}: instruction_tuning.suite[{i}]: {err.args[0]}") from None
+            if kind != "multiple_choice":
+                raise ConfigError(f"{file}: instruction_tuning.suite[{i}]: {name!r} is a {kind} task; "
+                                  "the suite takes multiple_choice tasks")
+        if it.n_dev < 1 or it.epochs <= 0 or it.lr <= 0:
+            raise ConfigError(f"{file}: instruction_tuning: n_dev, epochs and lr must be positive")
     ev = config.evaluation
     if not ev.shots or any(k < 0 for k in ev.shots):
         raise ConfigError(f"{file}: evaluation.shots: give one or more non-negative counts")

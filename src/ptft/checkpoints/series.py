@@ -127,7 +127,7 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
             chosen = select_evenly(revisions, hub.select if hub.select is not None else 6)
     series = [Checkpoint(r.name, r.step if r.step >= 0 else None, hub.repo, r.name) for r in chosen]
     if hub.include_main and "main" not in {c.revision for c in series}:
-        series.append(Checkpoint("main", None, hub.repo, "main"))
+        series.append(Checkpoint("main", hub.main_step, hub.repo, "main"))
     return series
 
 

@@ -90,11 +90,12 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
                tasks: list[str]) -> list[EvalUnit]:
     """Every (eval set, format, shots, method) to score for the given eval tasks' sets."""
     ev = config.evaluation
+    task_formats = {t.name: t.formats for t in config.tasks}
     units = []
     for task in tasks:
         methods = {"classification": ev.methods, "generation": ["greedy"], "multiple_choice": ["loglik"]}[task_types[task]]
         for eval_set, _domain in eval_sets[task]:
-            for fmt in ev.formats:
+            for fmt in task_formats.get(task) or ev.formats:
                 for shots in ev.shots:
                     for method in methods:
                         units.append(EvalUnit(task, eval_set, fmt, shots, method))

@@ -51,9 +51,24 @@ def _guarded(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool, thr
     start = time.perf_counter()
     try:
         return run_cell(config, run_dir, cell, progress)
-    except Exception as err:  # a failing cell is recorded as failed; the study goes on
+    except Exception as err:  # a failing cell (exception, NaN loss, CUDA out of memory) is recorded; the study goes on
         return CellFailure(cell.cell_id, f"{type(err).__name__}: {err}", traceback.format_exc(),
                            time.perf_counter() - start)
+    finally:
+        _release_gpu_memory()
+
+
+def _release_gpu_memory() -> None:
+    """Hand the cached GPU memory of a finished (or failed: out of memory) cell back, so that the
+    next cell in this process starts from a clean device."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
+        import gc
+
+        gc.collect()
+        torch.cuda.empty_cache()
 
 
 def _threads_per_worker(workers: int) -> int:

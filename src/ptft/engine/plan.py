@@ -119,10 +119,6 @@ def task_metadata(config: StudyConfig) -> tuple[dict[str, str], dict[str, list[t
             raise ConfigError(f"task {name!r}: {err.args[0]}") from None
         types[name] = task.task_type
         sets[name] = [(e.name, e.domain) for e in task.eval_sets]
-    if it.enabled:
-        wrong = [s for s in it.suite if types[s] != "multiple_choice"]
-        if wrong:
-            raise ConfigError(f"instruction_tuning.suite: {wrong} are not multiple-choice tasks")
     return types, sets
 
 

@@ -168,19 +168,21 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
                           interrupted=[i for i in interrupted if i in by_id])
         runner = make_executor(config, executor, address, workers)
         start = time.perf_counter()
-        runner.start(config, run_dir, progress)
-        run_id = store.start_run(os.getpid(), socket.gethostname(), runner.kind, runner.slots, len(cells))
-        bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
-                   disable=not progress, position=0, dynamic_ncols=True)
-        outcome = "interrupted"
+        run_id, bar, outcome = None, None, "interrupted"
         try:
+            runner.start(config, run_dir, progress)
+            run_id = store.start_run(os.getpid(), socket.gethostname(), runner.kind, runner.slots, len(cells))
+            bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
+                       disable=not progress, position=0, dynamic_ncols=True)
             _drive(store, runner, run_dir, todo, status, by_id, result, bar)
             outcome = "failed" if result.failed or result.blocked else "finished"
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
             runner.close(cancel=outcome == "interrupted")
             store.reset_running()  # cells in flight when the driver stopped are not done
-            store.end_run(run_id, outcome)
+            if run_id is not None:
+                store.end_run(run_id, outcome)
         _select_learning_rates(store, config, cells)
         _compare_with_base(store, cells, config)
         result.seconds = time.perf_counter() - start

@@ -146,13 +146,14 @@ def _pretrain(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) ->
     return out
 
 
-def _load(config: StudyConfig, cell: Cell, path: str | None = None):
+def _load(config: StudyConfig, cell: Cell, path: str | None = None, dtype: str | None = None):
     from ptft.checkpoints.loading import load_causal_lm
 
     ck = cell.checkpoint
+    dtype = dtype or config.checkpoints.dtype
     if path is not None:
-        return load_causal_lm(path, dtype=config.checkpoints.dtype, device=config.device)
-    return load_causal_lm(ck.path, revision=ck.revision, dtype=config.checkpoints.dtype, device=config.device)
+        return load_causal_lm(path, dtype=dtype, device=config.device)
+    return load_causal_lm(ck.path, revision=ck.revision, dtype=dtype, device=config.device)
 
 
 def _evaluate_checkpoint(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
@@ -182,7 +183,9 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
         log.info("reusing kept weights %s", weights)
     else:
-        model, tokenizer = _load(config, cell)
+        # Training keeps float32 master weights whatever checkpoints.dtype says: in bf16 an AdamW
+        # update at the paper's lr 2e-7 rounds to nothing (finetune.bf16 gives bf16 arithmetic).
+        model, tokenizer = _load(config, cell, dtype="float32")
         seed_everything(cell.seed)
         if cell.kind == "instruct":
             from ptft.instruct import instruction_tune
@@ -204,6 +207,10 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         log.info("trained: %s", out.training)
         if config.finetune.keep_weights:
             _keep(model, tokenizer, weights, out.training, save_model)
+        # evaluated at the precision BASE is evaluated at, so FT - BASE differs only in the weights
+        from ptft.checkpoints.loading import DTYPES
+
+        model.to(DTYPES[config.checkpoints.dtype])
     if cell.kind == "finetune" and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     _evaluate_units(config, cell, model, tokenizer, out, progress)
