@@ -27,7 +27,6 @@ under ``$PTFT_CACHE/bench-eval-model``), with a 1,024-token window so 4-shot NLI
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -41,26 +40,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ptft.evaluation import Evaluator, select_demos  # noqa: E402
+from ptft.evaluation.harness import write_lm_eval_task  # noqa: E402
 from ptft.tasks.base import LoadRequest, build_prompt  # noqa: E402
-
-LME_YAML = """task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {file}
-test_split: test
-output_type: multiple_choice
-doc_to_text: prompt
-doc_to_choice: choices
-doc_to_target: gold
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: acc_norm
-    aggregation: mean
-    higher_is_better: true
-"""
 
 
 def default_model() -> Path:
@@ -98,12 +79,6 @@ def load_sets(n_mc: int, n_cls: int, toy: bool):
     mc_task, mc = toys.make_mc_task(n_eval=n_mc)
     cls_task, cls = toys.make_classification_task(labels=("yes", "no", "maybe"), n_train=40, n_eval=n_cls)
     return (mc_task, "test", mc.eval["test"], mc.train), (cls_task, "test", cls.eval["test"], cls.train)
-
-
-def write_lme_task(tmp: Path, name: str, rows: list[dict]) -> None:
-    data = tmp / f"{name}.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp / f"{name}.yaml").write_text(LME_YAML.format(name=name, file=data))
 
 
 def median_time(fn, reps: int):
@@ -151,13 +126,13 @@ def main() -> int:
     fmt = "default"
 
     tmp = Path(tempfile.mkdtemp(prefix="ptft-bench-"))
-    write_lme_task(tmp, "bench_mc", [
+    write_lm_eval_task(tmp, "bench_mc", [
         {"prompt": mc_task.formats[fmt].render(ex), "choices": list(ex.choices), "gold": ex.choices.index(ex.target)}
         for ex in mc_rows])
-    write_lme_task(tmp, "bench_mc_k", [
+    write_lm_eval_task(tmp, "bench_mc_k", [
         {"prompt": build_prompt(mc_task.formats[fmt], ex, mc_demos), "choices": list(ex.choices),
          "gold": ex.choices.index(ex.target)} for ex in mc_rows])
-    write_lme_task(tmp, "bench_cls", [
+    write_lm_eval_task(tmp, "bench_cls", [
         {"prompt": build_prompt(cls_task.formats[fmt], ex, demos), "choices": list(labels),
          "gold": labels.index(ex.target)} for ex in cls_rows])
     manager = TaskManager(include_path=str(tmp))

@@ -4,7 +4,6 @@ the Python API of the command module with a task object."""
 import argparse
 import json
 
-import pytest
 
 from ptft.cli import main
 from ptft.cli import eval as eval_cmd

@@ -8,41 +8,17 @@ part), while ptft gets them as demos and scores with its KV-cached prefix. Per-e
 log-likelihoods must agree within 1e-4, accuracies exactly.
 """
 
-import json
 
 import numpy as np
 import pytest
 
 from ptft.evaluation import Evaluator, select_demos
+from ptft.evaluation.harness import write_lm_eval_task
 from ptft.tasks.base import build_prompt
 
 lm_eval = pytest.importorskip("lm_eval")
 
 TOL = 1e-4
-YAML = """task: {name}
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {file}
-test_split: test
-output_type: multiple_choice
-doc_to_text: prompt
-doc_to_choice: choices
-doc_to_target: gold
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-  - metric: acc_norm
-    aggregation: mean
-    higher_is_better: true
-"""
-
-
-def _write_task(tmp, name, rows):
-    data = tmp / f"{name}.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (tmp / f"{name}.yaml").write_text(YAML.format(name=name, file=data))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +28,7 @@ def parity(tiny_model_dir, tiny_lm, toys, tmp_path_factory):
 
     mc_task, mc_data = toys.mc(n_eval=16)
     mc_rows = mc_data.eval["test"]
-    _write_task(tmp, "ptft_parity_mc", [
+    write_lm_eval_task(tmp, "ptft_parity_mc", [
         {"prompt": mc_task.formats["default"].render(ex), "choices": list(ex.choices), "gold": ex.choices.index(ex.target)}
         for ex in mc_rows])
 
@@ -60,7 +36,7 @@ def parity(tiny_model_dir, tiny_lm, toys, tmp_path_factory):
     cls_task, cls_data = toys.classification(labels=labels, n_eval=24)
     cls_rows = cls_data.eval["test"]
     demos = select_demos(cls_data.train, 2, seed=0)
-    _write_task(tmp, "ptft_parity_cls", [
+    write_lm_eval_task(tmp, "ptft_parity_cls", [
         {"prompt": build_prompt(cls_task.formats["default"], ex, demos), "choices": list(labels),
          "gold": labels.index(ex.target)} for ex in cls_rows])
 

@@ -1,6 +1,5 @@
 """The offline BIG-bench tasks, on the real cached files (each file is parsed once per process)."""
 
-import re
 from collections import Counter
 
 import pytest
@@ -131,7 +130,6 @@ def test_same_speaker_labels_and_skips():
 
 def test_socialiqa_question_removed_from_context():
     data = get_task("bb_socialiqa_qg").load(LoadRequest(None, 0))
-    rows = bbutil.bigbench_examples("social_iqa/task.json")
     all_ex = data.train + data.dev + data.eval["bb_socialiqa_qg"]
     assert len(all_ex) == 1954
     by_uid = {e.uid: e for e in all_ex}

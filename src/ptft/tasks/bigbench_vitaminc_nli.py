@@ -23,7 +23,6 @@ Out-of-domain eval sets (whole files, eval only):
 from __future__ import annotations
 
 import re
-from collections import Counter
 
 from ptft.tasks import formats
 from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData

@@ -31,7 +31,6 @@ Conversations whose assistant turns are all empty are skipped and counted (``res
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from collections import Counter
