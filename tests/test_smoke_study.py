@@ -66,6 +66,14 @@ def test_rerun_does_no_new_work(smoke_run):
     pd.testing.assert_frame_equal(before, pd.read_csv(export(run_dir)))
 
 
+def test_rows_carry_the_config_hash(smoke_run):
+    from ptft.store import ResultsStore
+
+    config, run_dir, _ = smoke_run
+    with ResultsStore(run_dir / "results.sqlite") as store:
+        assert set(store.frame("results").config_hash) == {config.hash()}
+
+
 def test_predictions_are_kept_per_example(smoke_run):
     _, run_dir, _ = smoke_run
     files = sorted((run_dir / "predictions").rglob("*.jsonl"))

@@ -155,7 +155,7 @@ class PoolExecutor(_Executor):
         self._tries: dict[str, int] = {}
 
     def start(self, config: StudyConfig, run_dir: Path, progress: bool) -> None:
-        self._config, self._run_dir = config, run_dir
+        self._config, self._run_dir, self._progress = config, run_dir, progress
         self._threads = _threads_per_worker(self.workers)
 
     def _get_pool(self) -> ProcessPoolExecutor:
@@ -173,7 +173,11 @@ class PoolExecutor(_Executor):
 
     def submit(self, cell: Cell) -> None:
         self._tries[cell.cell_id] = self._tries.get(cell.cell_id, 0) + 1
-        fut = self._get_pool().submit(_guarded, self._config, self._run_dir, cell, False, self._threads)
+        # Pre-training is a stage of its own (every other cell waits for it): it gets every core
+        # and shows its progress bar, which cannot interleave with another cell's.
+        alone = cell.kind == "pretrain"
+        fut = self._get_pool().submit(_guarded, self._config, self._run_dir, cell, alone and self._progress,
+                                      (os.cpu_count() or 1) if alone else self._threads)
         self._futures[fut] = cell
 
     def next_outcome(self) -> Outcome:

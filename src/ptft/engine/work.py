@@ -252,6 +252,7 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
     ev = config.evaluation
     evaluator = Evaluator(model, tokenizer, batch_size=ev.batch_size)
     ck = cell.checkpoint
+    config_hash = config.hash()
     from tqdm.auto import tqdm
 
     for unit in tqdm(cell.units, desc=f"evaluate {cell.label}", unit="set", disable=not progress, leave=False):
@@ -271,4 +272,4 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
                 lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set, eval_task=unit.eval_task,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
-                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, cell_id=cell.cell_id))
+                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id))
