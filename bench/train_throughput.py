@@ -44,7 +44,7 @@ def bench_pretrain(preset: str, steps: int) -> tuple[float, int, object, int]:
     return result.tokens_per_second, result.parameters, settings.model, settings.seq_len
 
 
-def bench_finetune(preset: str, checkpoint_dir: Path | None) -> tuple[float, int]:
+def bench_finetune(preset: str, group_by_length: bool) -> tuple[float, int]:
     from ptft.checkpoints.loading import load_causal_lm
     from ptft.checkpoints.pretrain import pretrain_series
     from ptft.config import load_config
@@ -56,15 +56,15 @@ def bench_finetune(preset: str, checkpoint_dir: Path | None) -> tuple[float, int
     task = get_task(tc.name)
     data = task.load(LoadRequest(None, config.seed, 160, 16, 16))
     with tempfile.TemporaryDirectory() as tmp:
-        if checkpoint_dir is None:
-            settings = config.checkpoints.pretrain
-            settings.steps, settings.save_steps, settings.warmup_steps = 5, [5], 1
-            checkpoint_dir = pretrain_series(settings, tmp, seed=0, progress=False).checkpoints[5]
+        settings = config.checkpoints.pretrain
+        settings.steps, settings.save_steps, settings.warmup_steps = 5, [5], 1
+        checkpoint_dir = pretrain_series(settings, tmp, seed=0, progress=False).checkpoints[5]
         model, tok = load_causal_lm(checkpoint_dir)
         ft = config.finetune
         result = finetune(model, tok, data.train, data.dev, task.formats["default"], lr=ft.learning_rates[0],
                           epochs=1, batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
-                          weight_decay=0.0, max_length=ft.max_length, seed=0, progress=False)
+                          weight_decay=0.0, max_length=ft.max_length, seed=0,
+                          group_by_length=group_by_length, progress=False)
     return result.tokens_per_second, sum(p.numel() for p in model.parameters())
 
 
@@ -107,12 +107,14 @@ def main() -> None:
     print(f"pre-training ({args.preset} model, {params / 1e6:.2f}M params, seq {seq}): median {tps:.0f} tokens/s, "
           f"{tps * fpt / 1e9:.1f} GFLOP/s, MFU {tps * fpt / peak:.1%}")
 
-    ft = [bench_finetune(args.preset, None) for _ in range(args.repeats)]
-    ftps = statistics.median(f[0] for f in ft)
-    ffpt = flops_per_token(ft[0][1], shape, seq)
-    print(f"fine-tuning (trl SFTTrainer, same model): median {ftps:.0f} tokens/s, "
-          f"{ftps * ffpt / 1e9:.1f} GFLOP/s, MFU {ftps * ffpt / peak:.1%} "
-          f"(ratio to pre-training {ftps / tps:.2f})")
+    for group_by_length in (False, True):
+        ft = [bench_finetune(args.preset, group_by_length) for _ in range(args.repeats)]
+        ftps = statistics.median(f[0] for f in ft)
+        ffpt = flops_per_token(ft[0][1], shape, seq)
+        batches = "length-grouped batches" if group_by_length else "shuffled batches"
+        print(f"fine-tuning (trl SFTTrainer, same model, {batches}): median {ftps:.0f} tokens/s, "
+              f"{ftps * ffpt / 1e9:.1f} GFLOP/s, MFU {ftps * ffpt / peak:.1%} "
+              f"(ratio to pre-training {ftps / tps:.2f})")
     if args.run:
         stage_times(args.run)
 

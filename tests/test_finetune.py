@@ -69,3 +69,20 @@ def test_finetuning_learns_the_completion(tiny_model_dir):
     # the study's dev loss is the completion-only loss: mean -log p per completion token
     n_tokens = sum(len(tok(" " + ex.target, add_special_tokens=False).input_ids) + 1 for ex in dev)
     assert abs(result.dev_loss - (-after / n_tokens)) < 0.05
+
+
+def test_grouping_by_length_is_seeded_and_changes_the_batches(tiny_model_dir):
+    # prompts of very different lengths, so that grouped batches differ from shuffled ones
+    train = [Example(f"g{i}", {"text": " ".join(WORDS[: 1 + i % 8] * (1 + 3 * (i % 5)))}, "yes" if i % 2 else "no")
+             for i in range(48)]
+    dev = examples(8, offset=100)
+
+    def train_loss(group_by_length: bool) -> float:
+        model, tok = load_causal_lm(tiny_model_dir)
+        return finetune(model, tok, train, dev, FMT, lr=1e-2, epochs=1, batch_size=8, grad_accum=1, warmup=0.03,
+                        weight_decay=0.0, max_length=96, seed=0, group_by_length=group_by_length,
+                        progress=False).train_loss
+
+    grouped = train_loss(True)
+    assert train_loss(True) == grouped
+    assert train_loss(False) != grouped

@@ -74,6 +74,9 @@ class FinetuneConfig:
     weight_decay: float = 0.0
     max_length: int = 512
     bf16: bool = False
+    # batches of similar lengths (transformers' LengthGroupedSampler, still seeded): much less
+    # padding, a different batch composition from the plain shuffle the paper used
+    group_by_length: bool = False
     seeds: list[int] = field(default_factory=lambda: [0])
     keep_weights: bool = False
     selection_metric: Literal["loss", "metric"] = "loss"

@@ -54,18 +54,20 @@ def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer
 
 def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, *,
              lr: float, epochs: float, batch_size: int, grad_accum: int, warmup: float, weight_decay: float,
-             max_length: int, seed: int, bf16: bool = False, progress: bool = True) -> FinetuneResult:
+             max_length: int, seed: int, bf16: bool = False, group_by_length: bool = False,
+             progress: bool = True) -> FinetuneResult:
     """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``seed``."""
     return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, max_length),
                      prompt_completion_rows(dev, fmt, tokenizer, max_length), loss="completion", lr=lr,
                      epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, warmup=warmup,
-                     weight_decay=weight_decay, max_length=max_length, seed=seed, bf16=bf16, progress=progress)
+                     weight_decay=weight_decay, max_length=max_length, seed=seed, bf16=bf16,
+                     group_by_length=group_by_length, progress=progress)
 
 
 def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
               loss: Literal["completion", "assistant"], lr: float, epochs: float, batch_size: int,
               grad_accum: int, warmup: float, weight_decay: float, max_length: int, seed: int,
-              bf16: bool = False, progress: bool = True) -> FinetuneResult:
+              bf16: bool = False, group_by_length: bool = False, progress: bool = True) -> FinetuneResult:
     """The study's SFT recipe with trl's ``SFTTrainer``, shared by task fine-tuning and instruction
     tuning. ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens
     (plus the EOS trl appends) carry a loss. ``loss="assistant"``: rows are ``{"messages": [...]}``
@@ -107,6 +109,7 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
             per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
             lr_scheduler_type="linear", warmup_steps=warmup, weight_decay=weight_decay, optim="adamw_torch",
             max_length=max_length, packing=False, seed=seed, data_seed=seed,
+            train_sampling_strategy="group_by_length" if group_by_length else "random",
             bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no", report_to=[],
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
             **masking,

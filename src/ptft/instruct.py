@@ -180,4 +180,4 @@ def instruction_tune(model, tokenizer, config, seed: int, progress: bool = True,
     return sft_train(model, tokenizer, train, dev, loss="assistant", lr=it.lr, epochs=it.epochs,
                      batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
                      weight_decay=ft.weight_decay, max_length=max_length, seed=seed, bf16=ft.bf16,
-                     progress=progress)
+                     group_by_length=ft.group_by_length, progress=progress)

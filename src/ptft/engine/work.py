@@ -198,7 +198,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
                 model, tokenizer, data.train, data.dev, task.formats["default"], lr=cell.lr, epochs=ft.epochs,
                 batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
                 weight_decay=ft.weight_decay, max_length=ft.max_length, seed=cell.seed, bf16=ft.bf16,
-                progress=progress)
+                group_by_length=ft.group_by_length, progress=progress)
         if not math.isfinite(stats.dev_loss):
             raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
