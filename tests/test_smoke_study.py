@@ -66,6 +66,20 @@ def test_rerun_does_no_new_work(smoke_run):
     pd.testing.assert_frame_equal(before, pd.read_csv(export(run_dir)))
 
 
+def test_moved_run_directory_resumes_with_nothing_to_do(smoke_run, tmp_path, monkeypatch):
+    """A run directory moved elsewhere (here: copied) and resumed under a relative spelling of its
+    new path finds every cell done, the pre-training included."""
+    import shutil
+    from pathlib import Path
+
+    config, run_dir, first = smoke_run
+    shutil.copytree(run_dir, tmp_path / "moved" / "smoke")
+    monkeypatch.chdir(tmp_path)
+    again = run(config, run_dir=Path("moved/smoke"), progress=False)
+    assert again.ran == 0 and again.skipped == len(first.cells)
+    pd.testing.assert_frame_equal(pd.read_csv(export(run_dir)), pd.read_csv(export(Path("moved/smoke"))))
+
+
 def test_rows_carry_the_config_hash(smoke_run):
     from ptft.store import ResultsStore
 

@@ -13,11 +13,9 @@ def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, 
         overrides: dict[str, Any] | None = None):
     """Run a study (a config path, preset name or StudyConfig) and return its StudyRun."""
     from ptft.engine.study import run_study
-    from ptft.engine.work import set_threads
 
     if not isinstance(config, StudyConfig):
         config = load_config(config, overrides)
-    set_threads(None)
     return run_study(config, run_dir=run_dir, executor=executor, address=address, workers=workers,
                      progress=progress)
 

@@ -111,6 +111,12 @@ class EvaluationConfig:
 class ExecutorConfig:
     kind: Literal["local", "ray"] = "local"
     workers: int = 1
+    # torch threads inside each cell. Not an execution detail: a CPU's floating-point sums depend
+    # on how many threads split them, so this is part of every cell's identity, and the worker
+    # count or executor never changes it (1 vs 2 threads changed fine-tuning losses in the 4th digit)
+    threads: int = 1
+    # the pre-training cell runs alone (every other cell waits for it), so it gets more threads
+    pretrain_threads: int = 2
     address: str | None = None
     num_cpus: float = 1.0
     num_gpus: float = 0.0
@@ -324,5 +330,6 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: evaluation.shots: give one or more non-negative counts")
     if not ev.formats or not ev.methods:
         raise ConfigError(f"{file}: evaluation.formats and evaluation.methods must not be empty")
-    if config.executor.workers < 1:
-        raise ConfigError(f"{file}: executor.workers: must be at least 1")
+    for key in ("workers", "threads", "pretrain_threads"):
+        if getattr(config.executor, key) < 1:
+            raise ConfigError(f"{file}: executor.{key}: must be at least 1")

@@ -9,6 +9,7 @@ process, with its exported table: the numbers every other way of running it must
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -80,10 +81,22 @@ def small_config_file(small_config_factory, tmp_path_factory) -> Callable[..., P
 
 @pytest.fixture(scope="session")
 def reference_run(small_config_factory, tmp_path_factory) -> Reference:
+    import torch
+
     from ptft.engine.study import results_frame, run_study
 
     config = small_config_factory()
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    result = run_study(config, run_dir=run_dir, progress=False)
+    # As a fresh `ptft run` in a shell would start: torch's own thread count (every core), no
+    # PTFT_NUM_THREADS. The cells must compute with executor.threads anyway, so the worker and Ray
+    # runs the executor tests compare with this one get the very same numbers.
+    saved_env, saved_threads = os.environ.pop("PTFT_NUM_THREADS", None), torch.get_num_threads()
+    torch.set_num_threads(max(2, os.cpu_count() or 1))
+    try:
+        result = run_study(config, run_dir=run_dir, progress=False)
+    finally:
+        torch.set_num_threads(saved_threads)
+        if saved_env is not None:
+            os.environ["PTFT_NUM_THREADS"] = saved_env
     assert not result.failed, result.failed
     return Reference(config, run_dir, results_frame(run_dir), result.seconds)

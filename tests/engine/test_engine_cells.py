@@ -96,3 +96,29 @@ def test_pretraining_settings_reach_every_cell(tmp_path: Path) -> None:
     b = plan_cells(load_config("smoke", {"checkpoints.pretrain.lr": 0.002}), tmp_path)
     assert a[0].kind == "pretrain" and all(c.depends_on == [a[0].cell_id] for c in a[1:])
     assert not ids(a) & ids(b)
+
+
+def test_run_directory_spelling_and_location_change_no_cell(tmp_path: Path, monkeypatch) -> None:
+    """`cd X && ptft run smoke` and `ptft run smoke --out X/runs/smoke` are the same run, and so is
+    the directory after a move: the pre-trained checkpoints inside it are known by the
+    pre-training cell that makes them, not by their path."""
+    config = load_config("smoke")
+    monkeypatch.chdir(tmp_path)
+    relative = plan_cells(config, Path("runs/smoke"))
+    absolute = plan_cells(config, tmp_path / "runs" / "smoke")
+    moved = plan_cells(config, tmp_path / "elsewhere" / "deeper" / "moved")
+    assert ids(relative) == ids(absolute) == ids(moved)
+    assert [c.training_hash for c in relative] == [c.training_hash for c in moved]
+    # ... while the cells still load the checkpoints from the run directory they are given
+    assert moved[1].checkpoint.path == str(tmp_path / "elsewhere" / "deeper" / "moved" / "checkpoints" / "step3")
+
+
+def test_thread_counts_are_part_of_every_cells_identity(small_config_factory, tmp_path: Path) -> None:
+    """A CPU's float sums depend on the thread count, so a changed thread count is a new cell,
+    never a silent mix of numbers computed two ways."""
+    before = plan_cells(small_config_factory(), tmp_path)
+    two = plan_cells(small_config_factory(**{"executor.threads": 2}), tmp_path)
+    assert not ids(before) & ids(two)
+    pre = plan_cells(load_config("smoke"), tmp_path)
+    pre4 = plan_cells(load_config("smoke", {"executor.pretrain_threads": 4}), tmp_path)
+    assert not ids(pre) & ids(pre4)

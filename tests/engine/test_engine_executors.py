@@ -1,5 +1,6 @@
 """The same study on N local worker processes and on a real local Ray cluster gives exactly the
-numbers of the in-process run: executors only decide where a cell runs."""
+numbers of the in-process run (started with torch's default thread count, see ``reference_run``):
+executors and worker counts only decide where a cell runs, never how it computes."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def cell_pids(run_dir: Path) -> set[int]:
     return pids
 
 
-def test_two_local_workers_give_the_same_numbers(reference_run, tmp_path: Path) -> None:
+def test_two_local_workers_give_the_same_numbers(reference_run, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("PTFT_NUM_THREADS", raising=False)  # the workers get no hint from the environment
     run = tmp_path / "run"
     result = run_study(reference_run.config, run_dir=run, workers=2, progress=False)
     assert result.ran == 8 and not result.failed

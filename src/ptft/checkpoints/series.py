@@ -29,10 +29,16 @@ class Checkpoint:
     step: int | None
     path: str
     revision: str | None = None
+    # set for a series ptft pre-trains into the run directory: the weights are determined by the
+    # pre-training cell (hashed as the cells' upstream), not by where the run directory lies
+    pretrained: bool = False
 
     @property
     def identity(self) -> str:
-        """What determines the weights: part of every cell hash."""
+        """What determines the weights: part of every cell hash. Never the run directory's path,
+        so a run directory spelled another way or moved keeps its cells."""
+        if self.pretrained:
+            return f"pretrained/{self.label}"
         return f"{self.path}@{self.revision}" if self.revision else self.path
 
 
@@ -108,7 +114,7 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
 
         p = ck.pretrain
         steps = p.save_steps or checkpoint_schedule(p.steps, p.num_checkpoints, p.first_step, p.early_checkpoints)
-        return [Checkpoint(f"step{s}", s, str(run_dir / "checkpoints" / f"step{s}")) for s in steps]
+        return [Checkpoint(f"step{s}", s, str(run_dir / "checkpoints" / f"step{s}"), pretrained=True) for s in steps]
     if ck.source == "local":
         labels = ck.local.labels or [Path(p).name for p in ck.local.paths]
         steps = ck.local.steps or [_step_from_name(Path(p).name) for p in ck.local.paths]

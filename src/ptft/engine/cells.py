@@ -126,7 +126,8 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     task_names = [t.name for t in config.tasks]
     ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
     ft_settings = {k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING}
-    common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype}
+    common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
+              "threads": config.executor.threads}
 
     def fp(task: str, part: str, eval_set: str | None = None):
         f = fingerprints.get(task)
@@ -148,7 +149,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     pre: list[str] = []
     if config.checkpoints.source == "pretrain":
         pid = digest({"kind": "pretrain", "settings": asdict(config.checkpoints.pretrain), "seed": config.seed,
-                      "version": __version__})
+                      "threads": config.executor.pretrain_threads, "version": __version__})
         cells.append(Cell(pid, "pretrain", "pretrain"))
         pre = [pid]
 

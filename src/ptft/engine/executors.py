@@ -46,8 +46,13 @@ Outcome = CellOutput | CellFailure
 OnStart = Callable[[Cell], None]
 
 
-def _guarded(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool, threads: int | None) -> Outcome:
-    set_threads(threads)
+def cell_threads(config: StudyConfig, cell: Cell) -> int:
+    """The torch thread count a cell computes with: a study setting, whatever runs the cell."""
+    return config.executor.pretrain_threads if cell.kind == "pretrain" else config.executor.threads
+
+
+def _guarded(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> Outcome:
+    set_threads(cell_threads(config, cell))
     start = time.perf_counter()
     try:
         return run_cell(config, run_dir, cell, progress)
@@ -69,11 +74,6 @@ def _release_gpu_memory() -> None:
 
         gc.collect()
         torch.cuda.empty_cache()
-
-
-def _threads_per_worker(workers: int) -> int:
-    env = int(os.environ.get("PTFT_NUM_THREADS", "0") or 0)
-    return env or max(1, (os.cpu_count() or 1) // workers)
 
 
 class _Executor:
@@ -119,7 +119,7 @@ class InProcessExecutor(_Executor):
     def next_outcome(self) -> Outcome:
         cell = self._queue[0]
         try:
-            return _guarded(self._config, self._run_dir, cell, self._progress, None)
+            return _guarded(self._config, self._run_dir, cell, self._progress)
         finally:
             self._queue.popleft()
 
@@ -127,10 +127,9 @@ class InProcessExecutor(_Executor):
         self._queue.clear()
 
 
-def _worker_init(threads: int, parent: int) -> None:
-    """In each worker process: the thread count, and a watchdog that ends the worker when the
-    driver is gone (a SIGKILLed driver must not leave orphans writing into the run directory)."""
-    set_threads(threads)
+def _worker_init(parent: int) -> None:
+    """In each worker process: a watchdog that ends the worker when the driver is gone (a
+    SIGKILLed driver must not leave orphans writing into the run directory)."""
 
     def watch() -> None:
         while True:
@@ -156,13 +155,12 @@ class PoolExecutor(_Executor):
 
     def start(self, config: StudyConfig, run_dir: Path, progress: bool) -> None:
         self._config, self._run_dir, self._progress = config, run_dir, progress
-        self._threads = _threads_per_worker(self.workers)
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init,
-                                             initargs=(self._threads, os.getpid()))
+                                             initargs=(os.getpid(),))
         return self._pool
 
     def free(self) -> int:
@@ -173,11 +171,10 @@ class PoolExecutor(_Executor):
 
     def submit(self, cell: Cell) -> None:
         self._tries[cell.cell_id] = self._tries.get(cell.cell_id, 0) + 1
-        # Pre-training is a stage of its own (every other cell waits for it): it gets every core
-        # and shows its progress bar, which cannot interleave with another cell's.
+        # Pre-training is a stage of its own (every other cell waits for it): it shows its progress
+        # bar, which cannot interleave with another cell's.
         alone = cell.kind == "pretrain"
-        fut = self._get_pool().submit(_guarded, self._config, self._run_dir, cell, alone and self._progress,
-                                      (os.cpu_count() or 1) if alone else self._threads)
+        fut = self._get_pool().submit(_guarded, self._config, self._run_dir, cell, alone and self._progress)
         self._futures[fut] = cell
 
     def next_outcome(self) -> Outcome:
@@ -256,7 +253,6 @@ class RayExecutor(_Executor):
         self._remote = ray.remote(_guarded).options(**options)
         self._config_ref = ray.put(config)
         self._run_dir = run_dir
-        self._threads = max(1, int(self.num_cpus))
         self.slots = self._capacity()
 
     def _capacity(self) -> int:
@@ -283,7 +279,7 @@ class RayExecutor(_Executor):
         return len(self._refs)
 
     def submit(self, cell: Cell) -> None:
-        self._refs[self._remote.remote(self._config_ref, self._run_dir, cell, False, self._threads)] = cell
+        self._refs[self._remote.remote(self._config_ref, self._run_dir, cell, False)] = cell
 
     def next_outcome(self) -> Outcome:
         import ray

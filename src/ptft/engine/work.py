@@ -38,13 +38,10 @@ class CellOutput:
     seconds: float = 0.0
 
 
-def set_threads(threads: int | None) -> None:
-    """Small models on a few cores run faster with one OpenMP thread per worker: threads that
-    spin-wait on a busy core make small matmuls ten times slower (measured on 2 cores)."""
+def set_threads(threads: int) -> None:
     import torch
 
-    threads = threads or int(os.environ.get("PTFT_NUM_THREADS", "0") or 0)
-    if threads > 0:
+    if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
 
