@@ -15,7 +15,7 @@
    whole command and the span of the grid after pre-training (first cell start to last cell end,
    from the store), medians over ``--reps`` runs.
 
-Prints figures; asserts nothing. Run with ``PTFT_NUM_THREADS=1`` on a small shared machine.
+Prints figures; asserts nothing. Cells compute with the config's ``executor.threads`` (1 in smoke).
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from collections import defaultdict
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("PTFT_NUM_THREADS", "1")
 
 
 def timed(table: dict, name: str, module, attr: str):

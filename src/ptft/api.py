@@ -10,14 +10,14 @@ from ptft.config import StudyConfig, load_config
 
 def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
         address: str | None = None, workers: int | None = None, progress: bool = True,
-        overrides: dict[str, Any] | None = None):
+        overrides: dict[str, Any] | None = None, allow_mixed_numerics: bool = False):
     """Run a study (a config path, preset name or StudyConfig) and return its StudyRun."""
     from ptft.engine.study import run_study
 
     if not isinstance(config, StudyConfig):
         config = load_config(config, overrides)
     return run_study(config, run_dir=run_dir, executor=executor, address=address, workers=workers,
-                     progress=progress)
+                     progress=progress, allow_mixed_numerics=allow_mixed_numerics)
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv") -> Path:

@@ -144,6 +144,7 @@ _ADDED_COLUMNS = [
     ("selections", "criterion", "TEXT"),
     ("selections", "candidates", "TEXT"),
     ("selections", "cell_id", "TEXT"),
+    ("cells", "numerics", "TEXT"),
 ]
 
 # The long-format table that `ptft export` writes and `ptft analyze` reads (README: "Results table").
@@ -257,7 +258,8 @@ class ResultsStore:
             _upsert(db, "comparisons", [asdict(c) for c in comparisons])
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
-                    seconds: float, scores: dict[str, dict[str, list[float]]] | None = None) -> None:
+                    seconds: float, scores: dict[str, dict[str, list[float]]] | None = None,
+                    numerics: str | None = None) -> None:
         """A cell's rows, per-example scores, training figures and its 'done' mark in one
         transaction: after a crash a cell is either complete in the store or absent from it.
         Rows a previous attempt of the same cell left behind are replaced, never duplicated."""
@@ -270,8 +272,9 @@ class ResultsStore:
             if training is not None:
                 _upsert(db, "trainings", [{"cell_id": cell_id, **training}])
             db.execute(
-                "UPDATE cells SET status='done', error=NULL, traceback=NULL, finished_at=?, seconds=?, notes=? "
-                "WHERE cell_id=?", (time.time(), seconds, json.dumps(list(notes)) if notes else None, cell_id))
+                "UPDATE cells SET status='done', error=NULL, traceback=NULL, finished_at=?, seconds=?, notes=?, "
+                "numerics=? WHERE cell_id=?",
+                (time.time(), seconds, json.dumps(list(notes)) if notes else None, numerics, cell_id))
 
     def has_result(self, model_id: str, eval_set: str, fmt: str, shots: int, method: str) -> bool:
         cur = self._db.execute(
@@ -279,6 +282,16 @@ class ResultsStore:
             (model_id, eval_set, fmt, shots, method),
         )
         return cur.fetchone() is not None
+
+    def numerics(self, cell_ids: Sequence[str]) -> dict[str, list[str]]:
+        """What the done cells among ``cell_ids`` were computed with -> those cells."""
+        out: dict[str, list[str]] = {}
+        wanted = set(cell_ids)
+        for cell_id, numerics in self._db.execute(
+                "SELECT cell_id, numerics FROM cells WHERE status='done' AND numerics IS NOT NULL"):
+            if cell_id in wanted:
+                out.setdefault(numerics, []).append(cell_id)
+        return out
 
     def count(self, table: str = "results") -> int:
         return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]

@@ -37,9 +37,8 @@ def _cells(run: Path) -> dict[str, tuple[str, str, str]]:
 def _kill_mid_cell(config_file: Path, run: Path, timeout: float = 120) -> tuple[str, str]:
     """Start `ptft run`, wait until two cells are done and a fine-tuning cell is running, SIGKILL
     it. Returns (killed cell id, what it was doing: "fine-tuning" or "evaluation")."""
-    env = {**os.environ, "PTFT_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "ptft", "run", str(config_file), "--out", str(run),
-                             "--no-progress"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:

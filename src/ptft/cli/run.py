@@ -15,6 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", help="Ray cluster address (with --executor ray); default: start a local one")
     p.add_argument("--workers", type=int, help="local worker processes (default: executor.workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--allow-mixed-numerics", action="store_true",
+                   help="resume although this machine or torch build computes differently from the done cells")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {"seed": args.seed} if args.seed is not None else {}
     result = run(args.config, run_dir=args.out, executor=args.executor, address=args.address,
-                 workers=args.workers, progress=not args.no_progress, overrides=overrides)
+                 workers=args.workers, progress=not args.no_progress, overrides=overrides,
+                 allow_mixed_numerics=args.allow_mixed_numerics)
     print_summary(result.run_dir)
     print(f"\n{result.ran} cell(s) run, {result.skipped} already done, {len(result.failed)} failed "
           f"in {result.seconds:.0f}s. Results: {result.run_dir / 'results.sqlite'}")

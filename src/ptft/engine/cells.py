@@ -10,7 +10,7 @@ Cell kinds:
 
 A cell's id is a content hash over everything that determines its result and nothing else
 (checkpoint identity, the fingerprints of the data it reads, hyperparameters, evaluation settings,
-seed, ptft version), so changing a setting reruns exactly the cells it touches. Fine-tuned weights are addressed by a narrower *training*
+seed, thread count, ptft version; never the run directory's path), so changing a setting reruns exactly the cells it touches. Fine-tuned weights are addressed by a narrower *training*
 hash, so kept weights are reused when only evaluation settings change.
 """
 

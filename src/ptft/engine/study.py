@@ -119,11 +119,16 @@ def driver_alive(run_dir: str | Path) -> str | None:
 # -- the driver ---------------------------------------------------------------------------------
 
 def run_study(config: StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
-              address: str | None = None, workers: int | None = None, progress: bool = True) -> StudyRun:
+              address: str | None = None, workers: int | None = None, progress: bool = True,
+              allow_mixed_numerics: bool = False) -> StudyRun:
+    """Run what is not done. The cells of a run must all be computed with the same numerics
+    (:func:`ptft.engine.work.numerics_of`): a resume on another kind of machine or torch build is
+    refused before anything runs (and a Ray node that differs fails its cells) unless
+    ``allow_mixed_numerics``."""
     run_dir = Path(run_dir or config.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir), _sigterm_exits():
-        return _run_locked(config, run_dir, executor, address, workers, progress)
+        return _run_locked(config, run_dir, executor, address, workers, progress, allow_mixed_numerics)
 
 
 @contextlib.contextmanager
@@ -150,7 +155,7 @@ _stop_requested = threading.Event()
 
 
 def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, address: str | None,
-                workers: int | None, progress: bool) -> StudyRun:
+                workers: int | None, progress: bool, allow_mixed_numerics: bool) -> StudyRun:
     from tqdm.auto import tqdm
 
     (run_dir / CONFIG_FILE).write_text(config.to_yaml())
@@ -167,6 +172,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
         result = StudyRun(run_dir, cells, skipped=len(cells) - len(todo),
                           interrupted=[i for i in interrupted if i in by_id])
         runner = make_executor(config, executor, address, workers)
+        numerics = None if allow_mixed_numerics else _run_numerics(store, cells, todo, runner, config, run_dir)
         start = time.perf_counter()
         run_id, bar, outcome = None, None, "interrupted"
         try:
@@ -174,7 +180,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
             run_id = store.start_run(os.getpid(), socket.gethostname(), runner.kind, runner.slots, len(cells))
             bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
                        disable=not progress, position=0, dynamic_ncols=True)
-            _drive(store, runner, run_dir, todo, status, by_id, result, bar)
+            _drive(store, runner, run_dir, todo, status, by_id, result, bar, numerics)
             outcome = "failed" if result.failed or result.blocked else "finished"
         finally:
             if bar is not None:
@@ -191,10 +197,38 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
         store.close()
 
 
+def _run_numerics(store: ResultsStore, cells: list[Cell], todo: list[Cell], runner, config: StudyConfig,
+                  run_dir: Path) -> list[str]:
+    """The numerics every cell of this run must be computed with (a one-element list, filled by
+    the first cell to finish when none is done yet). A local resume that would compute with other
+    numerics is refused here, before any cell runs."""
+    from ptft.engine.work import numerics_of
+
+    done = store.numerics([c.cell_id for c in cells])
+    if len(done) > 1:
+        log.warning("%s already mixes results computed with %s", run_dir, " and ".join(done))
+    if len(done) != 1:
+        return []
+    (theirs, cell_ids), = done.items()
+    if todo and runner.kind == "local":
+        mine = numerics_of(config.device)
+        if mine != theirs:
+            raise PtftError(_mixing_message(run_dir, len(cell_ids), theirs, mine, "this machine"))
+    return [theirs]
+
+
+def _mixing_message(run_dir: Path, n_done: int, theirs: str, mine: str, where: str) -> str:
+    return (f"{run_dir}: its {n_done} done cell(s) were computed with {theirs}, but {where} computes with "
+            f"{mine}; the run would mix numbers computed two ways. Finish it on the same kind of machine and "
+            "torch build, start a new run directory (--out), or pass --allow-mixed-numerics to accept the mix")
+
+
 def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status: dict[str, str],
-           by_id: dict[str, Cell], result: StudyRun, bar) -> None:
+           by_id: dict[str, Cell], result: StudyRun, bar, numerics: list[str] | None) -> None:
     """Submit every cell whose dependencies are done while the executor has room; store each
-    outcome as it arrives. Cells depending on a failed cell are left pending (``blocked``)."""
+    outcome as it arrives. Cells depending on a failed cell are left pending (``blocked``).
+    ``numerics`` (see :func:`_run_numerics`; None: anything goes): an outcome computed otherwise
+    is not stored but recorded as a failure."""
     from tqdm.auto import tqdm
 
     queue = list(todo)
@@ -222,6 +256,13 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
                 _store_output(store, run_dir, by_id[out.cell_id], out)
             raise SystemExit(128 + signal.SIGTERM)
         running.pop(out.cell_id, None)
+        if isinstance(out, CellOutput) and numerics is not None:
+            if not numerics:
+                numerics.append(out.numerics)
+            elif out.numerics != numerics[0]:
+                n_done = sum(s == "done" for s in status.values())
+                why = _mixing_message(run_dir, n_done, numerics[0], out.numerics, "the worker that ran this cell")
+                out = CellFailure(out.cell_id, f"NumericsMismatch: {why}", "", out.seconds)
         if isinstance(out, CellFailure):
             store.mark_cell(out.cell_id, "failed", error=out.error, traceback=out.traceback, seconds=out.seconds)
             failed.add(out.cell_id)
@@ -256,7 +297,8 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
                     **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
                                                         "tokens_per_second", "dev_metric")},
                     "reused": int(out.training.get("reused", 0) or 0)}
-    store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores)
+    store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores,
+                      numerics=out.numerics)
 
 
 def _select_learning_rates(store: ResultsStore, config: StudyConfig, cells: list[Cell]) -> None:

@@ -36,6 +36,23 @@ class CellOutput:
     training: dict | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    numerics: str = ""
+
+
+def numerics_of(device: str) -> str:
+    """What a cell's floating-point results depend on besides its inputs and its thread count (a
+    setting, part of its id): the torch build and the kernels the hardware selects (a CPU's vector
+    ISA, a GPU's model). The cells of one run must agree on it, or the run would silently mix
+    numbers computed two ways."""
+    import torch
+
+    from ptft.checkpoints.loading import pick_device
+
+    if pick_device(device).startswith("cuda"):
+        hardware = f"CUDA {torch.version.cuda} on {torch.cuda.get_device_name()}"
+    else:
+        hardware = f"CPU kernels {torch.backends.cpu.get_cpu_capability()}"
+    return f"torch {torch.__version__}, {hardware}"
 
 
 def set_threads(threads: int) -> None:
@@ -90,6 +107,7 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
             else:
                 raise ValueError(f"unknown cell kind {cell.kind!r}")
         out.seconds = time.perf_counter() - start
+        out.numerics = numerics_of(config.device)
         for note in out.notes:
             log.info("note: %s", note)
         log.info("cell %s done in %.1fs: %d result rows", cell.cell_id, out.seconds, len(out.rows))
