@@ -126,9 +126,13 @@ def ood_figure(frame: pd.DataFrame) -> Figure:
     percent = frame.assign(**{c: 100 * frame[c] for c in ("change_ratio", "ci_low", "ci_high")})
     percent = percent[percent["checkpoint"] != ""]
     axis = plots.StepAxis(percent)
-    plots.draw_lines(ax, percent[percent["eval_set"] != ""], axis, "change_ratio", ["train_task", "eval_set"])
+    sets = percent[percent["eval_set"] != ""]
+    limits = plots.robust_limits(sets["change_ratio"])
+    plots.draw_lines(ax, plots.clip_to(sets, ["change_ratio"], limits), axis, "change_ratio", ["train_task", "eval_set"])
     means = percent[percent["eval_set"] == ""].assign(_all="mean over sets (95% CI)")
-    plots.draw_lines(ax, means, axis, "change_ratio", ["_all"], lo="ci_low", hi="ci_high", mean=True)
+    plots.draw_lines(ax, plots.clip_to(means, ["change_ratio", "ci_low", "ci_high"], limits), axis, "change_ratio",
+                     ["_all"], lo="ci_low", hi="ci_high", mean=True)
+    plots.mark_clipped(ax, pd.concat([sets, means]), axis, "change_ratio", limits, "%")
     plots.finish(ax, ylabel="change ratio (FT - BASE) / BASE (%)", zero=True, axis=axis)
     return fig
 
