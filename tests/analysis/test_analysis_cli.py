@@ -36,7 +36,8 @@ def test_analyze_writes_every_table_figure_and_summary(tmp_path: Path, table: pd
     summary = (out / "summary.md").read_text()
     # The summary opens with the four verdicts, before any analysis.
     assert summary.startswith("# Findings\n") and summary.index("4. format sensitivity") < summary.index("# Analyses")
-    assert "3. forgetting is asymmetric: classification fine-tuning hurts generation, not the reverse: **supported**" in summary
+    assert ("3. forgetting is asymmetric: classification fine-tuning hurts generation, not the reverse: "
+            "**supported**") in summary
     assert "classification->generation: -65.0% (95% CI [-80.0, -50.0]), n=2 ratios" in summary
     assert "generation->classification: +0.0% (95% CI [-10.0, +10.0]), n=3 ratios" in summary
     assert "1 ratio(s) excluded because |BASE| < 0.001: nli -> summ_test (1)." in summary

@@ -16,6 +16,7 @@ from ptft.analysis.table import load_table
 from ptft.analysis.trajectory import trajectory
 
 __all__ = [
-    "RATIO_EPS", "Results", "Slice", "analyze", "compute", "findings", "format_sensitivity", "gain", "gain_slope", "groups",
+    "RATIO_EPS", "Results", "Slice", "analyze", "compute", "findings", "format_sensitivity", "gain", "gain_slope",
+    "groups",
     "load_table", "mrc", "mrc_ratios", "ood", "trajectory",
 ]

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 
 from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS
-from ptft.analysis.forgetting import DIRECTIONS, mrc, mrc_totals
+from ptft.analysis.forgetting import DIRECTIONS, mrc, mrc_ratios, mrc_totals
 from ptft.analysis.formats import format_sensitivity
 from ptft.analysis.gain import gain
 from ptft.analysis.groups import FINETUNING, PRETRAINING, groups
@@ -77,15 +77,15 @@ class Finding:
                     ci_high=self.ci_high, verdict=self.verdict, evidence=self.evidence)
 
 
-def verdict(low: float, high: float, *, above: bool, threshold: float = 0.0) -> str:
-    """``supported`` when [low, high] lies strictly on the claimed side of ``threshold`` (above it
-    when ``above``), ``contradicted`` when strictly on the other side, else ``inconclusive``;
+def verdict(low: float, high: float, *, above: bool) -> str:
+    """``supported`` when [low, high] lies strictly on the claimed side of 0 (above it when
+    ``above``), ``contradicted`` when strictly on the other side, else ``inconclusive``;
     ``untestable`` without an interval."""
     if not (np.isfinite(low) and np.isfinite(high)):
         return UNTESTABLE
-    if low > threshold:
+    if low > 0:
         return SUPPORTED if above else CONTRADICTED
-    if high < threshold:
+    if high < 0:
         return CONTRADICTED if above else SUPPORTED
     return INCONCLUSIVE
 
@@ -106,7 +106,7 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = 
     parts = [
         _latent_gains(cells, grouped, sl),
         _two_groups(cells, grouped, gain(table, sl, seed=seed, eps=eps)),
-        _asymmetric_forgetting(cells, mrc(table, sl, seed=seed, eps=eps)),
+        _asymmetric_forgetting(cells, mrc(table, sl, seed=seed, eps=eps), mrc_ratios(table, sl, eps=eps)),
         _format_sensitivity(cells, format_sensitivity(table, sl, seed=seed)),
     ]
     rows = pd.DataFrame([f.row() for f, _ in parts], columns=COLUMNS)
@@ -131,8 +131,8 @@ def _normal(value: float, variance: float) -> tuple[float, float]:
     return value - half, value + half
 
 
-def _untestable(finding: int, why: str, value: float = np.nan) -> tuple[Finding, pd.DataFrame]:
-    return Finding(finding, value, np.nan, np.nan, UNTESTABLE, why), pd.DataFrame(columns=DETAIL_COLUMNS)
+def _untestable(finding: int, why: str) -> tuple[Finding, pd.DataFrame]:
+    return Finding(finding, np.nan, np.nan, np.nan, UNTESTABLE, why), pd.DataFrame(columns=DETAIL_COLUMNS)
 
 
 def _tested(finding: int, value: float, variance: float, above: bool, evidence: str,
@@ -221,21 +221,24 @@ def _two_groups(cells: pd.DataFrame, grouped: pd.DataFrame, gains: pd.DataFrame)
     for group in (FINETUNING, PRETRAINING):
         mine = rows[rows["group"] == group]
         if mine.empty:
-            other = PRETRAINING if group == FINETUNING else FINETUNING
-            return _untestable(2, f"no set learned in {group}: every in-domain set is learned in {other} "
-                                  f"({', '.join(sorted(membership.index))})")
-        per_set = mine.groupby("eval_set").agg(gain=("raw_change", "mean"), var=("se", lambda s: (s ** 2).sum(skipna=False)),
-                                              m=("se", "size"))
+            sets = ", ".join(f"{s} ({g})" for s, g in membership.sort_index().items())
+            return _untestable(2, f"no set learned in {group} with fine-tuning gains (in-domain sets, learned in: "
+                                  f"{sets})")
+        per_set = mine.groupby("eval_set").agg(gain=("raw_change", "mean"),
+                                               var=("se", lambda s: (s ** 2).sum(skipna=False)),
+                                               m=("se", "size"))
         means[group] = float(per_set["gain"].mean())
         variances[group] = float((per_set["var"] / per_set["m"] ** 2).sum(skipna=False) / len(per_set) ** 2)
         texts.append(f"learned in {group}: " + ", ".join(f"{s} {num(g)}" for s, g in per_set["gain"].items()))
     value = means[FINETUNING] - means[PRETRAINING]
     detail = _detail(2, "gain", rows, "raw_change", "se", rows["group"])
-    evidence = f"mean gain per set ({rows['checkpoint'].nunique()} checkpoints): " + "; ".join(texts)
+    order = checkpoint_order(rows)
+    evidence = (f"mean gain per set over {len(order)} checkpoints ({order[0]} to {order[-1]}): " + "; ".join(texts))
     return _tested(2, value, variances[FINETUNING] + variances[PRETRAINING], True, evidence, detail)
 
 
-def _asymmetric_forgetting(cells: pd.DataFrame, frame: pd.DataFrame) -> tuple[Finding, pd.DataFrame]:
+def _asymmetric_forgetting(cells: pd.DataFrame, frame: pd.DataFrame, ratios: pd.DataFrame
+                           ) -> tuple[Finding, pd.DataFrame]:
     if cells.empty or not (cells["train_task"] == BASE).any():
         return _untestable(3, _table_gap(cells) or "no BASE rows")
     totals = mrc_totals(frame).set_index("direction")
@@ -246,8 +249,10 @@ def _asymmetric_forgetting(cells: pd.DataFrame, frame: pd.DataFrame) -> tuple[Fi
             return _untestable(3, f"no {direction} ratios: needs a {trained} training task evaluated on a {scored} "
                                   "task's in-domain set, with BASE rows")
         if not np.isfinite(totals.loc[direction, "ci_low"]):
-            return _untestable(3, f"{direction}: {int(totals.loc[direction, 'n'])} ratio(s) with |BASE| >= the guard, "
-                                  "too few for an interval")
+            left_out = int(totals.loc[direction, "n_excluded"])
+            return _untestable(3, f"{direction}: {int(totals.loc[direction, 'n'])} ratio(s)"
+                                  + (f" ({left_out} more left out: |BASE| below the ratio guard)" if left_out else "")
+                                  + ", too few for an interval")
     c, g = totals.loc[cg], totals.loc[gc]
     bound = FAR_SMALLER * c["mrc_percent"]
     if c["ci_low"] > 0 or (bound < 0 and g["ci_high"] < bound):
@@ -257,7 +262,8 @@ def _asymmetric_forgetting(cells: pd.DataFrame, frame: pd.DataFrame) -> tuple[Fi
     else:
         result = INCONCLUSIVE
     pairs = frame[frame["train_task"] != ""]
-    evidence = "; ".join(
+    order = checkpoint_order(ratios)
+    evidence = f"over {len(order)} checkpoint(s) ({order[0]} to {order[-1]}): " + "; ".join(
         f"{d} {percent(r['mrc_percent'])} ({ci(r['ci_low'], r['ci_high'], '+.1f')}, n={int(r['n'])} ratios over "
         + ", ".join(f"{p.train_task}->{p.eval_set}" for p in pairs[pairs["direction"] == d].itertuples()) + ")"
         for d, r in ((cg, c), (gc, g))) + f"; far-smaller bound {FAR_SMALLER:g} x MRC_cg = {percent(bound)}"
@@ -295,7 +301,8 @@ def _format_sensitivity(cells: pd.DataFrame, frame: pd.DataFrame) -> tuple[Findi
     variance = sum(float((p["se"] ** 2).sum(skipna=False)) / len(p) ** 2 for p in part.values())
     group = spreads["checkpoint"].map({**{c: "early" for c in early}, **{c: "late" for c in late}}).fillna("")
     detail = _detail(4, "spread", spreads, "spread", "se", group)
-    evidence = (f"FT spread over {spreads['eval_set'].nunique()} set(s) ({', '.join(sorted(spreads['eval_set'].unique()))}): "
+    names = sorted(spreads["eval_set"].unique())
+    evidence = (f"FT spread over {len(names)} set(s) ({', '.join(names)}): "
                 f"early {', '.join(early)} {num(part['early']['spread'].mean(), '.3f')}, "
                 f"late {', '.join(late)} {num(part['late']['spread'].mean(), '.3f')}")
     return _tested(4, value, variance, False, evidence, detail)

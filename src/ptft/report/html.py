@@ -41,7 +41,7 @@ table.data th { background: #eee; }
 img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
 p.reading { font-size: 1.05rem; border-left: 4px solid #555; padding-left: .6rem; }
 .failed { color: #a00; }
-table.findings td { text-align: left; vertical-align: top; }
+table.findings td, table.findings th { text-align: left; vertical-align: top; }
 .verdict { font-weight: 600; white-space: nowrap; }
 .supported { color: #060; } .contradicted { color: #a00; } .inconclusive { color: #a60; } .untestable { color: #666; }
 .scroll { overflow-x: auto; }
