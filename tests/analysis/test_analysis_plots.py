@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from ptft.analysis import gain
 from ptft.analysis.gain import figure as gain_figure
 from ptft.analysis.gain import step_unit, tokens_per_step, unit_text
+from ptft.analysis.forgetting import MRC_COLUMNS, mrc_figure
 from ptft.analysis.plots import _best_scale, _spread_out, format_step, robust_limits
 
 
@@ -67,3 +68,16 @@ def test_change_ratio_panel_is_not_flattened_by_a_near_zero_base(make: SimpleNam
     ratio_ax = fig.axes[1]
     assert ratio_ax.get_ylim() == pytest.approx((-2.4, 32.4))
     assert [t.get_text() for t in ratio_ax.texts] == ["+6,000%"]
+
+
+def test_mrc_axis_is_not_flattened_by_one_pair() -> None:
+    # Means -63 (total), -60, -62, -65, -70 and one at +5,000 % (a BASE just above the guard):
+    # quartiles -64.5 and -60.5, far-out fence -60.5 + 3 x 4 = -48.5; the axis spans [-70, 0] padded by 8 %.
+    rows = [("classification->generation", "", "", -63.0, -70.0, -55.0, 16, 0)]
+    rows += [("classification->generation", f"t{i}", "d", v, v - 5, v + 5, 4, 0)
+             for i, v in enumerate((-60.0, -62.0, -65.0, -70.0))]
+    rows += [("generation->classification", "", "", 5000.0, 10.0, 9000.0, 4, 0)]
+    fig = mrc_figure(pd.DataFrame(rows, columns=MRC_COLUMNS))
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((-70 - 0.08 * 70, 0 + 0.08 * 70))
+    assert [t.get_text() for t in ax.texts] == ["+5,000%"]

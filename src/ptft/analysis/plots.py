@@ -174,21 +174,33 @@ def clip_to(frame: pd.DataFrame, columns: Sequence[str], limits: tuple[float, fl
 
 def mark_clipped(ax: Axes, frame: pd.DataFrame, axis: StepAxis, y: str, limits: tuple[float, float] | None,
                  unit: str = "") -> None:
-    """Set the y limits, and draw each value of ``frame[y]`` beyond them as a red triangle on the
-    axis edge labelled with its value, so that the reader sees it is off the scale and by how much."""
+    """:func:`mark_off_axis` for a panel with checkpoints on x and ``frame[y]`` on y."""
+    mark_off_axis(ax, axis.positions(frame["checkpoint"]), frame[y].to_numpy(dtype=float), limits, unit, along="y")
+
+
+def mark_off_axis(ax: Axes, where: np.ndarray, values: np.ndarray, limits: tuple[float, float] | None,
+                  unit: str = "", *, along: str = "y") -> None:
+    """Limit the ``along`` axis to ``limits`` and draw each value beyond them as a red triangle on the
+    edge, at ``where`` on the other axis, labelled with its value: the reader sees that it is off
+    the scale and by how much."""
     if limits is None:
         return
-    ax.set_ylim(*limits)
-    beyond = frame[(frame[y] < limits[0]) | (frame[y] > limits[1])]
-    for i, (_, r) in enumerate(beyond.iterrows()):
-        above = r[y] > limits[1]
-        edge = limits[1] if above else limits[0]
-        x = axis.positions(pd.Series([r["checkpoint"]]))[0]
-        ax.plot([x], [edge], marker="^" if above else "v", color="#c00", markersize=9, linestyle="none",
-                clip_on=False, label="off the axis (value shown)" if i == 0 else None)
-        shown = f"{r[y]:+,.0f}" if abs(r[y]) >= 100 else f"{r[y]:+.3g}"
-        ax.annotate(f"{shown}{unit}", (x, edge), textcoords="offset points", xytext=(5, -10 if above else 4),
-                    fontsize="small", color="#c00")
+    (ax.set_ylim if along == "y" else ax.set_xlim)(*limits)
+    first = True
+    for pos, value in zip(where, values):
+        if limits[0] <= value <= limits[1] or not np.isfinite(value):
+            continue
+        high = value > limits[1]
+        edge = limits[1] if high else limits[0]
+        point = (pos, edge) if along == "y" else (edge, pos)
+        marker = ("^" if high else "v") if along == "y" else (">" if high else "<")
+        ax.plot([point[0]], [point[1]], marker=marker, color="#c00", markersize=9, linestyle="none", clip_on=False,
+                label="off the axis (value shown)" if first else None)
+        shown = f"{value:+,.0f}" if abs(value) >= 100 else f"{value:+.3g}"
+        offset = ((5, -10 if high else 4) if along == "y" else (-40 if high else 6, 6))
+        ax.annotate(f"{shown}{unit}", point, textcoords="offset points", xytext=offset, fontsize="small",
+                    color="#c00")
+        first = False
 
 
 def finish(ax: Axes, *, ylabel: str, zero: bool = False, axis: StepAxis | None = None) -> None:
