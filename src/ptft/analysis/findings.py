@@ -309,8 +309,10 @@ def _format_sensitivity(cells: pd.DataFrame, frame: pd.DataFrame) -> tuple[Findi
 
 
 def reading(frame: pd.DataFrame) -> str:
-    return " ".join(f"Finding {r.finding}: {r.verdict} ({num(r.value, '+.3g')}, {ci(r.ci_low, r.ci_high, '+.3g')})."
-                    for r in frame.itertuples())
+    def numbers(r) -> str:
+        return r.evidence if r.verdict == UNTESTABLE else f"{num(r.value, '+.3g')}, {ci(r.ci_low, r.ci_high, '+.3g')}"
+
+    return " ".join(f"Finding {r.finding}: {r.verdict} ({numbers(r)})." for r in frame.itertuples())
 
 
 def headline(row: pd.Series) -> str:
