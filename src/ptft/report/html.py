@@ -149,7 +149,9 @@ def _findings(results: Results) -> str:
             f'<td><a href="#{behind}">{html.escape(ANALYSES[behind].title)}</a></td></tr>')
     table = ('<table class="data findings"><tr><th>#</th><th>finding</th><th>verdict</th><th>statistic (95% CI)</th>'
              "<th>evidence</th><th>figure behind it</th></tr>" + "".join(rows) + "</table>")
-    return (table + _img(results.figure("findings"), ANALYSES["findings"].title)
+    detail = results.frames["findings_detail"]
+    values = _table(detail, "every value behind the four statistics, with its 95% interval") if not detail.empty else ""
+    return (table + _img(results.figure("findings"), ANALYSES["findings"].title) + values
             + "<p>Each statistic and verdict rule is defined once, for every table, in the ptft repository's "
               "<code>docs/method.md</code> (\"The four findings as verdicts\").</p>")
 
