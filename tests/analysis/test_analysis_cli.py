@@ -8,10 +8,11 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from ptft.analysis.findings import COLUMNS, VERDICTS
 from ptft.analysis.forgetting import MRC_COLUMNS
 from ptft.cli import main
 
-ANALYSES = ("trajectory", "gain", "groups", "mrc", "ood", "format_sensitivity")
+ANALYSES = ("findings", "trajectory", "gain", "groups", "mrc", "ood", "format_sensitivity")
 
 
 def outputs(out: Path) -> set[str]:
@@ -24,12 +25,19 @@ def test_analyze_writes_every_table_figure_and_summary(tmp_path: Path, table: pd
     out = tmp_path / "analysis"
     assert main(["analyze", str(csv), "--out", str(out), "--seed", "0"]) == 0
     expected = {f"{name}.{ext}" for name in ANALYSES for ext in ("csv", "png", "svg")}
-    assert expected | {"summary.md", "gain_slope.csv"} == outputs(out)
+    assert expected | {"summary.md", "gain_slope.csv", "findings_detail.csv"} == outputs(out)
     assert all((out / f"{name}.png").read_bytes().startswith(b"\x89PNG") for name in ANALYSES)
     assert all(b"<svg" in (out / f"{name}.svg").read_bytes()[:1000] for name in ANALYSES)
     mrc = pd.read_csv(out / "mrc.csv", keep_default_na=False)
     assert list(mrc.columns) == MRC_COLUMNS
+    found = pd.read_csv(out / "findings.csv")
+    assert list(found.columns) == COLUMNS and found["finding"].tolist() == [1, 2, 3, 4]
+    assert set(found["verdict"]) <= set(VERDICTS)
     summary = (out / "summary.md").read_text()
+    # The summary opens with the four verdicts, before any analysis.
+    assert summary.startswith("# Findings\n") and summary.index("4. format sensitivity") < summary.index("# Analyses")
+    assert ("3. forgetting is asymmetric: classification fine-tuning hurts generation, not the reverse: "
+            "**supported**") in summary
     assert "classification->generation: -65.0% (95% CI [-80.0, -50.0]), n=2 ratios" in summary
     assert "generation->classification: +0.0% (95% CI [-10.0, +10.0]), n=3 ratios" in summary
     assert "1 ratio(s) excluded because |BASE| < 0.001: nli -> summ_test (1)." in summary

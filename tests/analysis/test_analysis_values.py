@@ -59,9 +59,9 @@ def test_gain_slope_by_hand(table: pd.DataFrame) -> None:
     # slope = Sxy / Sxx = 0.05 / 2; residuals 1/120, -1/60, 1/120 -> SSR = 1/2400; se = sqrt(SSR / 1 / 2).
     s = gain_slope(gain(table)).iloc[0]
     se = math.sqrt(1 / 2400 / 2)
-    assert s["slope_per_100k"] == approx(0.025)
+    assert s["steps_per_unit"] == 100_000 and s["slope"] == approx(0.025)
     assert s["se"] == approx(se)
-    assert s["ci_high"] - s["slope_per_100k"] == approx(stats.t.ppf(0.975, 1) * se)
+    assert s["ci_high"] - s["slope"] == approx(stats.t.ppf(0.975, 1) * se)
     assert s["n_checkpoints"] == 3 and s["n_without_step"] == 0
 
 

@@ -30,8 +30,21 @@ def test_report_contents(run_dir: Path, tmp_path: Path) -> None:
     # Readings computed from the data (see conftest.py for the hand calculation).
     assert "MRC classification-&gt;generation = -62.5% (95% CI [-75.0, -50.0], n=2)" in page
     assert "MRC generation-&gt;classification = -5.0% (95% CI [-10.0, +0.0], n=2)" in page
-    assert "Mean gain changes by -5.000 per 100k steps" in page  # (.15 - .20) over 1k steps
+    assert "Mean gain changes by -0.050 per 1k steps" in page  # (.15 - .20) over 1k steps, in a unit that fits
+    assert "slope of the mean gain per 1k steps" in page
     assert "final heldout loss 4.500 at step 2k" in page
+    # The findings come first, the config last and collapsed.
+    sections = re.findall(r'<section id="([a-z_]+)"', page)
+    assert sections[0] == "findings" and sections[-1] == "config" and sections[-2] == "grid"
+    assert sections[1:1 + len(ANALYSES) - 1] == [name for name in ANALYSES if name != "findings"]
+    assert page.index('id="findings"') < page.index("<h2>Contents</h2>") < page.index('id="trajectory"')
+    assert re.search(r'<section id="config"><h2>Study configuration</h2>\n<details><summary>', page)
+    # Both sets rise clearly in BASE (+.10 and +.20 with endpoint CIs of +/- .03): no set is learned in
+    # fine-tuning, so findings 1 and 2 cannot be tested; MRC gen->cls's CI reaches 0: supported; the FT
+    # spread on nli_val falls from .20 (c1) to .05 (c2), se of the difference 2 x .03 / 3.92: supported.
+    verdicts = re.findall(r'<td class="verdict ([a-z]+)">', page)
+    assert verdicts == ["untestable", "untestable", "supported", "supported"]
+    assert "mean FT spread across formats, late minus early checkpoints = -0.15<br>95% CI [-0.21, -0.09]" in page
     # Every figure embedded, nothing fetched from elsewhere.
     sources = re.findall(r'<img src="([^"]*)"', page)
     assert len(sources) == N_FIGURES and all(s.startswith("data:image/png;base64,") for s in sources)
@@ -49,7 +62,8 @@ def test_report_of_a_run_without_results(tmp_path: Path) -> None:
         store.register_cells([("c", "eval", "BASE c1", {})])
     page = write_report(run, tmp_path / "r.html").read_text(encoding="utf-8")
     assert "0 of 1 cells done (0%); 0 failed." in page
-    assert page.count("No data:") == len(ANALYSES)
+    assert page.count("No data:") == len(ANALYSES) - 1  # every analysis but the findings, which say why
+    assert page.count('<td class="verdict untestable">') == 4 and "the results table is empty" in page
     assert "No study.yaml" in page and "No checkpoints/loss.csv" in page and "No prediction files" in page
 
 
@@ -69,8 +83,10 @@ def render(html_file: Path, tmp_path: Path) -> dict[str, str]:
 def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     out = write_report(run_dir, tmp_path / "report.html")
     seen = render(out, tmp_path)
+    sections = ",".join(["findings", *(name for name in ANALYSES if name != "findings"), "loss", "predictions",
+                         "grid", "config"])
     assert seen == {"images-total": str(N_FIGURES), "images-ok": str(N_FIGURES), "svgs": "0",
-                    "external-resources": "0", "resource-errors": "0"}
+                    "external-resources": "0", "resource-errors": "0", "sections": sections, "config-open": "false"}
     # The check itself must see failures: a broken image and a missing file.
     broken = tmp_path / "broken.html"
     broken.write_text(out.read_text(encoding="utf-8").replace(

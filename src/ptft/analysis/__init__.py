@@ -6,6 +6,7 @@ DataFrame; :func:`analyze` runs them all and writes tables, figures and summary.
 
 from ptft.analysis.api import Results, analyze, compute
 from ptft.analysis.changes import RATIO_EPS
+from ptft.analysis.findings import findings
 from ptft.analysis.forgetting import mrc, mrc_ratios, ood
 from ptft.analysis.formats import format_sensitivity
 from ptft.analysis.gain import gain, gain_slope
@@ -15,6 +16,7 @@ from ptft.analysis.table import load_table
 from ptft.analysis.trajectory import trajectory
 
 __all__ = [
-    "RATIO_EPS", "Results", "Slice", "analyze", "compute", "format_sensitivity", "gain", "gain_slope", "groups",
+    "RATIO_EPS", "Results", "Slice", "analyze", "compute", "findings", "format_sensitivity", "gain", "gain_slope",
+    "groups",
     "load_table", "mrc", "mrc_ratios", "ood", "trajectory",
 ]

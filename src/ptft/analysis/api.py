@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import forgetting, formats, gain, groups, plots, trajectory
+from ptft.analysis import findings, forgetting, formats, gain, groups, plots, trajectory
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -24,11 +24,14 @@ from ptft.analysis.text import ci, markdown_table, percent
 class Analysis:
     title: str
     empty: str
-    figure: Callable[[pd.DataFrame], Figure]
+    figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
+    # A companion frame the figure needs too (passed as its second argument).
+    detail: str | None = None
 
 
 ANALYSES: dict[str, Analysis] = {
+    "findings": Analysis(findings.TITLE, findings.EMPTY, findings.figure, findings.reading, "findings_detail"),
     "trajectory": Analysis(trajectory.TITLE, trajectory.EMPTY, trajectory.figure, trajectory.reading),
     "gain": Analysis(gain.TITLE, gain.EMPTY, gain.figure, gain.reading),
     "groups": Analysis(groups.TITLE, groups.EMPTY, groups.figure, groups.reading),
@@ -40,7 +43,8 @@ ANALYSES: dict[str, Analysis] = {
 
 @dataclass
 class Results:
-    """Every analysis table (plus ``gain_slope``), with the slice they were computed on."""
+    """Every analysis table (plus ``gain_slope`` and ``findings_detail``), with the slice they were
+    computed on."""
 
     frames: dict[str, pd.DataFrame]
     slice: Slice
@@ -63,7 +67,9 @@ class Results:
     def figure(self, name: str) -> Figure:
         frame = self.frames[name]
         spec = ANALYSES[name]
-        return plots.no_data(spec.title, spec.empty) if frame.empty else spec.figure(frame)
+        if frame.empty:
+            return plots.no_data(spec.title, spec.empty)
+        return spec.figure(frame, self.frames[spec.detail]) if spec.detail else spec.figure(frame)
 
 
 def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
@@ -76,7 +82,10 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
     sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
     cells, resolved = comparable(table, sl)
+    findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
     frames = {
+        "findings": findings_rows,
+        "findings_detail": findings_detail,
         "trajectory": trajectory.trajectory(table, sl),
         "gain": gain.gain(table, sl, seed=seed, eps=eps),
         "groups": groups.groups(table, sl, seed=seed, eps=eps),
@@ -96,7 +105,8 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
 def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
             lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> dict[str, pd.DataFrame]:
     """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
-    ``NAME.svg`` for each, ``gain_slope.csv`` and ``summary.md`` under ``out_dir``."""
+    ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv`` and ``summary.md`` under
+    ``out_dir``."""
     results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -110,10 +120,12 @@ def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots:
 
 def summary_markdown(results: Results) -> str:
     f = results.frames
-    lines = [
-        "# Analyses", "", results.describe(), "",
-        "## Cross-task forgetting (MRC)", "",
-    ]
+    lines = ["# Findings", "", results.describe(), ""]
+    for _, row in f["findings"].iterrows():
+        lines.append(f"{findings.headline(row)} Figures: findings.png, {findings.BEHIND[int(row['finding'])]}.png.")
+    lines += ["", "Definitions and verdict rules: docs/method.md, \"The four findings as verdicts\".", "",
+              "![findings](findings.png)", "",
+              "# Analyses", "", "## Cross-task forgetting (MRC)", ""]
     totals = forgetting.mrc_totals(f["mrc"])
     if totals.empty:
         lines.append(f"No data: {forgetting.MRC_EMPTY}.")

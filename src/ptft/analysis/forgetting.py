@@ -77,6 +77,8 @@ def mrc_figure(frame: pd.DataFrame) -> Figure:
               + f" (n={r.n}" + (f", {r.n_excluded} excluded" if r.n_excluded else "") + ")"
               for r in frame.itertuples()]
     y = np.arange(len(frame))[::-1]
+    limits = plots.robust_limits(frame["mrc_percent"])
+    shown = plots.clip_to(frame, ["mrc_percent", "ci_low", "ci_high"], limits)
     for i, direction in enumerate(DIRECTIONS):
         mine = (frame["direction"] == direction).to_numpy()
         if not mine.any():
@@ -84,13 +86,16 @@ def mrc_figure(frame: pd.DataFrame) -> Figure:
         total = mine & (frame["train_task"] == "").to_numpy()
         look = plots.style(i)
         for rows, size, fill in ((mine & ~total, 6, "none"), (total, 10, look["color"])):
-            part = frame[rows]
+            part = shown[rows]
             ax.errorbar(part["mrc_percent"], y[rows],
                         xerr=np.vstack([part["mrc_percent"] - part["ci_low"],
                                         part["ci_high"] - part["mrc_percent"]]).astype(float),
                         linestyle="none", marker=look["marker"], color=look["color"], markerfacecolor=fill,
                         markersize=size, capsize=3)
     ax.set_yticks(y, labels)
+    plots.mark_off_axis(ax, y, frame["mrc_percent"].to_numpy(dtype=float), limits, "%", along="x")
+    if limits is not None:
+        ax.legend(fontsize="small")
     ax.axvline(0, color="0.5", linewidth=0.8, zorder=0)
     ax.set_xlabel("change ratio (FT - BASE) / BASE, mean over checkpoints (%)\nwith 95% bootstrap CI")
     ax.grid(True, axis="x", color="0.9")
@@ -126,9 +131,13 @@ def ood_figure(frame: pd.DataFrame) -> Figure:
     percent = frame.assign(**{c: 100 * frame[c] for c in ("change_ratio", "ci_low", "ci_high")})
     percent = percent[percent["checkpoint"] != ""]
     axis = plots.StepAxis(percent)
-    plots.draw_lines(ax, percent[percent["eval_set"] != ""], axis, "change_ratio", ["train_task", "eval_set"])
+    sets = percent[percent["eval_set"] != ""]
+    limits = plots.robust_limits(sets["change_ratio"])
+    plots.draw_lines(ax, plots.clip_to(sets, ["change_ratio"], limits), axis, "change_ratio", ["train_task", "eval_set"])
     means = percent[percent["eval_set"] == ""].assign(_all="mean over sets (95% CI)")
-    plots.draw_lines(ax, means, axis, "change_ratio", ["_all"], lo="ci_low", hi="ci_high", mean=True)
+    plots.draw_lines(ax, plots.clip_to(means, ["change_ratio", "ci_low", "ci_high"], limits), axis, "change_ratio",
+                     ["_all"], lo="ci_low", hi="ci_high", mean=True)
+    plots.mark_clipped(ax, pd.concat([sets, means]), axis, "change_ratio", limits, "%")
     plots.finish(ax, ylabel="change ratio (FT - BASE) / BASE (%)", zero=True, axis=axis)
     return fig
 

@@ -28,6 +28,8 @@ LINESTYLES = ("-", "--", ":", "-.")
 COLORS = tuple(matplotlib.colormaps["tab10"].colors)
 MEAN_STYLE = dict(color="black", marker="o", linestyle="-", linewidth=2.5, markersize=7, elinewidth=1.2)
 MAX_STEP_TICKS = 12
+# Tukey's far-out fences: a value beyond 3 interquartile ranges from the quartiles is off the axis.
+FENCE_IQR = 3.0
 
 
 def style(i: int) -> dict:
@@ -44,6 +46,14 @@ def format_step(value: float, _pos: object = None) -> str:
     if abs(value) >= 1e3:
         return f"{value / 1e3:g}k"
     return f"{value:g}"
+
+
+def format_count(value: float) -> str:
+    """75e9 -> "75B", 1.2e12 -> "1.2T" (token counts)."""
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.3g}"
 
 
 class StepAxis:
@@ -137,6 +147,60 @@ def draw_lines(ax: Axes, frame: pd.DataFrame, axis: StepAxis, y: str, by: Sequen
             yerr = np.vstack([g[y] - g[lo], g[hi] - g[y]]).astype(float)
         name = label(key) if label else " / ".join(str(k) for k in key if str(k))
         ax.errorbar(g["_x"], g[y], yerr=yerr, capsize=3, label=name, **(MEAN_STYLE if mean else style(i)))
+
+
+def robust_limits(values: Sequence[float] | np.ndarray) -> tuple[float, float] | None:
+    """Y limits that hold the bulk of ``values`` and 0: the range of the values inside Tukey's
+    far-out fences, padded by 8 %. None when no value lies outside them (no clipping needed)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size < 3:
+        return None
+    q1, q3 = np.quantile(v, [0.25, 0.75])
+    inside = v[(v >= q1 - FENCE_IQR * (q3 - q1)) & (v <= q3 + FENCE_IQR * (q3 - q1))]
+    if inside.size == v.size:
+        return None
+    low, high = min(inside.min(), 0.0), max(inside.max(), 0.0)
+    pad = 0.08 * (high - low) if high > low else 1.0
+    return low - pad, high + pad
+
+
+def clip_to(frame: pd.DataFrame, columns: Sequence[str], limits: tuple[float, float] | None) -> pd.DataFrame:
+    """``frame`` with ``columns`` clipped to ``limits`` (unchanged when there are none)."""
+    if limits is None:
+        return frame
+    return frame.assign(**{c: frame[c].clip(*limits) for c in columns})
+
+
+def mark_clipped(ax: Axes, frame: pd.DataFrame, axis: StepAxis, y: str, limits: tuple[float, float] | None,
+                 unit: str = "") -> None:
+    """:func:`mark_off_axis` for a panel with checkpoints on x and ``frame[y]`` on y."""
+    mark_off_axis(ax, axis.positions(frame["checkpoint"]), frame[y].to_numpy(dtype=float), limits, unit, along="y")
+
+
+def mark_off_axis(ax: Axes, where: np.ndarray, values: np.ndarray, limits: tuple[float, float] | None,
+                  unit: str = "", *, along: str = "y") -> None:
+    """Limit the ``along`` axis to ``limits`` and draw each value beyond them as a red triangle on the
+    edge, at ``where`` on the other axis, labelled with its value: the reader sees that it is off
+    the scale and by how much."""
+    if limits is None:
+        return
+    (ax.set_ylim if along == "y" else ax.set_xlim)(*limits)
+    first = True
+    for pos, value in zip(where, values):
+        if limits[0] <= value <= limits[1] or not np.isfinite(value):
+            continue
+        high = value > limits[1]
+        edge = limits[1] if high else limits[0]
+        point = (pos, edge) if along == "y" else (edge, pos)
+        marker = ("^" if high else "v") if along == "y" else (">" if high else "<")
+        ax.plot([point[0]], [point[1]], marker=marker, color="#c00", markersize=9, linestyle="none", clip_on=False,
+                label="off the axis (value shown)" if first else None)
+        shown = f"{value:+,.0f}" if abs(value) >= 100 else f"{value:+.3g}"
+        offset = ((5, -10 if high else 4) if along == "y" else (-40 if high else 6, 6))
+        ax.annotate(f"{shown}{unit}", point, textcoords="offset points", xytext=offset, fontsize="small",
+                    color="#c00")
+        first = False
 
 
 def finish(ax: Axes, *, ylabel: str, zero: bool = False, axis: StepAxis | None = None) -> None:

@@ -1,5 +1,7 @@
-"""One self-contained HTML report of a run: config, grid completeness, every analysis (figure,
-table, one-line reading), the pre-training loss and links to the per-example predictions.
+"""One self-contained HTML report of a run. It opens with the study's four findings as verdicts
+(statistic, interval, the figure behind each), then every analysis (figure, table, one-line
+reading), the pre-training loss, links to the per-example predictions, grid completeness, and
+last the config, collapsed.
 
 Figures are embedded as base64 PNG and styles inline, so the file can be mailed or archived
 alone; only the links to prediction files point outside it (relative, so the report and the run
@@ -20,7 +22,9 @@ from matplotlib.figure import Figure
 from ptft.analysis import plots
 from ptft.analysis.api import ANALYSES, Results, compute
 from ptft.analysis.changes import RATIO_EPS
-from ptft.analysis.text import rounded
+from ptft.analysis.findings import BEHIND, CLAIMS
+from ptft.analysis.gain import unit_text
+from ptft.analysis.text import ci, num, rounded
 from ptft.errors import DataError
 from ptft.store import ResultsStore
 
@@ -37,6 +41,9 @@ table.data th { background: #eee; }
 img { max-width: 100%; height: auto; display: block; margin: .5rem 0; }
 p.reading { font-size: 1.05rem; border-left: 4px solid #555; padding-left: .6rem; }
 .failed { color: #a00; }
+table.findings td, table.findings th { text-align: left; vertical-align: top; }
+.verdict { font-weight: 600; white-space: nowrap; }
+.supported { color: #060; } .contradicted { color: #a00; } .inconclusive { color: #a60; } .untestable { color: #666; }
 .scroll { overflow-x: auto; }
 """
 
@@ -55,6 +62,10 @@ window.addEventListener("load", function () {
   document.body.dataset.svgs = document.querySelectorAll("svg").length;
   document.body.dataset.externalResources = external.length;
   document.body.dataset.resourceErrors = window.ptftErrors;
+  document.body.dataset.sections = Array.prototype.map.call(document.querySelectorAll("section"),
+    function (s) { return s.id; }).join(",");
+  var config = document.querySelector("#config details");
+  document.body.dataset.configOpen = config ? String(config.open) : "none";
 });
 """
 
@@ -73,15 +84,17 @@ def write_report(run_dir: str | Path, out_path: str | Path, *, fmt: str = "defau
     with ResultsStore(run / "results.sqlite") as store:
         cells = store.cells()
     sections = [
-        ("config", "Study configuration", _config(run)),
-        ("grid", "Grid completeness", _grid(cells)),
-        *((name, ANALYSES[name].title, _analysis(results, name)) for name in ANALYSES),
+        ("findings", ANALYSES["findings"].title, _findings(results)),
+        *((name, ANALYSES[name].title, _analysis(results, name)) for name in ANALYSES if name != "findings"),
         ("loss", "Pre-training loss", _loss(run / "checkpoints" / "loss.csv")),
         ("predictions", "Per-example predictions", _predictions(run / "predictions", out.parent)),
+        ("grid", "Grid completeness", _grid(cells)),
+        ("config", "Study configuration", _config(run)),
     ]
-    toc = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>' for anchor, title, _ in sections)
-    body = "\n".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{content}</section>'
-                     for anchor, title, content in sections)
+    toc = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>' for anchor, title, _ in sections[1:])
+    first, *rest = (f'<section id="{anchor}"><h2>{html.escape(title)}</h2>\n{content}</section>'
+                    for anchor, title, content in sections)
+    body = first + f"\n<nav><h2>Contents</h2><ul>{toc}</ul></nav>\n" + "\n".join(rest)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>ptft report: {html.escape(run.resolve().name)}</title>
@@ -91,7 +104,6 @@ def write_report(run_dir: str | Path, out_path: str | Path, *, fmt: str = "defau
 <h1>ptft report: {html.escape(run.resolve().name)}</h1>
 <p>Run directory <code>{html.escape(str(run.resolve()))}</code>. {html.escape(results.describe())}</p>
 {_notes(results)}
-<ul>{toc}</ul>
 {body}
 </body></html>
 """
@@ -120,7 +132,28 @@ def _config(run: Path) -> str:
     path = run / "study.yaml"
     if not path.is_file():
         return "<p>No study.yaml in the run directory.</p>"
-    return f"<pre>{html.escape(path.read_text(encoding='utf-8'))}</pre>"
+    return f"<details><summary>study.yaml</summary><pre>{html.escape(path.read_text(encoding='utf-8'))}</pre></details>"
+
+
+def _findings(results: Results) -> str:
+    rows = []
+    for _, r in results.frames["findings"].iterrows():
+        number = int(r["finding"])
+        behind = BEHIND[number]
+        rows.append(
+            f"<tr><td>{number}</td><td>{html.escape(CLAIMS[number])}</td>"
+            f'<td class="verdict {r["verdict"]}">{r["verdict"]}</td>'
+            f"<td>{html.escape(r['statistic'])} = {num(r['value'], '+.3g')}<br>"
+            f"{html.escape(ci(r['ci_low'], r['ci_high'], '+.3g'))}</td>"
+            f"<td>{html.escape(r['evidence'])}</td>"
+            f'<td><a href="#{behind}">{html.escape(ANALYSES[behind].title)}</a></td></tr>')
+    table = ('<table class="data findings"><tr><th>#</th><th>finding</th><th>verdict</th><th>statistic (95% CI)</th>'
+             "<th>evidence</th><th>figure behind it</th></tr>" + "".join(rows) + "</table>")
+    detail = results.frames["findings_detail"]
+    values = _table(detail, "every value behind the four statistics, with its 95% interval") if not detail.empty else ""
+    return (table + _img(results.figure("findings"), ANALYSES["findings"].title) + values
+            + "<p>Each statistic and verdict rule is defined once, for every table, in the ptft repository's "
+              "<code>docs/method.md</code> (\"The four findings as verdicts\").</p>")
 
 
 def _grid(cells: pd.DataFrame) -> str:
@@ -147,7 +180,9 @@ def _analysis(results: Results, name: str) -> str:
     parts = [f'<p class="reading">{html.escape(results.reading(name))}</p>',
              _img(results.figure(name), ANALYSES[name].title)]
     if name == "gain" and not frame.empty:
-        parts.append(_table(results.frames["gain_slope"], "slope of the mean gain per 100k steps"))
+        fit = results.frames["gain_slope"].iloc[0]
+        parts.append(_table(results.frames["gain_slope"],
+                            f"slope of the mean gain per {unit_text(fit['steps_per_unit'], fit['tokens_per_unit'])}"))
     parts.append(_table(frame) if not frame.empty else "<p>No rows.</p>")
     return "\n".join(parts)
 
