@@ -146,3 +146,11 @@ def test_findings_on_the_release_agree_with_the_paper() -> None:
     early, late = ([np.mean([spread(c, t, s) for t, s in own]) for c in half] for half in (CKPTS[:4], CKPTS[4:]))
     assert f.loc[4, "value"] == approx(np.mean(late) - np.mean(early))
     assert f.loc[4, "value"] == approx(-0.0125, abs=1e-4) and f.loc[4, "ci_high"] < 0
+
+
+def test_default_slice_uses_the_shot_count_that_covers_the_series() -> None:
+    """The release has 7-shot rows at `main` only; the headline slice must not pick them (every
+    finding would then be untestable with one checkpoint) but the 4 shots scored at all eight."""
+    table = release_table()
+    assert sorted(table.loc[table["shots"] == 7, "checkpoint"].unique()) == ["main"]
+    assert findings(table, Slice())["verdict"].tolist() == findings(table, PAPER)["verdict"].tolist()

@@ -76,8 +76,8 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
             lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> Results:
     """All analyses of a run directory, results file or table (see :func:`load_table`).
 
-    ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the largest
-    present); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
+    ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the count
+    present at the most checkpoints, ties to the largest); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
     every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio)."""
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
     sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))

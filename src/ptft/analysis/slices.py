@@ -34,11 +34,17 @@ CARRIED = ["step", "eval_task", "task_type", "domain"]
 
 @dataclass(frozen=True)
 class Slice:
-    """Which rows the headline numbers use. ``shots=None`` means the largest value present."""
+    """Which rows the headline numbers use. ``shots=None``: the shot count present at the most
+    checkpoints (ties: the largest), so a count scored at one checkpoint only never hides the series."""
 
     fmt: str = "default"
     shots: int | None = None
     lr: Mapping[str, float] = field(default_factory=dict)
+
+
+def default_shots(table: pd.DataFrame) -> int:
+    coverage = table.groupby("shots")["checkpoint"].nunique()
+    return int(max(coverage.index, key=lambda k: (coverage[k], k)))
 
 
 def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
@@ -55,7 +61,7 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     if sl.fmt not in formats:
         raise DataError(f"format {sl.fmt!r} is not in the results table (present: {', '.join(formats)})")
     present = sorted(int(s) for s in table["shots"].unique())
-    shots = max(present) if sl.shots is None else sl.shots
+    shots = default_shots(table) if sl.shots is None else sl.shots
     if shots not in present:
         raise DataError(f"shots {shots} is not in the results table (present: {', '.join(map(str, present))})")
     rows = _one_lr(table[table["shots"] == shots], sl.lr)

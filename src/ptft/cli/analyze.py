@@ -18,7 +18,7 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="default", metavar="F",
                         help="prompt format of the headline numbers (default: default)")
     parser.add_argument("--shots", type=int, default=None, metavar="K",
-                        help="few-shot count of the headline numbers (default: the largest present)")
+                        help="few-shot count of the headline numbers (default: the count present at the most checkpoints, ties: the largest)")
     parser.add_argument("--lr", type=_lr_choice, action="append", default=[], metavar="TASK=VALUE",
                         help="use this learning rate for TASK instead of the dev-selected one (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
