@@ -31,7 +31,7 @@ from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.work import CellOutput, study_tasks
-from ptft.errors import PtftError
+from ptft.errors import PtftError, Terminated, naming
 from ptft.store import ComparisonRow, ResultsStore
 
 log = logging.getLogger("ptft.engine")
@@ -120,7 +120,13 @@ def driver_alive(run_dir: str | Path) -> str | None:
 
 def run_study(config: StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
               address: str | None = None, workers: int | None = None, progress: bool = True) -> StudyRun:
+    from tqdm.auto import tqdm
+
+    from ptft.engine.preflight import check_study
+
     run_dir = Path(run_dir or config.output_dir)
+    for note in check_study(config, run_dir, plan_cells(config, run_dir)):  # before anything is written
+        tqdm.write(f"note: {note}")
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir), _sigterm_exits():
         return _run_locked(config, run_dir, executor, address, workers, progress)
@@ -136,7 +142,7 @@ def _sigterm_exits():
 
     def handler(signum, frame):
         _stop_requested.set()  # in case library code swallows the exit: the driver checks it too
-        raise SystemExit(128 + signum)
+        raise Terminated(signum)
 
     _stop_requested.clear()
     old = signal.signal(signal.SIGTERM, handler)
@@ -220,7 +226,7 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
         if _stop_requested.is_set():  # SIGTERM arrived inside code that swallowed the SystemExit
             if isinstance(out, CellOutput):
                 _store_output(store, run_dir, by_id[out.cell_id], out)
-            raise SystemExit(128 + signal.SIGTERM)
+            raise Terminated(signal.SIGTERM)
         running.pop(out.cell_id, None)
         if isinstance(out, CellFailure):
             store.mark_cell(out.cell_id, "failed", error=out.error, traceback=out.traceback, seconds=out.seconds)
@@ -329,18 +335,25 @@ def _split_key(key: str) -> tuple[str, str, int, str]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=float) + "\n")
-    tmp.replace(path)
+    _write_whole(path, "".join(json.dumps(row, ensure_ascii=False, default=float) + "\n" for row in rows))
 
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _write_whole(path, json.dumps(data, indent=1))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """``path`` holds the whole text or keeps what it held: written to a temporary file renamed over
+    it, which a failed write (a full disk) removes rather than leave half written."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    try:
+        with naming(tmp):
+            tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def results_frame(run_dir: str | Path):
