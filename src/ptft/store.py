@@ -21,6 +21,8 @@ Tables:
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -139,6 +141,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+# Less free space than this on the store's device makes an SQLite I/O error a full disk.
+LOW_SPACE_BYTES = 16 << 20
+
 # Columns added after a table was first released: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("trainings", "dev_metric", "REAL"),
@@ -208,14 +213,24 @@ class ResultsStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existed = self.path.exists()
+        # a store on a read-only medium (an archived run) is read as it is: nobody can change it
+        self.read_only = existed and not os.access(self.path.parent, os.W_OK)
         try:
-            self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if self.read_only:
+                wal = self.path.with_name(self.path.name + "-wal")
+                # immutable skips the WAL file: only right when it holds nothing
+                mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True,
+                                           isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             if existed:
                 self._check()
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
-            self._migrate()
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(SCHEMA)
+                self._migrate()
         except sqlite3.Error as err:
             raise self._explain(err) from None
 
@@ -230,12 +245,19 @@ class ResultsStore:
             f"or written. Move it aside (mv {self.path} {self.path}.damaged) and run the study again with the "
             f"same --out to recompute every cell, or put back a copy you trust")
 
+    def _disk_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free < LOW_SPACE_BYTES
+        except OSError:
+            return False
+
     def _explain(self, err: sqlite3.Error) -> Exception:
         """The StoreError for an SQLite error a user can act on; the error itself otherwise (a bug)."""
         name = getattr(err, "sqlite_errorname", "") or ""
         if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
             return self._damaged(str(err))
-        if name.startswith("SQLITE_FULL"):
+        # a full disk shows as SQLITE_FULL, or as an I/O error on the shared-memory or WAL file
+        if name.startswith("SQLITE_FULL") or (name.startswith("SQLITE_IOERR") and self._disk_full()):
             return StoreError(f"{self.path}: no space left on the device (SQLite: {err}); free some space and "
                               "run the same command again: every cell already finished is kept in the store")
         if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):

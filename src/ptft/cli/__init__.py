@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except PtftError as err:
         print(f"{prefix}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ptft status RUN | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     except OSError as err:
         message = describe_os_error(err)
         if message is None:
