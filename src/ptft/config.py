@@ -298,6 +298,7 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
     if not config.tasks:
         raise ConfigError(f"{file}: tasks: list at least one task (see `ptft tasks`)")
     seen = set()
+    labels: dict[str, int] = {}
     for i, t in enumerate(config.tasks):
         if not t.name:
             raise ConfigError(f"{file}: tasks[{i}].name: missing")
@@ -308,9 +309,13 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
             t.name = name = str((path.parent / name).resolve()) if (path.parent / name).exists() else name
         try:
-            get_task(name)
+            label = get_task(name).name
         except (KeyError, FileNotFoundError) as err:
             raise ConfigError(f"{file}: tasks[{i}].name: {err.args[0]}") from None
+        if label in labels:  # results name a task by its own name, so two must not share one
+            raise ConfigError(f"{file}: tasks[{i}].name: {name} defines task {label!r}, as tasks[{labels[label]}] "
+                              "does; give each task its own `name:`")
+        labels[label] = i
         for key in ("n_train", "n_dev", "n_eval"):
             v = getattr(t, key)
             if v is not None and v < 1:

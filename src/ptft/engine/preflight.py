@@ -100,12 +100,12 @@ def _context_length(folder: str) -> int | None:
 def size_notes(config: StudyConfig, tasks: dict) -> list[str]:
     """One note per split smaller than the size the config asks for (it is used whole)."""
     notes = []
-    for tc in config.tasks:
-        _, data = tasks[tc.name]
+    for i, tc in enumerate(config.tasks):
+        task, data = tasks[tc.name]
         splits = [("n_train", "train", tc.n_train, len(data.train)), ("n_dev", "dev", tc.n_dev, len(data.dev))]
         splits += [("n_eval", f"eval set {name}", tc.n_eval, len(rows)) for name, rows in data.eval.items()]
         for key, what, asked, have in splits:
             if asked is not None and asked > have:
-                notes.append(f"task {tc.name}: {key} is {asked} but its {what} has {have} example(s); "
-                             f"all {have} are used")
+                notes.append(f"tasks[{i}] ({task.name}): {key} is {asked} but its {what} has {have} "
+                             f"example(s); all {have} are used")
     return notes
