@@ -377,8 +377,8 @@ def _make_loader(spec: _Spec, train: _Source, dev: _Source, evals: list[_Source]
         out = []
         for i in chosen:
             if not isinstance(rows[i], dict):
-                raise TaskDataError(f"dataset {src.name!r}, split {split!r}, row {i}: not a record")
-            out.append(_convert(spec, src, Row(rows[i], src.name, split, i)))
+                raise TaskDataError(f"dataset {src.name!r}, split {split!r}, {rows.place(i)}: not a record")
+            out.append(_convert(spec, src, Row(rows[i], src.name, split, i, rows.place)))
         if not out:
             raise TaskDataError(f"dataset {src.name!r}, split {src.role!r}: no rows left after carving dev "
                                 f"out of {src.path}")
