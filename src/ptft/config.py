@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from ptft.checkpoints.pretrain import PretrainSettings
-from ptft.errors import CheckpointError, ConfigError
+from ptft.errors import CheckpointError, ConfigError, yaml_problem
 
 
 @dataclass
@@ -180,7 +180,7 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
     except UnicodeDecodeError as err:
         raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start}); give a YAML study config") from None
     if raw is None:
@@ -279,6 +279,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             folder = (path.parent / p) if not Path(p).is_absolute() else Path(p)
             if not folder.exists():
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: folder {p} does not exist")
+            # relative to the config file, as validated here, wherever `ptft` is started from
+            ck.local.paths[i] = str(folder.resolve())
         for name in ("labels", "steps"):
             given = getattr(ck.local, name)
             if given and len(given) != len(ck.local.paths):
@@ -288,11 +290,9 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
 
         for i, p in enumerate(ck.local.paths):
             try:
-                check_checkpoint((path.parent / p) if not Path(p).is_absolute() else Path(p))
+                check_checkpoint(p)
             except CheckpointError as err:
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: {err}") from None
-    if ck.source == "pretrain":
-        _check_pretrain(config, file)
     if ck.source == "hub" and not ck.hub.repo:
         raise ConfigError(f"{file}: checkpoints.hub.repo: name the model repository, e.g. allenai/OLMo-1B-hf")
     if not config.tasks:
@@ -320,6 +320,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             v = getattr(t, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{file}: tasks[{i}].{key}: must be at least 1 (or null for all), got {v}")
+    if ck.source == "pretrain":
+        _check_pretrain(config, file)
     ft = config.finetune
     for key in ("batch_size", "grad_accum", "max_length"):
         if getattr(ft, key) < 1:

@@ -70,3 +70,12 @@ def naming(path) -> "contextlib.AbstractContextManager[None]":
         if err.filename is None:
             err.filename = str(path)
         raise
+
+
+def yaml_problem(err: Exception) -> str:
+    """A YAML error in one line, with the line and column an editor shows."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err)
+    context = getattr(err, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + " ".join(f"{problem}{f' ({context})' if context else ''}".split())

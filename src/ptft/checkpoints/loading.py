@@ -123,7 +123,8 @@ def load_causal_lm(path: str | Path, *, revision: str | None = None, dtype: str 
 
     check_checkpoint(path, revision)
     where = f"{path}@{revision}" if revision else str(path)
-    hint = " (offline? set HF_HUB_OFFLINE=0 or use a local mirror)" if os.environ.get("HF_HUB_OFFLINE") else ""
+    hint = (" (offline? set HF_HUB_OFFLINE=0 or use a local mirror)"
+            if revision is not None and os.environ.get("HF_HUB_OFFLINE") else "")
     try:
         tokenizer = load_tokenizer(path, revision)
     except (OSError, ValueError, RuntimeError) as err:

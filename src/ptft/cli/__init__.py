@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         with _sigterm_raises():
             return int(module.run(args) or 0)
     except PtftError as err:
-        print(f"{prefix}: error: {err}", file=sys.stderr)
+        # one line, whatever a library put in the message (SQLite's and transformers' span lines)
+        print(f"{prefix}: error: {' '.join(part.strip() for part in str(err).splitlines())}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `ptft status RUN | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit

@@ -53,10 +53,11 @@ def _check_demonstrations(config: StudyConfig, cells: list, tasks: dict) -> None
         for unit in cell.units:
             needed[unit.eval_task] = max(needed.get(unit.eval_task, 0), unit.shots)
     for name, shots in needed.items():
-        available = len(tasks[name][1].train)
+        task, data = tasks[name]
+        available = len(data.train)
         if shots > available:
             raise ConfigError(
-                f"evaluation.shots: {shots} demonstrations, but the training split of task {name} has "
+                f"evaluation.shots: {shots} demonstrations, but the training split of task {task.name} has "
                 f"{available} example(s) and demonstrations come from it; lower evaluation.shots to at most "
                 f"{available}" + (" or raise the task's n_train" if any(t.name == name for t in config.tasks) else ""))
 

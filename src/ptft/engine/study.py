@@ -127,32 +127,43 @@ def run_study(config: StudyConfig, *, run_dir: str | Path | None = None, executo
     run_dir = Path(run_dir or config.output_dir)
     for note in check_study(config, run_dir, plan_cells(config, run_dir)):  # before anything is written
         tqdm.write(f"note: {note}")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir), _sigterm_exits():
-        return _run_locked(config, run_dir, executor, address, workers, progress)
+    # a write that fails on a full disk names no file: it is one of the run directory's
+    with naming(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir), _sigterm_exits():
+            return _run_locked(config, run_dir, executor, address, workers, progress)
 
 
 @contextlib.contextmanager
 def _sigterm_exits():
     """SIGTERM (a scheduler's time limit, `scancel`, `kill`) ends the run like Ctrl-C does: cells in
-    flight are cancelled and put back to pending, the run is recorded as interrupted."""
+    flight are cancelled and put back to pending, the run is recorded as interrupted. Both signals
+    also leave a mark the driver checks after each cell: Python ignores an exception raised inside
+    a ``__del__`` or a callback, so a Ctrl-C landing there would otherwise be lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        _stop_requested.set()  # in case library code swallows the exit: the driver checks it too
-        raise Terminated(signum)
+        global _stop_signal
+        _stop_signal = signum
+        raise _stop_exception(signum)
 
-    _stop_requested.clear()
-    old = signal.signal(signal.SIGTERM, handler)
+    global _stop_signal
+    _stop_signal = None
+    old = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for signum, previous in old.items():
+            signal.signal(signum, previous)
 
 
-_stop_requested = threading.Event()
+_stop_signal: int | None = None  # the signal that asked the driver to stop, if one did
+
+
+def _stop_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, address: str | None,
@@ -223,16 +234,16 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
             break
         bar.set_postfix_str(", ".join(running.values())[:100])
         out = runner.next_outcome()
-        if _stop_requested.is_set():  # SIGTERM arrived inside code that swallowed the SystemExit
+        if _stop_signal is not None:  # the signal arrived inside code that swallowed its exception
             if isinstance(out, CellOutput):
                 _store_output(store, run_dir, by_id[out.cell_id], out)
-            raise Terminated(signal.SIGTERM)
+            raise _stop_exception(_stop_signal)
         running.pop(out.cell_id, None)
         if isinstance(out, CellFailure):
             store.mark_cell(out.cell_id, "failed", error=out.error, traceback=out.traceback, seconds=out.seconds)
             failed.add(out.cell_id)
             result.failed.append(out.cell_id)
-            first = (out.error.splitlines() or [""])[0][:300]
+            first = (out.error.splitlines() or [""])[0]  # whole: a cut message loses what to do
             tqdm.write(f"cell failed: {by_id[out.cell_id].label}: {first} "
                        f"(log: {run_dir / 'logs' / (out.cell_id + '.log')})")
         else:

@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ptft.errors import ConfigError
+from ptft.errors import ConfigError, yaml_problem
 from ptft.tasks.base import FORMAT_NAMES, EvalSet, Example, LoadRequest, PromptFormat, Task, TaskData, TaskDataError
 from ptft.tasks.bbutil import one_line
 from ptft.tasks.hubutil import LOCAL_SUFFIXES, Row, read_local
@@ -158,7 +158,10 @@ def load_yaml_task(path: Path | str) -> Task:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"task file {str(path)!r}: not valid YAML ({err})") from None
+        raise ConfigError(f"task file {str(path)!r}: not valid YAML ({yaml_problem(err)})") from None
+    if spec is None:
+        raise ConfigError(f"task file {str(path)!r}: the file is empty; a task needs name, type, fields, data "
+                          "and formats (docs/tasks.md)")
     if not isinstance(spec, dict):
         raise ConfigError(f"task file {str(path)!r}: expected a mapping at the top level")
     ctx.unknown(spec, TOP_KEYS, "")
