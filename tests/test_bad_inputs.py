@@ -191,12 +191,31 @@ def _results_table(edit: Callable[[pd.DataFrame], pd.DataFrame] | None):
     return setup
 
 
-def _with_file(name: str, argv: Callable[[SimpleNamespace, Path], list[str]]):
-    """Write a small file at tmp/name first (where a folder is expected), then run argv."""
+def _with_file(name: str, argv: Callable[[SimpleNamespace, Path], list[str]], content: str = "not a folder"):
+    """Write a small file at tmp/name first (by default where a folder is expected), then run argv."""
     def setup(ns, tmp):
-        (tmp / name).write_text("not a folder")
+        (tmp / name).write_text(content)
         return argv(ns, tmp)
     return setup
+
+
+def _local_labels(ns, tmp):
+    (tmp / "bad.yaml").write_text(f"tasks: [{{name: bb_vitaminc_nli}}]\ncheckpoints: {{source: local, local: "
+                                  f"{{paths: [{ns.files.final}, {ns.files.final}], labels: [one]}}}}\n")
+    return ["plan", str(tmp / "bad.yaml")]
+
+
+def _held_lock(ns, tmp):
+    """The run directory locked, as a `ptft run` working on it holds it."""
+    import fcntl
+
+    out = tmp / "out"
+    out.mkdir()
+    fd = os.open(out / ".ptft-run.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.write(fd, b"pid 1 on elsewhere since today")
+    ns.cleanup.append(lambda: os.close(fd))
+    return ["run", str(ns.files.study), "--out", str(out), "--no-progress"]
 
 
 def _two_tasks_of_one_name(ns, tmp):
@@ -298,6 +317,22 @@ CASES = [
     Case("eval method of another task type", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
                                                                "bb_vitaminc_nli", "--method", "greedy"], 2,
          ("--method must be one of tokenprob, constrained, free",)),
+    Case("eval negative shots", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "bb_vitaminc_nli",
+                                                  "--shots", "-1"], 2, ("--shots must be >= 0",)),
+    Case("eval unknown format", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
+                                                  str(ns.files.root / "sentiment.yaml"), "--format", "xyz"], 2,
+         ("task 'my_sentiment' has no format 'xyz'; it has default, io, instruct",)),
+    Case("eval unknown eval set", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
+                                                    str(ns.files.root / "sentiment.yaml"), "--eval-set", "nope"], 2,
+         ("has no eval set 'nope'; it has my_sentiment_test",)),
+    Case("eval a missing task file", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
+                                                       str(tmp / "nothere.yaml")], 2, ("nothere.yaml' not found",)),
+    Case("eval an empty task file", _with_file("e.yaml", lambda ns, tmp: ["eval", "--model", str(ns.files.final),
+                                                                          "--task", str(tmp / "e.yaml")], content=""),
+         2, ("e.yaml': the file is empty",)),
+    Case("eval a task file with a misspelt key", _with_file("k.yaml", lambda ns, tmp: [
+        "eval", "--model", str(ns.files.final), "--task", str(tmp / "k.yaml")], content="name: x\ntyp: generation\n"),
+         2, ("k.yaml', key 'typ': unknown key",)),
     # task data: the line an editor shows
     Case("bad label in JSONL", _task_data("jsonl", 4), 2, ("test.jsonl line 5", "field 'label'", "unknown label 'maybe'")),
     Case("bad label in a JSON array", _task_data("json", 3), 2, ("test.json line 14", "field 'label'")),
@@ -323,6 +358,21 @@ CASES = [
          2, ("a file of this name already exists where a folder is needed",), needs_run=True),
     Case("export onto a full device", lambda ns, tmp: ["export", str(ns.run.dir), "--out", "/dev/full"], 2,
          ("/dev/full", "no space left"), needs_run=True),
+    Case("run a folder another run is working on", _held_lock, 2,
+         ("is being run by pid 1 on elsewhere since today", "wait for it to finish")),
+    Case("analyze a file of another type", _with_file("r.txt", lambda ns, tmp: ["analyze", str(tmp / "r.txt"), "--out",
+                                                                              str(tmp / "a")], content=""),
+         2, ("unknown file type '.txt'",)),
+    Case("analyze a malformed CSV", _with_file("r.csv", lambda ns, tmp: ["analyze", str(tmp / "r.csv"), "--out",
+                                                                        str(tmp / "a")], content='a,b\n"x\n'),
+         2, ("r.csv: cannot be read as csv",)),
+    Case("hub source without repo", _config("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: hub}\n"), 2,
+         ("checkpoints.hub.repo: name the model repository",)),
+    Case("local labels for fewer paths", _local_labels, 2, ("checkpoints.local.labels: 1 entries for 2 paths",)),
+    Case("no worker", _config("tasks: [{name: bb_vitaminc_nli}]\nexecutor: {workers: 0}\n"), 2,
+         ("executor.workers: must be at least 1",)),
+    Case("negative learning rate", _config("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {learning_rates: [-1e-3]}\n"),
+         2, ("finetune.learning_rates: give one or more positive rates",)),
     Case("status of a folder that is no run", lambda ns, tmp: ["status", str(tmp)], 2, ("is not a run directory",)),
     # a damaged store: every command that opens it refuses it
     *[Case(f"{command} on a damaged store", _on_damaged_store(command), 2,
@@ -334,10 +384,14 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input(case: Case, files, request, tmp_path, capsys) -> None:
-    ns = SimpleNamespace(files=files, run=request.getfixturevalue("run") if case.needs_run else None)
+    ns = SimpleNamespace(files=files, run=request.getfixturevalue("run") if case.needs_run else None, cleanup=[])
     argv = case.setup(ns, tmp_path)
     capsys.readouterr()
-    rc = main(argv)
+    try:
+        rc = main(argv)
+    finally:
+        for undo in ns.cleanup:
+            undo()
     err = capsys.readouterr().err
     assert rc == case.code, err
     for word in case.words:

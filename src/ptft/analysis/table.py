@@ -76,6 +76,9 @@ def _read(source: Source) -> tuple[pd.DataFrame, str]:
     if not path.is_file():
         raise DataError(f"results table {path}: no such file or directory")
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise DataError(f"results table {path}: unknown file type {suffix!r} (expected .csv or .parquet, "
+                        "or a run directory)")
     if path.stat().st_size == 0:
         raise DataError(f"results table {path}: the file is empty (0 bytes); write it again with "
                         "`ptft export RUN`, or give the run directory itself")
@@ -84,14 +87,11 @@ def _read(source: Source) -> tuple[pd.DataFrame, str]:
             # Read as text, with only a blank cell missing ('n/a', 'NA' and 'null' are values to
             # quote), so that error messages show the offending cell as written.
             return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path), str(path)
+        return pd.read_parquet(path), str(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
         if isinstance(err, OSError) and err.errno is not None:
             raise
         raise DataError(f"results table {path}: cannot be read as {suffix[1:]} ({' '.join(str(err).split())})") from None
-    raise DataError(f"results table {path}: unknown file type {suffix!r} (expected .csv or .parquet, "
-                    "or a run directory)")
 
 
 def _row(name: str, index: int) -> str:
