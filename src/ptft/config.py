@@ -182,7 +182,8 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
     except UnicodeDecodeError as err:
-        raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start}); give a YAML study config") from None
+        raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start}); give a YAML study "
+                          "config") from None
     if raw is None:
         raise ConfigError(f"{path}: the file is empty (or only comments); a study config needs at least "
                           "`tasks:` (see `ptft tasks` and the presets, e.g. `ptft plan smoke`)")
@@ -384,7 +385,8 @@ def _check_pretrain(config: StudyConfig, file: str) -> None:
     if p.lr <= 0 or p.warmup_steps < 0 or p.weight_decay < 0:
         raise ConfigError(f"{file}: {key}: lr must be positive, warmup_steps and weight_decay non-negative")
     if not 0 < p.heldout_fraction < 1:
-        raise ConfigError(f"{file}: {key}.heldout_fraction: must lie strictly between 0 and 1, got {p.heldout_fraction}")
+        raise ConfigError(f"{file}: {key}.heldout_fraction: must lie strictly between 0 and 1, "
+                          f"got {p.heldout_fraction}")
     if m.max_seq_len < p.seq_len:
         raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {key}.seq_len "
                           f"({p.seq_len}), the length of the pre-training windows; raise max_seq_len")

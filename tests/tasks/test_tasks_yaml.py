@@ -150,7 +150,8 @@ def test_label_map_and_refusals(tmp_path):
     bad[4] = dict(rows[4], label=-1)
     task = load_yaml_task(_write(tmp_path, _cls_spec({0: "entailment", 1: "contradiction"}),
                                  {"train.jsonl": rows, "test.jsonl": bad}))
-    with pytest.raises(TaskDataError, match=r"dataset 'nli_user', split 'eval', test.jsonl line 5, field 'label': label -1"):
+    with pytest.raises(TaskDataError, match=r"dataset 'nli_user', split 'eval', test.jsonl line 5, "
+                                            r"field 'label': label -1"):
         task.load(LoadRequest(None, seed=0))
     bad[4] = dict(rows[4], label=2)
     task = load_yaml_task(_write(tmp_path, _cls_spec({0: "entailment", 1: "contradiction"}),

@@ -91,7 +91,8 @@ def _read(source: Source) -> tuple[pd.DataFrame, str]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
         if isinstance(err, OSError) and err.errno is not None:
             raise
-        raise DataError(f"results table {path}: cannot be read as {suffix[1:]} ({' '.join(str(err).split())})") from None
+        detail = " ".join(str(err).split())
+        raise DataError(f"results table {path}: cannot be read as {suffix[1:]} ({detail})") from None
 
 
 def _row(name: str, index: int) -> str:

@@ -34,7 +34,8 @@ def load_tokenizer(path: str | Path, revision: str | None = None):
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json", "spiece.model")
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                "pytorch_model.bin.index.json")
 
 
 def check_checkpoint(path: str | Path, revision: str | None = None) -> None:
@@ -61,7 +62,8 @@ def check_checkpoint(path: str | Path, revision: str | None = None) -> None:
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"cannot load checkpoint {path}: {folder / 'config.json'} is not valid JSON ({err})") from None
+        raise CheckpointError(f"cannot load checkpoint {path}: {folder / 'config.json'} is not valid JSON "
+                              f"({err})") from None
     if not isinstance(config, dict):
         raise CheckpointError(f"cannot load checkpoint {path}: {folder / 'config.json'} is not a JSON object")
     _check_causal(config, str(path))

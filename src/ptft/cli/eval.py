@@ -73,7 +73,8 @@ def run(args: argparse.Namespace, task=None, model=None, tokenizer=None) -> int:
         raise ConfigError("--limit must be >= 1")
 
     if args.out and Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} is a folder; give the predictions file's name (e.g. {Path(args.out) / 'predictions.jsonl'})")
+        raise ConfigError(f"--out {args.out} is a folder; give the predictions file's name "
+                          f"(e.g. {Path(args.out) / 'predictions.jsonl'})")
     if model is None:
         from ptft.checkpoints.loading import check_checkpoint
 

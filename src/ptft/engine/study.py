@@ -268,7 +268,8 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
             _write_json(run_dir / "pretrain.json", out.training)
     elif out.training is not None:
         ck = cell.checkpoint
-        training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step, "train_task": out.training.get("train_task") or cell.train_task,
+        training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
+                    "train_task": out.training.get("train_task") or cell.train_task,
                     "lr": cell.lr, "seed": cell.seed,
                     **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
                                                         "tokens_per_second", "dev_metric")},

@@ -31,7 +31,8 @@ def summary_table(run_dir: str | Path):
                                                                               na_position="last")
     table = table.loc[steps.checkpoint]
     table.index = pd.MultiIndex.from_arrays(
-        [["-" if pd.isna(s) else str(int(s)) for s in steps.step], list(steps.checkpoint)], names=["step", "checkpoint"])
+        [["-" if pd.isna(s) else str(int(s)) for s in steps.step], list(steps.checkpoint)],
+        names=["step", "checkpoint"])
     return table.sort_index(axis=1)
 
 

@@ -276,8 +276,9 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
-                model_id=cell.model_id, checkpoint=ck.label, step=ck.step, train_task=task_label(config, cell.train_task),
-                lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set, eval_task=task.name,
+                model_id=cell.model_id, checkpoint=ck.label, step=ck.step,
+                train_task=task_label(config, cell.train_task), lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set,
+                eval_task=task.name,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
                 ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id))
