@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+from typing import Iterator
 
 
 class PtftError(Exception):
@@ -61,7 +62,7 @@ def describe_os_error(err: OSError) -> str | None:
 
 
 @contextlib.contextmanager
-def naming(path) -> "contextlib.AbstractContextManager[None]":
+def naming(path) -> Iterator[None]:
     """Give OSErrors raised inside the path they concern: a write that fails on a full disk
     carries no file name of its own."""
     try:
