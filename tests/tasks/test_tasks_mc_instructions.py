@@ -134,7 +134,7 @@ def test_bad_row_in_file_names_the_row(tmp_path):
     bad = _conv(2)
     bad["messages"][1]["role"] = "human"
     f = _write_jsonl(tmp_path / "m.jsonl", [_conv(0), _conv(1), bad])
-    with pytest.raises(DataError, match=r"m.jsonl', row 2, field 'messages\[1\]\.role'"):
+    with pytest.raises(DataError, match=r"m.jsonl', m.jsonl line 3, field 'messages\[1\]\.role'"):
         load_instructions(str(f), seed=0)
 
 

@@ -150,12 +150,13 @@ def test_label_map_and_refusals(tmp_path):
     bad[4] = dict(rows[4], label=-1)
     task = load_yaml_task(_write(tmp_path, _cls_spec({0: "entailment", 1: "contradiction"}),
                                  {"train.jsonl": rows, "test.jsonl": bad}))
-    with pytest.raises(TaskDataError, match=r"dataset 'nli_user', split 'eval', row 4, field 'label': label -1"):
+    with pytest.raises(TaskDataError, match=r"dataset 'nli_user', split 'eval', test.jsonl line 5, "
+                                            r"field 'label': label -1"):
         task.load(LoadRequest(None, seed=0))
     bad[4] = dict(rows[4], label=2)
     task = load_yaml_task(_write(tmp_path, _cls_spec({0: "entailment", 1: "contradiction"}),
                                  {"train.jsonl": rows, "test.jsonl": bad}))
-    with pytest.raises(TaskDataError, match=r"row 4, field 'label': unknown label 2"):
+    with pytest.raises(TaskDataError, match=r"test.jsonl line 5, field 'label': unknown label 2"):
         task.load(LoadRequest(None, seed=0))
     # without a label_map the column must hold the label words
     task = load_yaml_task(_write(tmp_path, _cls_spec(), {"train.jsonl": rows, "test.jsonl": rows}))
@@ -164,7 +165,7 @@ def test_label_map_and_refusals(tmp_path):
     missing = [{"p": "x"} for _ in range(4)]
     task = load_yaml_task(_write(tmp_path, _cls_spec({0: "entailment", 1: "contradiction"}),
                                  {"train.jsonl": rows, "test.jsonl": missing}))
-    with pytest.raises(TaskDataError, match=r"'nli_user', split 'eval', row 0, field 'h': missing"):
+    with pytest.raises(TaskDataError, match=r"'nli_user', split 'eval', test.jsonl line 1, field 'h': missing"):
         task.load(LoadRequest(None, seed=0))
     with pytest.raises(ConfigError, match=r"key 'label_map.1'.*not one of the labels"):
         load_yaml_task(_write(tmp_path, _cls_spec({0: "entailment", 1: "neutral"}),

@@ -2,7 +2,8 @@
 
 Every analysis reads the table through :func:`load_table`, so a bad file fails here with one clear
 message (which file, which column, which row) instead of as a wrong number further down.
-Rows are counted from 1 in messages, header excluded: row 1 of a CSV file is its second line.
+Rows are counted from 1 in messages, header excluded; for a CSV file the message also gives the line
+an editor shows (row 1 is line 2, after the header).
 """
 
 from __future__ import annotations
@@ -75,13 +76,28 @@ def _read(source: Source) -> tuple[pd.DataFrame, str]:
     if not path.is_file():
         raise DataError(f"results table {path}: no such file or directory")
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        # Read as text so that error messages can quote the offending cell as written.
-        return pd.read_csv(path, dtype=str), str(path)
-    if suffix in (".parquet", ".pq"):
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise DataError(f"results table {path}: unknown file type {suffix!r} (expected .csv or .parquet, "
+                        "or a run directory)")
+    if path.stat().st_size == 0:
+        raise DataError(f"results table {path}: the file is empty (0 bytes); write it again with "
+                        "`ptft export RUN`, or give the run directory itself")
+    try:
+        if suffix == ".csv":
+            # Read as text, with only a blank cell missing ('n/a', 'NA' and 'null' are values to
+            # quote), so that error messages show the offending cell as written.
+            return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""]), str(path)
         return pd.read_parquet(path), str(path)
-    raise DataError(f"results table {path}: unknown file type {suffix!r} (expected .csv or .parquet, "
-                    "or a run directory)")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as err:
+        if isinstance(err, OSError) and err.errno is not None:
+            raise
+        detail = " ".join(str(err).split())
+        raise DataError(f"results table {path}: cannot be read as {suffix[1:]} ({detail})") from None
+
+
+def _row(name: str, index: int) -> str:
+    """Row ``index`` (0-based) as a user finds it: ``row 3`` (``row 3, line 4`` in a CSV file)."""
+    return f"row {index + 1}, line {index + 2}" if name.lower().endswith(".csv") else f"row {index + 1}"
 
 
 def _as_text(value: object) -> str:
@@ -94,8 +110,13 @@ def _blank(series: pd.Series) -> pd.Series:
     return series.isna() | (series.astype(str).str.strip() == "")
 
 
+def _missing(series: pd.Series) -> pd.Series:
+    """Blank, or NaN written out (pandas and numpy write missing numbers as 'nan'): no number."""
+    return _blank(series) | (series.astype(str).str.strip().str.lower() == "nan")
+
+
 def _numbers(series: pd.Series, col: str, name: str, *, required: bool) -> pd.Series:
-    blank = _blank(series)
+    blank = _missing(series)
     numbers = pd.to_numeric(series.where(~blank), errors="coerce")
     bad = numbers.isna() & ~blank
     if required:
@@ -104,10 +125,10 @@ def _numbers(series: pd.Series, col: str, name: str, *, required: bool) -> pd.Se
         bad |= numbers.notna() & (numbers != numbers.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        shown = "an empty cell" if blank.iloc[row] else repr(series.iloc[row])
+        shown = "an empty cell" if _blank(series).iloc[row] else repr(series.iloc[row])
         kind = "an integer" if col in INTEGER_COLUMNS else "a number"
         raise DataError(f"results table {name}: column {col!r} must hold {kind}, "
-                        f"found {shown} at row {row + 1}")
+                        f"found {shown} at {_row(name, row)}")
     return numbers.astype("Int64") if col in INTEGER_COLUMNS else numbers.astype(float)
 
 
@@ -119,7 +140,7 @@ def _flags(series: pd.Series, name: str) -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise DataError(f"results table {name}: column 'selected' must be true or false, "
-                        f"found {series.iloc[row]!r} at row {row + 1}")
+                        f"found {series.iloc[row]!r} at {_row(name, row)}")
     return words.map(truth).astype(bool)
 
 
@@ -127,7 +148,7 @@ def _check_allowed(series: pd.Series, col: str, allowed: tuple[str, ...], name: 
     bad = ~series.isin(allowed)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"results table {name}: unknown {col} {series.iloc[row]!r} at row {row + 1} "
+        raise DataError(f"results table {name}: unknown {col} {series.iloc[row]!r} at {_row(name, row)} "
                         f"(expected one of: {', '.join(allowed)})")
 
 
@@ -139,5 +160,6 @@ def _check_duplicates(df: pd.DataFrame, name: str) -> None:
         first = int(np.flatnonzero(dup.to_numpy())[0])
         rows = np.flatnonzero((keys == keys.iloc[first]).to_numpy())
         key = ", ".join(f"{k}={_as_text(df[k].iloc[first])!r}" for k in KEY)
+        lines = f" (lines {', '.join(str(r + 2) for r in rows)})" if name.lower().endswith(".csv") else ""
         raise DataError(f"results table {name}: duplicate key ({key}) at rows "
-                        f"{', '.join(str(r + 1) for r in rows)}")
+                        f"{', '.join(str(r + 1) for r in rows)}{lines}")

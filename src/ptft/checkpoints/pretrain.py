@@ -39,7 +39,8 @@ class ModelShape:
     num_heads: int = 4
     intermediate_size: int = 384
     vocab_size: int = 4096
-    max_seq_len: int = 256
+    # the context: at least finetune.max_length (default 512), which the config checks
+    max_seq_len: int = 512
 
 
 @dataclass

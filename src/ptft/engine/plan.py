@@ -276,6 +276,8 @@ def format_plan(plan: StudyPlan) -> str:
     lines += _table(rows)
     lines.append("  models: a BASE model is a checkpoint; scored examples: at most units x n_eval (smaller eval "
                  "sets score fewer; sets with n_eval null are not counted)")
+    lines.append("  n_train, n_dev and n_eval are upper limits: a split smaller than asked is used whole, and "
+                 "`ptft run` names each such split before any cell runs")
     lines += ["", "Training cost: an ESTIMATE, not a measurement"]
     rows = [["training", "runs", "examples", "epochs", "tokens/example", "tokens/run", "tokens"]]
     for t in plan.training:

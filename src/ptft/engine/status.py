@@ -69,7 +69,7 @@ class GridStatus:
             if c.status == "failed":
                 extra.append(f"attempts {c.attempts}")
                 if c.error:
-                    extra.append(str(c.error).splitlines()[0][:200])
+                    extra.append(str(c.error).splitlines()[0])
             if c.status in ("failed", "running") or c.get("interrupted"):
                 extra.append(f"log: logs/{c.cell_id}.log")
             lines.append(f"  [{c.status:7}] {c.label}" + (f"  ({'; '.join(extra)})" if extra else ""))

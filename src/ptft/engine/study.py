@@ -31,7 +31,7 @@ from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.work import CellOutput, study_tasks
-from ptft.errors import PtftError
+from ptft.errors import PtftError, Terminated, naming
 from ptft.store import ComparisonRow, ResultsStore
 
 log = logging.getLogger("ptft.engine")
@@ -125,41 +125,58 @@ def run_study(config: StudyConfig, *, run_dir: str | Path | None = None, executo
     (:func:`ptft.engine.work.numerics_of`): a resume on another kind of machine or torch build is
     refused before anything runs (and a Ray node that differs fails its cells) unless
     ``allow_mixed_numerics``."""
+    from tqdm.auto import tqdm
+
+    from ptft.engine.preflight import check_study
+
     run_dir = Path(run_dir or config.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with RunLock(run_dir), _sigterm_exits():
-        return _run_locked(config, run_dir, executor, address, workers, progress, allow_mixed_numerics)
+    cells = plan_cells(config, run_dir)
+    for note in check_study(config, run_dir, cells):  # before anything is written
+        tqdm.write(f"note: {note}")
+    # a write that fails on a full disk names no file: it is one of the run directory's
+    with naming(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with RunLock(run_dir), _sigterm_exits():
+            return _run_locked(config, run_dir, cells, executor, address, workers, progress, allow_mixed_numerics)
 
 
 @contextlib.contextmanager
 def _sigterm_exits():
     """SIGTERM (a scheduler's time limit, `scancel`, `kill`) ends the run like Ctrl-C does: cells in
-    flight are cancelled and put back to pending, the run is recorded as interrupted."""
+    flight are cancelled and put back to pending, the run is recorded as interrupted. Both signals
+    also leave a mark the driver checks after each cell: Python ignores an exception raised inside
+    a ``__del__`` or a callback, so a Ctrl-C landing there would otherwise be lost."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):
-        _stop_requested.set()  # in case library code swallows the exit: the driver checks it too
-        raise SystemExit(128 + signum)
+        global _stop_signal
+        _stop_signal = signum
+        raise _stop_exception(signum)
 
-    _stop_requested.clear()
-    old = signal.signal(signal.SIGTERM, handler)
+    global _stop_signal
+    _stop_signal = None
+    old = {signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, old)
+        for signum, previous in old.items():
+            signal.signal(signum, previous)
 
 
-_stop_requested = threading.Event()
+_stop_signal: int | None = None  # the signal that asked the driver to stop, if one did
 
 
-def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, address: str | None,
+def _stop_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor: str | None, address: str | None,
                 workers: int | None, progress: bool, allow_mixed_numerics: bool) -> StudyRun:
     from tqdm.auto import tqdm
 
     (run_dir / CONFIG_FILE).write_text(config.to_yaml())
-    cells = plan_cells(config, run_dir)
     by_id = {c.cell_id: c for c in cells}
     store = ResultsStore(run_dir / STORE_FILE)
     try:
@@ -251,10 +268,10 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
             break
         bar.set_postfix_str(", ".join(running.values())[:100])
         out = runner.next_outcome()
-        if _stop_requested.is_set():  # SIGTERM arrived inside code that swallowed the SystemExit
+        if _stop_signal is not None:  # the signal arrived inside code that swallowed its exception
             if isinstance(out, CellOutput):
                 _store_output(store, run_dir, by_id[out.cell_id], out)
-            raise SystemExit(128 + signal.SIGTERM)
+            raise _stop_exception(_stop_signal)
         running.pop(out.cell_id, None)
         if isinstance(out, CellOutput) and numerics is not None:
             if not numerics:
@@ -267,7 +284,7 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
             store.mark_cell(out.cell_id, "failed", error=out.error, traceback=out.traceback, seconds=out.seconds)
             failed.add(out.cell_id)
             result.failed.append(out.cell_id)
-            first = (out.error.splitlines() or [""])[0][:300]
+            first = (out.error.splitlines() or [""])[0]  # whole: a cut message loses what to do
             tqdm.write(f"cell failed: {by_id[out.cell_id].label}: {first} "
                        f"(log: {run_dir / 'logs' / (out.cell_id + '.log')})")
         else:
@@ -292,7 +309,8 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
             _write_json(run_dir / "pretrain.json", out.training)
     elif out.training is not None:
         ck = cell.checkpoint
-        training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step, "train_task": cell.train_task,
+        training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
+                    "train_task": out.training.get("train_task") or cell.train_task,
                     "lr": cell.lr, "seed": cell.seed,
                     **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
                                                         "tokens_per_second", "dev_metric")},
@@ -371,18 +389,25 @@ def _split_key(key: str) -> tuple[str, str, int, str]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, default=float) + "\n")
-    tmp.replace(path)
+    _write_whole(path, "".join(json.dumps(row, ensure_ascii=False, default=float) + "\n" for row in rows))
 
 
 def _write_json(path: Path, data) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    _write_whole(path, json.dumps(data, indent=1))
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """``path`` holds the whole text or keeps what it held: written to a temporary file renamed over
+    it, which a failed write (a full disk) removes rather than leave half written."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    try:
+        with naming(tmp):
+            tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def results_frame(run_dir: str | Path):

@@ -24,7 +24,15 @@ def summary_table(run_dir: str | Path):
     if both.empty:
         return pd.DataFrame()
     both["column"] = both.eval_set + " " + both.model
-    table = both.pivot_table(index=["step", "checkpoint"], columns="column", values="value", aggfunc="mean")
+    table = both.pivot_table(index="checkpoint", columns="column", values="value", aggfunc="mean")
+    # ordered by pre-training step; a checkpoint whose step is unknown (a local folder named
+    # without one) comes last, shown with step '-', never dropped
+    steps = both.groupby("checkpoint").step.first().reset_index().sort_values(["step", "checkpoint"],
+                                                                              na_position="last")
+    table = table.loc[steps.checkpoint]
+    table.index = pd.MultiIndex.from_arrays(
+        [["-" if pd.isna(s) else str(int(s)) for s in steps.step], list(steps.checkpoint)],
+        names=["step", "checkpoint"])
     return table.sort_index(axis=1)
 
 

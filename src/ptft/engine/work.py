@@ -78,6 +78,13 @@ def study_tasks(config: StudyConfig) -> dict[str, tuple[Task, TaskData]]:
     return out
 
 
+def task_label(config: StudyConfig, name: str) -> str:
+    """What results call a task: its own name (a user task's ``name:``, not the path of its YAML
+    file, which the config holds to load it). Other labels (``instruct``, '' for BASE) stay."""
+    tasks = study_tasks(config)
+    return tasks[name][0].name if name in tasks else name
+
+
 def unit_key(unit: EvalUnit) -> str:
     return f"{unit.eval_set}.{unit.format}.{unit.shots}shot.{unit.method}"
 
@@ -226,6 +233,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         from ptft.checkpoints.loading import DTYPES
 
         model.to(DTYPES[config.checkpoints.dtype])
+    out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
     if cell.kind == "finetune" and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     _evaluate_units(config, cell, model, tokenizer, out, progress)
@@ -283,8 +291,9 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
-                model_id=cell.model_id, checkpoint=ck.label, step=ck.step, train_task=cell.train_task,
-                lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set, eval_task=unit.eval_task,
+                model_id=cell.model_id, checkpoint=ck.label, step=ck.step,
+                train_task=task_label(config, cell.train_task), lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set,
+                eval_task=task.name,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
                 ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id))

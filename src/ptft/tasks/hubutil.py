@@ -23,6 +23,7 @@ import functools
 import json
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,12 +57,18 @@ class Skip(Exception):
 class Row:
     """One source row with checked accessors; every error names dataset, split, row and field."""
 
-    def __init__(self, data: Mapping[str, Any], dataset: str, split: str, index: int):
+    def __init__(self, data: Mapping[str, Any], dataset: str, split: str, index: int,
+                 locate: Callable[[int], str | None] | None = None):
         self.data, self.dataset, self.split, self.index = data, dataset, split, index
+        self.locate = locate  # index -> where an editor shows the row (local files)
+
+    @property
+    def place(self) -> str:
+        return (self.locate(self.index) if self.locate else None) or f"row {self.index}"
 
     def error(self, field: str, problem: str) -> TaskDataError:
         return TaskDataError(
-            f"dataset {self.dataset!r}, split {self.split!r}, row {self.index}, field {field!r}: {problem}")
+            f"dataset {self.dataset!r}, split {self.split!r}, {self.place}, field {field!r}: {problem}")
 
     def raw(self, key: str) -> Any:
         if key not in self.data:
@@ -127,6 +134,62 @@ class Row:
 
 # --------------------------------------------------------------------------------------- reading
 
+class LocalRows(list):
+    """The rows of a local file, each of which can say where it is as an editor shows it: the
+    1-based line of a JSON/JSONL record or of a CSV record (line 1 being the header)."""
+
+    def __init__(self, rows: list, path: Path):
+        super().__init__(rows)
+        self.path = path
+        self._lines: list[int] | None = None
+
+    def place(self, index: int) -> str:
+        if self._lines is None:  # only when a message needs it: the file is read again
+            self._lines = _record_lines(self.path)
+            if len(self._lines) != len(self):
+                self._lines = []
+        if not self._lines:
+            return f"{self.path.name} record {index + 1}"
+        header = " (line 1 is the header)" if self.path.suffix == ".csv" else ""
+        return f"{self.path.name} line {self._lines[index]}{header}"
+
+
+def _record_lines(path: Path) -> list[int]:
+    """The 1-based line on which each record of a local file starts ([] when unknown)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return []
+    if path.suffix == ".csv":
+        import csv
+        import io
+
+        reader = csv.reader(io.StringIO(text, newline=""))
+        starts, end = [], 0
+        for record in reader:
+            if record:  # pandas skips blank lines too
+                starts.append(end + 1)
+            end = reader.line_num
+        return starts[1:]
+    if path.suffix == ".json" and text.lstrip().startswith("["):
+        decoder, skip = json.JSONDecoder(), re.compile(r"[\s,]*")
+        at, line, counted, starts = text.index("[") + 1, 1, 0, []
+        while True:
+            at = skip.match(text, at).end()
+            if at >= len(text) or text[at] == "]":
+                return starts
+            line += text.count("\n", counted, at)
+            counted = at
+            starts.append(line)
+            try:
+                _, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError:
+                return []
+    if path.suffix in (".jsonl", ".json"):
+        return [n for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    return []
+
+
 class SplitRows:
     """A split's rows by index: a list (local file) or a ``datasets.Dataset`` (Hub)."""
 
@@ -135,6 +198,9 @@ class SplitRows:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def place(self, index: int) -> str | None:
+        return self._rows.place(index) if isinstance(self._rows, LocalRows) else None
 
     def take(self, indices: Sequence[int]) -> list[dict]:
         if isinstance(self._rows, list):
@@ -156,7 +222,11 @@ def _local_file(source: HubSource, split: str, data_dir: str) -> Path:
         "there in the Hub schema, or leave data_dir unset to use the Hub")
 
 
-def read_local(path: Path) -> list[dict]:
+def read_local(path: Path) -> LocalRows:
+    return LocalRows(_read_rows(path), path)
+
+
+def _read_rows(path: Path) -> list[dict]:
     if path.suffix == ".jsonl":
         rows = []
         with open(path, encoding="utf-8") as f:
@@ -196,7 +266,7 @@ def read_local(path: Path) -> list[dict]:
 
 
 @functools.lru_cache(maxsize=64)
-def _read_local_cached(path: str, mtime: float) -> list[dict]:
+def _read_local_cached(path: str, mtime: float) -> LocalRows:
     return read_local(Path(path))
 
 
@@ -270,7 +340,7 @@ def load_split(spec: SplitSpec, n: int | None, seed: int, data_dir: str | None,
     chosen = subsample(_indices(spec, len(rows)), n, seed, role)
     out, skips = [], Counter()
     for index, data in zip(chosen, rows.take(chosen)):
-        row = Row(data, spec.name, spec.split, index)
+        row = Row(data, spec.name, spec.split, index, rows.place)
         try:
             out.append(spec.convert(row))
         except Skip as why:

@@ -59,35 +59,40 @@ class InstructionSet(list):
 
 # ---------------------------------------------------------------------------------------- checks
 
-def validate_messages(row: Any, source: str, index: int) -> list[dict[str, str]]:
-    """The row's messages, checked; raises DataError naming source, row and field."""
-    where = f"instruction data {source!r}, row {index}"
+def validate_messages(row: Any, source: str, index: int,
+                      locate: Callable[[int], str] | None = None) -> list[dict[str, str]]:
+    """The row's messages, checked; raises DataError naming source, row and field (``locate``:
+    index -> where an editor shows the row, for local files)."""
+    def error(field: str, problem: str) -> DataError:
+        place = locate(index) if locate else f"row {index}"
+        return DataError(f"instruction data {source!r}, {place}, field {field!r}: {problem}")
+
     if not isinstance(row, dict) or "messages" not in row:
-        raise DataError(f"{where}, field 'messages': missing (each row needs a 'messages' list)")
+        raise error("messages", "missing (each row needs a 'messages' list)")
     messages = row["messages"]
     if hasattr(messages, "tolist"):  # numpy array from parquet
         messages = messages.tolist()
     if not isinstance(messages, list) or not messages:
-        raise DataError(f"{where}, field 'messages': expected a non-empty list, got {type(messages).__name__}")
+        raise error("messages", f"expected a non-empty list, got {type(messages).__name__}")
     out = []
     for j, msg in enumerate(messages):
         if not isinstance(msg, dict):
-            raise DataError(f"{where}, field 'messages[{j}]': expected a dict with role and content")
+            raise error(f"messages[{j}]", "expected a dict with role and content")
         role, content = msg.get("role"), msg.get("content")
         if role not in ROLES:
-            raise DataError(f"{where}, field 'messages[{j}].role': {role!r} is not one of {list(ROLES)}")
+            raise error(f"messages[{j}].role", f"{role!r} is not one of {list(ROLES)}")
         if not isinstance(content, str):
-            raise DataError(f"{where}, field 'messages[{j}].content': expected text, got {type(content).__name__}")
+            raise error(f"messages[{j}].content", f"expected text, got {type(content).__name__}")
         out.append({"role": role, "content": content})
     if not any(m["role"] == "assistant" for m in out):
-        raise DataError(f"{where}, field 'messages': no assistant turn (nothing to train on)")
+        raise error("messages", "no assistant turn (nothing to train on)")
     return out
 
 
-def _clean(rows: Iterable[Any], source: str) -> InstructionSet:
+def _clean(rows: Iterable[Any], source: str, locate: Callable[[int], str] | None = None) -> InstructionSet:
     kept, skipped = [], Counter()
     for i, row in enumerate(rows):
-        messages = validate_messages(row, source, i)
+        messages = validate_messages(row, source, i, locate)
         if not any(m["content"].strip() for m in messages if m["role"] == "assistant"):
             skipped["empty assistant turns"] += 1
             continue
@@ -219,10 +224,19 @@ def load_local(path: Path, seed: int, n: int | None) -> InstructionSet:
         files = [path]
     else:
         raise DataError(f"instruction data {str(path)!r}: no such file or folder")
-    rows = [row for f in files for row in read_local(f)]
+    parts = [read_local(f) for f in files]
+    rows = [row for part in parts for row in part]
     if not rows:
         raise DataError(f"instruction data {str(path)!r}: no rows")
-    data = _clean(rows, str(path))
+
+    def locate(index: int) -> str:  # an index into the files' rows, one file after another
+        for part in parts:
+            if index < len(part):
+                return part.place(index)
+            index -= len(part)
+        return f"row {index}"
+
+    data = _clean(rows, str(path), locate)
     return InstructionSet(_sample(data, n, seed, path.name), data.notes)
 
 

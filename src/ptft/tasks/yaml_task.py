@@ -41,7 +41,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ptft.errors import ConfigError
+from ptft.errors import ConfigError, yaml_problem
 from ptft.tasks.base import FORMAT_NAMES, EvalSet, Example, LoadRequest, PromptFormat, Task, TaskData, TaskDataError
 from ptft.tasks.bbutil import one_line
 from ptft.tasks.hubutil import LOCAL_SUFFIXES, Row, read_local
@@ -158,7 +158,10 @@ def load_yaml_task(path: Path | str) -> Task:
     try:
         spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
-        raise ConfigError(f"task file {str(path)!r}: not valid YAML ({err})") from None
+        raise ConfigError(f"task file {str(path)!r}: not valid YAML ({yaml_problem(err)})") from None
+    if spec is None:
+        raise ConfigError(f"task file {str(path)!r}: the file is empty; a task needs name, type, fields, data "
+                          "and formats (docs/tasks.md)")
     if not isinstance(spec, dict):
         raise ConfigError(f"task file {str(path)!r}: expected a mapping at the top level")
     ctx.unknown(spec, TOP_KEYS, "")
@@ -377,8 +380,8 @@ def _make_loader(spec: _Spec, train: _Source, dev: _Source, evals: list[_Source]
         out = []
         for i in chosen:
             if not isinstance(rows[i], dict):
-                raise TaskDataError(f"dataset {src.name!r}, split {split!r}, row {i}: not a record")
-            out.append(_convert(spec, src, Row(rows[i], src.name, split, i)))
+                raise TaskDataError(f"dataset {src.name!r}, split {split!r}, {rows.place(i)}: not a record")
+            out.append(_convert(spec, src, Row(rows[i], src.name, split, i, rows.place)))
         if not out:
             raise TaskDataError(f"dataset {src.name!r}, split {src.role!r}: no rows left after carving dev "
                                 f"out of {src.path}")
