@@ -15,6 +15,8 @@ BB_TASKS = {
                     "bb_squad_qg_amazon"],
     "bb_socialiqa_qg": ["bb_socialiqa_qg"],
     "bb_xsum": ["bb_xsum"],
+    "bb_multiemo_sentiment": ["bb_multiemo_hotels", "bb_multiemo_medicine", "bb_multiemo_products",
+                              "bb_multiemo_school"],
 }
 REQ = LoadRequest(data_dir=None, seed=0, n_train=200, n_dev=50, n_eval=60)
 
@@ -181,3 +183,20 @@ def test_gold_choice_and_label_refusals():
     with pytest.raises(TaskDataError, match="field 'input': missing"):
         bbutil.text_field({}, "input", "d", "all", 0)
     assert bbutil.gold_choice({"target_scores": {" x ": 0, "y": 1}}, "d", "all", 0) == ("y", ["x", "y"])
+
+
+def test_multiemo_sentiment_labels_and_skipped_rows():
+    """Labels come straight from the file's four choices; the few rows with an empty sentence are
+    counted, never silently dropped (hotels 1, medicine 4, products 2, school 1 in BIG-bench 1.0.0)."""
+    task = get_task("bb_multiemo_sentiment")
+    data = task.load(LoadRequest(None, 0, n_train=400, n_dev=20, n_eval=100))
+    assert task.labels == ("positive", "negative", "neutral", "ambivalent")
+    assert {ex.target for ex in data.train} == set(task.labels)
+    assert data.notes["skipped"] == {name: {"empty sentence": n} for name, n in
+                                     [("bb_multiemo_hotels", 1), ("bb_multiemo_medicine", 4),
+                                      ("bb_multiemo_products", 2), ("bb_multiemo_school", 1)]}
+    ex = data.train[0]
+    assert task.formats["default"].render(ex) == f"### Review: {ex.fields['text']}\n ### Sentiment:"
+    # the in-domain pool is 80/10/10 of the 24,850 non-empty hotel sentences
+    sizes = data.notes["pool_sizes"]["bb_multiemo_hotels"]
+    assert sum(sizes.values()) == 24850 and sizes["train"] > 7 * sizes["test"]

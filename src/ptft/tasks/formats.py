@@ -14,6 +14,7 @@ family             fields                                     target
 nli                premise, hypothesis                        entailment / neutral / ...
 paraphrase         sentence1, sentence2                       yes / no
 same_speaker       dialogue, sentence1, sentence2             yes / no
+sentiment          text                                       positive / negative / ...
 summarisation      document                                   the summary
 question_gen       context, answer                            the question
 multiple_choice    question                                   the correct choice
@@ -66,6 +67,15 @@ def same_speaker() -> dict[str, PromptFormat]:
     )
 
 
+def sentiment() -> dict[str, PromptFormat]:
+    return _family(
+        ("### Review: {text}\n ### Sentiment:", "### Review"),
+        "{text}",
+        ("Is the opinion in the following review positive, negative, neutral or ambivalent? Review: {text} "
+         "The opinion is", "Is the opinion in the following review"),
+    )
+
+
 def summarisation() -> dict[str, PromptFormat]:
     return _family(
         ("### Input: {document}\n ### Summary:", "### Input"),
@@ -107,6 +117,7 @@ FAMILIES = {
     "nli": nli,
     "paraphrase": paraphrase,
     "same_speaker": same_speaker,
+    "sentiment": sentiment,
     "summarisation": summarisation,
     "question_generation": question_generation,
     "multiple_choice": multiple_choice,

@@ -1,0 +1,87 @@
+"""``bb_multiemo_sentiment``: offline sentiment classification from BIG-bench MultiEmo (English).
+
+MultiEmo (Kocoń et al. 2021) holds sentences of Polish consumer reviews, here in their English
+translation, each labelled positive / negative / neutral / ambivalent. Each domain is a file:
+
+- train/dev/in-domain test: ``multiemo/hotels_sentence_en`` (hotel reviews), split 80/10/10 by a
+  stable hash of the sentence text (exact repeats share a split); rows with an empty sentence
+  (a few per file) are skipped and counted in ``TaskData.notes["skipped"]``;
+- out-of-domain eval sets, whole files: ``bb_multiemo_medicine`` (reviews of doctors),
+  ``bb_multiemo_products`` and ``bb_multiemo_school`` (university reviews, the ``reviews`` file).
+
+The labels are word-level cues a small model can pick up from a few hundred examples, which the
+NLI and dialogue tasks are not: the offline default uses it as its learnable classification task.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ptft.tasks import formats
+from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
+from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, log_skipped,
+                               make_pool, map_label, text_field)
+from ptft.tasks.registry import register
+from ptft.tasks.splits import BIG
+
+LABELS = ("positive", "negative", "neutral", "ambivalent")
+LABEL_MAP = {label: label for label in LABELS}
+FILES = {
+    "bb_multiemo_hotels": "multiemo/hotels_sentence_en/task.json",
+    "bb_multiemo_medicine": "multiemo/medicine_sentence_en/task.json",
+    "bb_multiemo_products": "multiemo/products_sentence_en/task.json",
+    "bb_multiemo_school": "multiemo/reviews_sentence_en/task.json",
+}
+
+SKIP_REASON = "empty sentence"
+
+need(*FILES.values())
+
+
+def _rows(name: str, split: str) -> tuple[list[Example], Counter]:
+    out, skipped = [], Counter()
+    for i, row in enumerate(bigbench_examples(FILES[name])):
+        if not str(row.get("input") or "").strip():
+            skipped[SKIP_REASON] += 1
+            continue
+        text = text_field(row, "input", name, split, i)
+        gold, _ = gold_choice(row, name, split, i)
+        out.append(Example(f"{name}:{i}", {"text": text}, map_label(gold, LABEL_MAP, name, split, i)))
+    log_skipped(name, skipped)
+    return out, skipped
+
+
+@cached
+def hotels_pool() -> Pool:
+    name = "bb_multiemo_hotels"
+    rows, skipped = _rows(name, "all")
+    return make_pool([(ex.fields["text"], ex) for ex in rows], BIG, salt=name, skipped=skipped)
+
+
+@cached
+def ood_sets() -> dict[str, tuple[list[Example], Counter]]:
+    return {name: _rows(name, "test") for name in FILES if name != "bb_multiemo_hotels"}
+
+
+def load(request: LoadRequest) -> TaskData:
+    pool = hotels_pool()
+    ood = ood_sets()
+    return assemble(request, pool, {"bb_multiemo_hotels": pool}, {k: rows for k, (rows, _) in ood.items()},
+                    {k: skipped for k, (_, skipped) in ood.items()})
+
+
+TASK = register(Task(
+    name="bb_multiemo_sentiment",
+    task_type="classification",
+    formats=formats.sentiment(),
+    eval_sets=(
+        EvalSet("bb_multiemo_hotels", "in"),
+        EvalSet("bb_multiemo_medicine", "out"),
+        EvalSet("bb_multiemo_products", "out"),
+        EvalSet("bb_multiemo_school", "out"),
+    ),
+    loader=load,
+    labels=LABELS,
+    max_new_tokens=5,
+    description="Sentiment of a review sentence (positive/negative/neutral/ambivalent), BIG-bench MultiEmo English",
+))
