@@ -8,10 +8,10 @@ completion-only loss on the task's dev split is what learning-rate selection com
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -101,9 +101,11 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
 
     masking = {"completion_only_loss": True} if loss == "completion" else \
         {"assistant_only_loss": True, "completion_only_loss": False}
-    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, warnings.catch_warnings():
-        # transformers 5 warns about its own renamed gradient_checkpointing field on every config
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+    # trl's default, activation (gradient) checkpointing on, spelt as transformers names it now: trl
+    # sets the deprecated `gradient_checkpointing`, which warns unless the new field is given
+    checkpointing = {"activation_checkpointing": True} \
+        if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)} else {}
+    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp:
         args = SFTConfig(
             output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
@@ -112,7 +114,7 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
             train_sampling_strategy="group_by_length" if group_by_length else "random",
             bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no", report_to=[],
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
-            **masking,
+            **masking, **checkpointing,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                              processing_class=tokenizer, callbacks=[StopOnNonFinite()])
