@@ -17,6 +17,13 @@ Prompts are ``demo_prefix(fmt, demos) + fmt.render(example)`` (= ``build_prompt`
 label, choice or reference is the completion ``" " + text`` (``completion_text``), so training,
 demonstrations and scoring share one token boundary.
 
+Predictions rows (one per scored example) carry ``uid``, ``target``, ``prediction``, the
+``demo_uids`` of the demonstrations and ``prompt``, the exact text that was tokenised (demos
+included; cut from the left only when it does not fit the window, which ``notes`` report), and
+per method: ``first_token_logprobs`` per label (tokenprob, with ``label_tokens``, the first-token
+variants), ``label_loglikelihoods`` per label (constrained, with ``label_num_tokens``),
+``loglikelihoods`` per choice (loglik), ``output`` (free) or ``score`` (greedy).
+
 TokenProb variants
     Each label has up to two first tokens: the first token of ``" label"`` as the tokenizer writes
     it after this very prompt (the Constrained continuation's first token) and the first token of
@@ -156,8 +163,10 @@ class Evaluator:
             method_used = "loglik"
             scores, preds = self._multiple_choice(examples, prompts, notes)
 
-        for pred, q in zip(preds, queries):
-            pred["prompt"] = q
+        demo_uids = [d.uid for d in demos]
+        for pred, prompt in zip(preds, prompts):
+            pred["demo_uids"] = demo_uids
+            pred["prompt"] = prompt
         if self.scorer.last_prefix_len:
             notes.append(f"shared prompt prefix of {self.scorer.last_prefix_len} tokens encoded once "
                          "and its KV cache reused")
@@ -165,7 +174,7 @@ class Evaluator:
         return EvalOutcome(
             task=task.name, eval_set=eval_set_name, format=fmt_name, method=method, method_used=method_used,
             shots=len(demos), metrics=metrics, scores=scores, predictions=preds, notes=notes,
-            seconds=time.perf_counter() - start, demo_uids=[d.uid for d in demos],
+            seconds=time.perf_counter() - start, demo_uids=demo_uids,
         )
 
     # ------------------------------------------------------------------ helpers
@@ -255,7 +264,7 @@ class Evaluator:
                     correct[i] = float(best == gold[i])
                     preds.append({
                         "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                        "label_scores": dict(zip(labels, scores)),
+                        "first_token_logprobs": dict(zip(labels, scores)),
                         "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(labels, per_label)},
                     })
                 return "tokenprob", {"accuracy": correct}, preds
@@ -267,7 +276,7 @@ class Evaluator:
             correct[i] = float(best == gold[i])
             preds.append({
                 "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                "label_scores": dict(zip(labels, scores)),
+                "label_loglikelihoods": dict(zip(labels, scores)),
                 "label_num_tokens": dict(zip(labels, [n for _, _, n in per_label])),
             })
         return "constrained", {"accuracy": correct}, preds
@@ -328,7 +337,7 @@ class Evaluator:
         preds = []
         for i, (ex, per_choice) in enumerate(zip(examples, lls)):
             ll = np.array([s for s, _, _ in per_choice])
-            lengths = np.array([float(len(c.strip())) for c in ex.choices])
+            lengths = np.array([float(len(c)) for c in ex.choices])
             gold = ex.choices.index(ex.target) if ex.target in ex.choices else -1
             pred, pred_norm = int(np.argmax(ll)), int(np.argmax(ll / lengths))
             acc[i], acc_norm[i] = float(pred == gold), float(pred_norm == gold)
