@@ -129,6 +129,20 @@ class EstimateConfig:
 
 
 @dataclass
+class WandbConfig:
+    project: str | None = None  # None: the study's name
+    mode: Literal["offline", "online"] = "offline"
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment tracking (``ptft.tracking``), off by default."""
+
+    tensorboard: bool = False
+    wandb: WandbConfig | None = None
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     seed: int = 1234
@@ -142,6 +156,7 @@ class StudyConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -33,6 +33,7 @@ from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.work import CellOutput, study_tasks
 from ptft.errors import PtftError
 from ptft.store import ComparisonRow, ResultsStore
+from ptft.tracking import StudyTracker, open_tracker
 
 log = logging.getLogger("ptft.engine")
 
@@ -157,6 +158,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
     cells = plan_cells(config, run_dir)
     by_id = {c.cell_id: c for c in cells}
     store = ResultsStore(run_dir / STORE_FILE)
+    tracker = None
     try:
         store.register_cells([(c.cell_id, c.kind, c.label, c.spec()) for c in cells])
         store.set_plan([c.cell_id for c in cells])
@@ -166,6 +168,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
         todo = [c for c in cells if status.get(c.cell_id) != "done"]
         result = StudyRun(run_dir, cells, skipped=len(cells) - len(todo),
                           interrupted=[i for i in interrupted if i in by_id])
+        tracker = open_tracker(config, run_dir)  # a missing tracking package fails before any work
         runner = make_executor(config, executor, address, workers)
         start = time.perf_counter()
         run_id, bar, outcome = None, None, "interrupted"
@@ -174,7 +177,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
             run_id = store.start_run(os.getpid(), socket.gethostname(), runner.kind, runner.slots, len(cells))
             bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
                        disable=not progress, position=0, dynamic_ncols=True)
-            _drive(store, runner, run_dir, todo, status, by_id, result, bar)
+            _drive(store, runner, run_dir, todo, status, by_id, result, bar, tracker)
             outcome = "failed" if result.failed or result.blocked else "finished"
         finally:
             if bar is not None:
@@ -185,16 +188,23 @@ def _run_locked(config: StudyConfig, run_dir: Path, executor: str | None, addres
                 store.end_run(run_id, outcome)
         _select_learning_rates(store, config, cells)
         _compare_with_base(store, cells, config)
+        if tracker is not None:
+            from ptft.engine.summary import summary_table
+
+            tracker.log_summary(summary_table(run_dir))
         result.seconds = time.perf_counter() - start
         return result
     finally:
+        if tracker is not None:
+            tracker.close()
         store.close()
 
 
 def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status: dict[str, str],
-           by_id: dict[str, Cell], result: StudyRun, bar) -> None:
+           by_id: dict[str, Cell], result: StudyRun, bar, tracker: StudyTracker | None = None) -> None:
     """Submit every cell whose dependencies are done while the executor has room; store each
-    outcome as it arrives. Cells depending on a failed cell are left pending (``blocked``)."""
+    outcome as it arrives (and log its metrics to the tracker). Cells depending on a failed cell
+    are left pending (``blocked``)."""
     from tqdm.auto import tqdm
 
     queue = list(todo)
@@ -231,6 +241,8 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
                        f"(log: {run_dir / 'logs' / (out.cell_id + '.log')})")
         else:
             _store_output(store, run_dir, by_id[out.cell_id], out)
+            if tracker is not None:
+                tracker.log_rows(out.rows)
             status[out.cell_id] = "done"
             result.ran += 1
         bar.update(1)
