@@ -274,6 +274,7 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
 
 def _check_semantics(config: StudyConfig, path: Path) -> None:
     from ptft.tasks import get_task
+    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
     file = path.name
     ck = config.checkpoints
@@ -300,12 +301,19 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             raise ConfigError(f"{file}: tasks[{i}].name: {t.name!r} is listed twice")
         seen.add(t.name)
         name = t.name
-        if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
-            t.name = name = str((path.parent / name).resolve()) if (path.parent / name).exists() else name
+        prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
+        local = name[len(prefix):]
+        if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (path.parent / local).exists():
+            t.name = name = prefix + str((path.parent / local).resolve())
+        if prefix and t.train:
+            raise ConfigError(f"{file}: tasks[{i}].train: {name!r} is an lm-eval task, evaluation only; "
+                              "set train: false")
         try:
             get_task(name)
         except (KeyError, FileNotFoundError) as err:
             raise ConfigError(f"{file}: tasks[{i}].name: {err.args[0]}") from None
+        except ConfigError as err:
+            raise ConfigError(f"{file}: tasks[{i}].name: {err}") from None
         for key in ("n_train", "n_dev", "n_eval"):
             v = getattr(t, key)
             if v is not None and v < 1:
