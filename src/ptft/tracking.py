@@ -11,7 +11,7 @@ Study config::
   step, and the dev loss, one TensorBoard folder ``RUN/tensorboard/train/<cell>/`` and one W&B run
   per fine-tuning or instruction-tuning cell, grouped under the study's name.
 - **Evaluation metrics**: each result row of a cell, logged by the study driver as the cell is
-  stored (``RUN/tensorboard/study/``; one W&B run ``<study>/study``). The x axis is the
+  stored (``RUN/tensorboard/study/``; one W&B run ``<study>/study``, written when the study ends). The x axis is the
   checkpoint's pre-training step, so a tag is a trajectory over the series: ``base/<eval set>/
   <format>.<k>shot.<method>/<metric>``, ``ft/<train task>/<eval set>/<format>.<k>shot.<method>/
   <metric>/lr<lr>.seed<seed>`` (``it/`` for instruction tuning).
@@ -46,16 +46,29 @@ class TrainingReport:
 
     @contextlib.contextmanager
     def environment(self) -> Iterator[None]:
-        saved = {k: os.environ.get(k) for k in self.env}
-        os.environ.update(self.env)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        with _environ(self.env):
+            try:
+                yield
+            finally:
+                if "wandb" in self.report_to:
+                    import wandb
+
+                    if wandb.run is not None:  # the run transformers' callback opened: one per training
+                        wandb.run.finish()
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def check_available(config) -> None:
@@ -109,31 +122,36 @@ def metric_tag(row) -> str:
 
 
 class StudyTracker:
-    """The driver's writer for evaluation metrics and headline numbers (one per study run)."""
+    """The driver's writer for evaluation metrics and headline numbers (one per study run).
+
+    TensorBoard gets each row as its cell is stored. The W&B run of the study is written when the
+    study ends: transformers' W&B callback takes over whatever run is current in its process, and
+    with one worker the training cells run in this very process."""
 
     def __init__(self, config, run_dir: Path):
         self.writer = None
-        self.wandb_run = None
+        self.wandb_settings: dict | None = None
+        self._wandb_rows: list[dict] = []
+        self._env = contextlib.ExitStack()
         if config.tracking.tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(log_dir=str(Path(run_dir) / TENSORBOARD_DIR / "study"))
         if config.tracking.wandb is not None:
-            import wandb
-
             env = _wandb_env(config, run_dir)
-            self.wandb_run = wandb.init(project=env["WANDB_PROJECT"], mode=env["WANDB_MODE"], dir=env["WANDB_DIR"],
-                                        group=config.name, name=f"{config.name}/study", job_type="study",
-                                        config=config.to_dict())
-            self.wandb_run.define_metric("pretrain_step")
-            self.wandb_run.define_metric("*", step_metric="pretrain_step")
+            # wandb reads its settings from the environment once per process: training cells run
+            # in this process must find them set already
+            self._env.enter_context(_environ(env))
+            self.wandb_settings = {"project": env["WANDB_PROJECT"], "mode": env["WANDB_MODE"],
+                                   "dir": env["WANDB_DIR"], "group": config.name, "name": f"{config.name}/study",
+                                   "job_type": "study", "config": config.to_dict()}
 
     def _scalar(self, tag: str, value: float, step) -> None:
         step = 0 if step is None or step != step else int(step)  # unknown step (a 'main' checkpoint): 0
         if self.writer is not None:
             self.writer.add_scalar(tag, float(value), step)
-        if self.wandb_run is not None:
-            self.wandb_run.log({tag: float(value), "pretrain_step": step})
+        if self.wandb_settings is not None:
+            self._wandb_rows.append({tag: float(value), "pretrain_step": step})
 
     def log_rows(self, rows: Sequence) -> None:
         for row in rows:
@@ -153,8 +171,16 @@ class StudyTracker:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-        if self.wandb_run is not None:
-            self.wandb_run.finish()
+        if self.wandb_settings is not None and self._wandb_rows:
+            import wandb
+
+            run = wandb.init(**self.wandb_settings)
+            run.define_metric("pretrain_step")
+            run.define_metric("*", step_metric="pretrain_step")
+            for record in self._wandb_rows:
+                run.log(record)
+            run.finish()
+        self._env.close()
 
 
 def open_tracker(config, run_dir: Path) -> StudyTracker | None:
