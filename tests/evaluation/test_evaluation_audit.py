@@ -17,14 +17,16 @@ from ptft.tasks.base import build_prompt
 TOL = 1e-4
 
 
-def _hand_loglikelihood(model, tok, prompt: str, completion: str) -> float:
+def _hand_loglikelihood(model, tok, prompt: str, completion: str, dropped: int = 0) -> float:
+    """log P(completion | prompt) with the prompt's first ``dropped`` tokens cut, as recorded."""
     ctx = tok(prompt)["input_ids"]
     whole = tok(prompt + completion)["input_ids"]
     assert whole[:len(ctx)] == ctx, "the completion changed the prompt's tokens"
+    whole, n_ctx = whole[dropped:], len(ctx) - dropped
     with torch.no_grad():
         logits = model(input_ids=torch.tensor([whole])).logits[0]
     lps = torch.log_softmax(logits.double(), dim=-1)
-    return float(sum(lps[i - 1, whole[i]] for i in range(len(ctx), len(whole))))
+    return float(sum(lps[i - 1, whole[i]] for i in range(n_ctx, len(whole))))
 
 
 def test_a_row_names_its_demos_and_its_prompt_reproduces_the_model_input(tiny_lm, toys):
@@ -39,10 +41,30 @@ def test_a_row_names_its_demos_and_its_prompt_reproduces_the_model_input(tiny_lm
         assert row["demo_uids"] == [d.uid for d in demos]
         # the row alone (its demo ids, the task's template) rebuilds its prompt
         assert row["prompt"] == build_prompt(task.formats["default"], ex, [train_by_uid[u] for u in row["demo_uids"]])
+    assert {row["prompt_tokens_dropped"] for row in out.predictions} == {0}
     for row in out.predictions[:4]:
         mine = [_hand_loglikelihood(model, tok, row["prompt"], " " + label) for label in labels]
         np.testing.assert_allclose([row["label_loglikelihoods"][l] for l in labels], mine, atol=TOL, rtol=0)
         assert row["prediction"] == labels[int(np.argmax(mine))]
+
+
+def test_a_prompt_cut_to_fit_the_window_says_how_much_was_cut(tiny_lm, toys):
+    model, tok = tiny_lm
+    labels = ("yes", "no", "maybe")
+    task, data = toys.classification(labels=labels)
+    demos = select_demos(data.train, 3, seed=5)
+    window = 48
+    out = Evaluator(model, tok, batch_size=8, max_length=window).evaluate(
+        task, "test", data.eval["test"][:6], "default", demos, "constrained")
+    assert any("cut from the left" in n for n in out.notes)
+    for row in out.predictions:
+        n_prompt = len(tok(row["prompt"])["input_ids"])
+        longest = max(len(tok(row["prompt"] + " " + l)["input_ids"]) - n_prompt for l in labels)
+        # lm-eval's rule: context + continuation - 1 tokens fit the window
+        assert row["prompt_tokens_dropped"] == n_prompt - (window + 1 - longest) > 0
+        mine = [_hand_loglikelihood(model, tok, row["prompt"], " " + label, row["prompt_tokens_dropped"])
+                for label in labels]
+        np.testing.assert_allclose([row["label_loglikelihoods"][l] for l in labels], mine, atol=TOL, rtol=0)
 
 
 def test_tokenprob_rows_hold_first_token_log_probabilities(tiny_lm, toys):

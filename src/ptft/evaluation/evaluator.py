@@ -18,8 +18,9 @@ label, choice or reference is the completion ``" " + text`` (``completion_text``
 demonstrations and scoring share one token boundary.
 
 Predictions rows (one per scored example) carry ``uid``, ``target``, ``prediction``, the
-``demo_uids`` of the demonstrations and ``prompt``, the exact text that was tokenised (demos
-included; cut from the left only when it does not fit the window, which ``notes`` report), and
+``demo_uids`` of the demonstrations, ``prompt``, the exact text that was tokenised (demos
+included), and ``prompt_tokens_dropped``, how many of its first tokens were cut so that it fits
+the window (0: the model saw all of it; ``notes`` count the cut prompts), and
 per method: ``first_token_logprobs`` per label (tokenprob, with ``label_tokens``, the first-token
 variants), ``label_loglikelihoods`` per label (constrained, with ``label_num_tokens``),
 ``loglikelihoods`` per choice (loglik), ``output`` (free) or ``score`` (greedy).
@@ -115,6 +116,7 @@ class Evaluator:
                                reuse_prefix=reuse_prefix)
         self.eos_ids = _eos_ids(model, tokenizer)
         self._rouge = None
+        self.prompt_tokens_dropped: list[int] = []
 
     @property
     def batch_size(self) -> int:
@@ -149,6 +151,7 @@ class Evaluator:
         queries = [fmt.render(ex) for ex in examples]
         prompts = [prefix + q for q in queries]
         notes: list[str] = []
+        self.prompt_tokens_dropped = []  # per example, filled by _fit (as the scorer's last_prefix_len)
 
         if task.task_type == "classification":
             labels = tuple(task.labels_for(eval_set_name))
@@ -164,9 +167,10 @@ class Evaluator:
             scores, preds = self._multiple_choice(examples, prompts, notes)
 
         demo_uids = [d.uid for d in demos]
-        for pred, prompt in zip(preds, prompts):
+        for pred, prompt, dropped in zip(preds, prompts, self.prompt_tokens_dropped, strict=True):
             pred["demo_uids"] = demo_uids
             pred["prompt"] = prompt
+            pred["prompt_tokens_dropped"] = dropped
         if self.scorer.last_prefix_len:
             notes.append(f"shared prompt prefix of {self.scorer.last_prefix_len} tokens encoded once "
                          "and its KV cache reused")
@@ -180,6 +184,7 @@ class Evaluator:
     # ------------------------------------------------------------------ helpers
     def _fit(self, ctx: list[int], room: int) -> tuple[list[int], bool]:
         room = max(room, 1)
+        self.prompt_tokens_dropped.append(max(len(ctx) - room, 0))
         if len(ctx) > room:
             return ctx[-room:], True
         return ctx, False
