@@ -6,19 +6,35 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 RUN_DIR ?= runs/tiny
 PRESET ?= tiny
+# Every other dependency at the version the suite was run with (`make lock` refreshes it).
+LOCK := requirements.lock
+UV ?= uv==0.13.9
+# Where the lock resolves torch: its CPU build, so that no CUDA wheels (nvidia-*) enter the lock.
+# The project's machines have the wheel on disk; elsewhere point it at a folder or an index page
+# that holds the CPU wheel of $(TORCH) (PyTorch publishes one).
+TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: demo test test-all install bench clean
+.PHONY: demo test test-all install lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test]"
+# torch first (its own dependencies held to the lock), then exactly the lock, then ptft itself.
+$(VENV)/.installed: pyproject.toml $(LOCK) | $(BIN)/python
+	$(BIN)/pip install -q -c $(LOCK) "$(TORCH)"
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
 install: $(VENV)/.installed
+
+# Resolves pyproject.toml's ranges (the `test` extra included) for Python 3.11 into $(LOCK);
+# torch is resolved with them but left out of the file, since `make install` installs $(TORCH).
+lock: | $(BIN)/python
+	$(BIN)/pip install -q "$(UV)"
+	echo "$(TORCH)" | $(BIN)/uv pip compile pyproject.toml - --extra test --python-version 3.11 \
+		--find-links $(TORCH_WHEELS) --no-emit-package torch --custom-compile-command "make lock" -o $(LOCK)
 
 demo: install
 	$(BIN)/ptft prepare $(PRESET)

@@ -195,7 +195,7 @@ def main() -> int:
         k_costs[method] = (t_k, t_0, out_k, out_0)
         if method == "constrained":
             same = np.array_equal(out_k.scores["accuracy"], [s["acc"] for s in samples])
-            max_diff = max(float(np.max(np.abs(np.array([p["label_scores"][l] for l in labels])
+            max_diff = max(float(np.max(np.abs(np.array([p["label_loglikelihoods"][l] for l in labels])
                                                - [float(r[0]) for r in s["filtered_resps"]])))
                            for p, s in zip(out_k.predictions, samples))
             extra = f"; max |dLL| {max_diff:.1e}"

@@ -48,6 +48,7 @@ def test_labels_mask_the_prompt_and_end_with_eos(tiny_model_dir):
     model, tok = load_causal_lm(tiny_model_dir)
     rows = prompt_completion_rows(examples(2), FMT, tok, 64)
     trainer = SFTTrainer(model=model, args=SFTConfig(output_dir="/tmp/ptft-mask", use_cpu=True, report_to=[],
+                                                     activation_checkpointing=False,
                                                      completion_only_loss=True, max_length=64),
                          train_dataset=Dataset.from_list(rows), processing_class=tok)
     item = trainer.train_dataset[0]

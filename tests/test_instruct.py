@@ -76,7 +76,6 @@ def test_chat_template_choice(tok, caplog):
     assert "cannot patch" in caplog.text
 
 
-@pytest.mark.filterwarnings("ignore:.*gradient_checkpointing.*:FutureWarning")
 def test_labels_are_masked_exactly_outside_assistant_turns(tiny_model_dir, tmp_path):
     """trl's assistant_only_loss with our template: a label is the token id on every token of an
     assistant turn's text and its closing EOS, and -100 on everything else (the leading EOS, role
@@ -87,6 +86,7 @@ def test_labels_are_masked_exactly_outside_assistant_turns(tiny_model_dir, tmp_p
     model, tok = load_causal_lm(tiny_model_dir)
     tok.chat_template = OLMO_TRAINING_TEMPLATE
     trainer = SFTTrainer(model=model, args=SFTConfig(output_dir=str(tmp_path), use_cpu=True, report_to=[],
+                                                     activation_checkpointing=False,
                                                      assistant_only_loss=True, max_length=256),
                          train_dataset=Dataset.from_list([{"messages": CONVERSATION}]), processing_class=tok)
     item = trainer.train_dataset[0]

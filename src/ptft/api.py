@@ -37,3 +37,14 @@ def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv")
         else:
             df.to_csv(out, index=False)
     return out
+
+
+def import_lm_eval(paths, out: str | Path, *, seed: int = 0, n_boot: int = 1000):
+    """lm-evaluation-harness results files (0.4 or 0.3 layout; folders are searched) into a
+    results table at ``out`` (``.csv`` / ``.parquet``, or a run directory with results.sqlite).
+    Returns the :class:`ptft.lm_eval_import.ImportResult`."""
+    from ptft.lm_eval_import import import_lm_eval as read, write_import
+
+    result = read(paths, seed=seed, n_boot=n_boot)
+    write_import(result, out)
+    return result

@@ -135,6 +135,20 @@ class EstimateConfig:
 
 
 @dataclass
+class WandbConfig:
+    project: str | None = None  # None: the study's name
+    mode: Literal["offline", "online"] = "offline"
+
+
+@dataclass
+class TrackingConfig:
+    """Experiment tracking (``ptft.tracking``), off by default."""
+
+    tensorboard: bool = False
+    wandb: WandbConfig | None = None
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     seed: int = 1234
@@ -148,6 +162,7 @@ class StudyConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -276,6 +291,7 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
 
 def _check_semantics(config: StudyConfig, path: Path) -> None:
     from ptft.tasks import get_task
+    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
     file = path.name
     ck = config.checkpoints
@@ -313,12 +329,19 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             raise ConfigError(f"{file}: tasks[{i}].name: {t.name!r} is listed twice")
         seen.add(t.name)
         name = t.name
-        if name.endswith((".yaml", ".yml")) and not Path(name).is_absolute():
-            t.name = name = str((path.parent / name).resolve()) if (path.parent / name).exists() else name
+        prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
+        local = name[len(prefix):]
+        if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (path.parent / local).exists():
+            t.name = name = prefix + str((path.parent / local).resolve())
+        if prefix and t.train:
+            raise ConfigError(f"{file}: tasks[{i}].train: {name!r} is an lm-eval task, evaluation only; "
+                              "set train: false")
         try:
             label = get_task(name).name
         except (KeyError, FileNotFoundError) as err:
             raise ConfigError(f"{file}: tasks[{i}].name: {err.args[0]}") from None
+        except ConfigError as err:
+            raise ConfigError(f"{file}: tasks[{i}].name: {err}") from None
         if label in labels:  # results name a task by its own name, so two must not share one
             raise ConfigError(f"{file}: tasks[{i}].name: {name} defines task {label!r}, as tasks[{labels[label]}] "
                               "does; give each task its own `name:`")

@@ -8,10 +8,11 @@ completion-only loss on the task's dev split is what learning-rate selection com
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,6 +20,7 @@ from typing import Literal
 import torch
 
 from ptft.tasks import Example, PromptFormat, completion_text
+from ptft.tracking import TrainingReport
 
 
 @dataclass
@@ -55,24 +57,26 @@ def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer
 def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, *,
              lr: float, epochs: float, batch_size: int, grad_accum: int, warmup: float, weight_decay: float,
              max_length: int, seed: int, bf16: bool = False, group_by_length: bool = False,
-             progress: bool = True) -> FinetuneResult:
+             progress: bool = True, report: TrainingReport | None = None) -> FinetuneResult:
     """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``seed``."""
     return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, max_length),
                      prompt_completion_rows(dev, fmt, tokenizer, max_length), loss="completion", lr=lr,
                      epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, warmup=warmup,
                      weight_decay=weight_decay, max_length=max_length, seed=seed, bf16=bf16,
-                     group_by_length=group_by_length, progress=progress)
+                     group_by_length=group_by_length, progress=progress, report=report)
 
 
 def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
               loss: Literal["completion", "assistant"], lr: float, epochs: float, batch_size: int,
               grad_accum: int, warmup: float, weight_decay: float, max_length: int, seed: int,
-              bf16: bool = False, group_by_length: bool = False, progress: bool = True) -> FinetuneResult:
+              bf16: bool = False, group_by_length: bool = False, progress: bool = True,
+              report: TrainingReport | None = None) -> FinetuneResult:
     """The study's SFT recipe with trl's ``SFTTrainer``, shared by task fine-tuning and instruction
     tuning. ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens
     (plus the EOS trl appends) carry a loss. ``loss="assistant"``: rows are ``{"messages": [...]}``
     rendered with the tokenizer's chat template, which must mark assistant text with
-    ``{% generation %}``; only those tokens carry a loss. Trains ``model`` in place."""
+    ``{% generation %}``; only those tokens carry a loss. Trains ``model`` in place. ``report``
+    (``ptft.tracking``) sends the training curves to TensorBoard / W&B through trl's ``report_to``."""
     import datasets
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -101,18 +105,22 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
 
     masking = {"completion_only_loss": True} if loss == "completion" else \
         {"assistant_only_loss": True, "completion_only_loss": False}
-    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, warnings.catch_warnings():
-        # transformers 5 warns about its own renamed gradient_checkpointing field on every config
-        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*", category=FutureWarning)
+    # trl's default, activation (gradient) checkpointing on, spelt as transformers names it now: trl
+    # sets the deprecated `gradient_checkpointing`, which warns unless the new field is given
+    checkpointing = {"activation_checkpointing": True} \
+        if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)} else {}
+    reporting = report.environment() if report else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, reporting:
         args = SFTConfig(
             output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
             per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
             lr_scheduler_type="linear", warmup_steps=warmup, weight_decay=weight_decay, optim="adamw_torch",
             max_length=max_length, packing=False, seed=seed, data_seed=seed,
             train_sampling_strategy="group_by_length" if group_by_length else "random",
-            bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no", report_to=[],
+            bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no",
+            report_to=list(report.report_to) if report else [], run_name=report.run_name if report else None,
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
-            **masking,
+            **masking, **checkpointing,
         )
         trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
                              processing_class=tokenizer, callbacks=[StopOnNonFinite()])

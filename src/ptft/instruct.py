@@ -165,7 +165,7 @@ def training_rows(rows: list[dict], tokenizer, template: str, max_length: int) -
 
 
 def instruction_tune(model, tokenizer, config, seed: int, progress: bool = True,
-                     data: InstructionData | None = None) -> FinetuneResult:
+                     data: InstructionData | None = None, report=None) -> FinetuneResult:
     """Instruction-tune ``model`` in place on the study's mixture and return the losses (dev loss:
     the assistant-token loss on the held-out conversations)."""
     it, ft = config.instruction_tuning, config.finetune
@@ -180,4 +180,4 @@ def instruction_tune(model, tokenizer, config, seed: int, progress: bool = True,
     return sft_train(model, tokenizer, train, dev, loss="assistant", lr=it.lr, epochs=it.epochs,
                      batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
                      weight_decay=ft.weight_decay, max_length=max_length, seed=seed, bf16=ft.bf16,
-                     group_by_length=ft.group_by_length, progress=progress)
+                     group_by_length=ft.group_by_length, progress=progress, report=report)

@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS results (
     value REAL,
     ci_low REAL,
     ci_high REAL,
-    n INTEGER NOT NULL,
+    n INTEGER,
     seconds REAL,
     config_hash TEXT,
     cell_id TEXT NOT NULL DEFAULT '',
@@ -180,7 +180,7 @@ class ResultRow:
     value: float
     ci_low: float
     ci_high: float
-    n: int
+    n: int | None  # None only for imported results that do not record it
     seconds: float = 0.0
     config_hash: str = ""
     cell_id: str = ""

@@ -44,7 +44,7 @@ def test_cli_eval_yaml_task(tiny_model_dir, toys, tmp_path, capsys):
     assert "accuracy" in printed and "95% CI [" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 6
-    assert all({"uid", "prompt", "prediction", "target", "correct", "label_scores"} <= set(r) for r in rows)
+    assert all({"uid", "prompt", "demo_uids", "prediction", "target", "correct", "label_loglikelihoods"} <= set(r) for r in rows)
     assert all(r["prediction"] in ("yes", "no") for r in rows)
 
 

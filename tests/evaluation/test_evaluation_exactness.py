@@ -19,7 +19,9 @@ def _direct_logprobs(model, ids):
 
 
 def _label_scores(out):
-    return np.array([[p["label_scores"][l] for l in sorted(p["label_scores"])] for p in out.predictions])
+    """Per example, per label: first-token log-probabilities (tokenprob) or full log-likelihoods."""
+    key = "first_token_logprobs" if out.method_used == "tokenprob" else "label_loglikelihoods"
+    return np.array([[p[key][l] for l in sorted(p[key])] for p in out.predictions])
 
 
 def _mc_lls(out):
@@ -118,9 +120,9 @@ def test_tokenprob_hand_check(tiny_lm, toys):
         alone = tok(label, add_special_tokens=False)["input_ids"][0]
         variants = sorted({with_space, alone})
         expected = float(torch.logsumexp(lp[variants], dim=0))
-        assert pred["label_scores"][label] == pytest.approx(expected, abs=TOL)
+        assert pred["first_token_logprobs"][label] == pytest.approx(expected, abs=TOL)
         assert sorted(pred["label_tokens"][label]) == sorted(tok.decode([t]) for t in variants)
-    assert pred["prediction"] == max(labels, key=lambda l: pred["label_scores"][l])
+    assert pred["prediction"] == max(labels, key=lambda l: pred["first_token_logprobs"][l])
 
 
 def test_greedy_generation_matches_model_generate(tiny_lm):

@@ -5,7 +5,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from ptft.evaluation import EvaluationError, Evaluator, match_label, select_demos
-from ptft.tasks.base import EvalSet, Example, Task
+from ptft.tasks.base import EvalSet, Example, Task, build_prompt
 
 
 def test_tokenprob_shared_first_token_falls_back_to_constrained(tiny_lm, toys):
@@ -17,7 +17,7 @@ def test_tokenprob_shared_first_token_falls_back_to_constrained(tiny_lm, toys):
     assert out.method == "tokenprob" and out.method_used == "constrained"
     assert any("fell back to constrained" in n and "share the first token" in n for n in out.notes)
     direct = ev.evaluate(task, "test", data.eval["test"], "io", [], "constrained")
-    assert [p["label_scores"] for p in out.predictions] == [p["label_scores"] for p in direct.predictions]
+    assert [p["label_loglikelihoods"] for p in out.predictions] == [p["label_loglikelihoods"] for p in direct.predictions]
     assert out.metrics["accuracy"] == direct.metrics["accuracy"]
 
 
@@ -31,7 +31,9 @@ def test_classification_outcome_shape(tiny_lm, toys):
     assert acc.value == pytest.approx(out.scores["accuracy"].mean())
     assert out.shots == 2 and out.demo_uids == [d.uid for d in demos]
     p = out.predictions[0]
-    assert p["uid"] == data.eval["test"][0].uid and p["prompt"] == task.formats["default"].render(data.eval["test"][0])
+    assert p["uid"] == data.eval["test"][0].uid
+    assert p["prompt"] == build_prompt(task.formats["default"], data.eval["test"][0], demos)
+    assert p["demo_uids"] == [d.uid for d in demos]
     assert p["correct"] == (p["prediction"] == p["target"])
     import json
 

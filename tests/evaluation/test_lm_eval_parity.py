@@ -79,6 +79,6 @@ def test_classification_constrained_parity(parity):
     samples, lls = _samples(results, "ptft_parity_cls")
     labels = ("yes", "no", "maybe")
     for theirs, p in zip(lls, ours.predictions):
-        np.testing.assert_allclose([p["label_scores"][l] for l in labels], theirs, atol=TOL, rtol=0)
+        np.testing.assert_allclose([p["label_loglikelihoods"][l] for l in labels], theirs, atol=TOL, rtol=0)
     np.testing.assert_array_equal(ours.scores["accuracy"], [s["acc"] for s in samples])
     assert ours.metrics["accuracy"].value == pytest.approx(results["results"]["ptft_parity_cls"]["acc,none"])

@@ -28,6 +28,7 @@ SUBCOMMANDS = {
     "status": "show a run's grid: done, running, failed, pending",
     "eval": "evaluate one model on one task",
     "export": "write a run's results as a long-format CSV or Parquet table",
+    "import": "import lm-evaluation-harness results (JSON) into a results table",
     "analyze": "compute the study's analyses from a run or a results table",
     "report": "write a self-contained HTML report of a run",
     "tasks": "list the registered tasks",

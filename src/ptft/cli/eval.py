@@ -1,7 +1,12 @@
 """`ptft eval`: evaluate one model on one task, print the metric with its CI, write predictions.
 
-    ptft eval --model DIR --task NAME_OR_YAML [--format F] [--method M] [--shots K] [--limit N]
-              [--eval-set NAME] [--seed S] [--batch-size B] [--data-dir D] [--out FILE]
+    ptft eval --model DIR --task NAME_OR_YAML [--format F] [--method M] [--shots K]
+              [--limit N | --first N] [--eval-set NAME] [--seed S] [--batch-size B] [--data-dir D]
+              [--out FILE]
+
+``--limit N`` scores the loader's seeded sub-sample of N examples (the one a study with
+``n_eval: N`` scores); ``--first N`` the first N in the eval set's own order, as
+lm-evaluation-harness's ``--limit`` does.
 
 Demonstrations come from the task's training split (``select_demos`` with ``--seed``), as in the
 study; the eval set defaults to the task's first in-domain set and the method to the task type's
@@ -27,7 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="classification: tokenprob|constrained|free; generation: greedy; multiple choice: "
                         "loglik (default: the first of the task type)")
     p.add_argument("--shots", type=int, default=0, help="number of demonstrations from the train split (default 0)")
-    p.add_argument("--limit", type=int, default=None, help="score at most N examples of the eval set (the loader's seeded sub-sample)")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--limit", type=int, default=None,
+                      help="score a seeded sample of N examples (the loader's, as a study's n_eval: N)")
+    size.add_argument("--first", type=int, default=None,
+                      help="score the first N examples in the eval set's order (lm-eval's --limit)")
     p.add_argument("--eval-set", default=None, help="eval set name (default: the task's first in-domain set)")
     p.add_argument("--seed", type=int, default=0, help="seed of data sub-sampling, demos and bootstrap (default 0)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default 16)")
@@ -69,8 +78,9 @@ def run(args: argparse.Namespace, task=None, model=None, tokenizer=None) -> int:
                           f"{', '.join(METHODS[task.task_type])}")
     if args.shots < 0:
         raise ConfigError("--shots must be >= 0")
-    if args.limit is not None and args.limit < 1:
-        raise ConfigError("--limit must be >= 1")
+    for flag, value in (("--limit", args.limit), ("--first", args.first)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1")
 
     if args.out and Path(args.out).is_dir():
         raise ConfigError(f"--out {args.out} is a folder; give the predictions file's name "
@@ -80,7 +90,7 @@ def run(args: argparse.Namespace, task=None, model=None, tokenizer=None) -> int:
 
         check_checkpoint(args.model)  # before the data is loaded: a wrong folder is refused at once
     data = task.load(LoadRequest(data_dir=args.data_dir, seed=args.seed, n_eval=args.limit))
-    examples = data.eval[eval_set][: args.limit] if args.limit else data.eval[eval_set]
+    examples = data.eval[eval_set][: args.limit or args.first]
     demos = select_demos(data.train, args.shots, args.seed)
 
     if model is None:

@@ -33,6 +33,7 @@ from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.work import CellOutput, study_tasks
 from ptft.errors import PtftError, Terminated, naming
 from ptft.store import ComparisonRow, ResultsStore
+from ptft.tracking import StudyTracker, open_tracker
 
 log = logging.getLogger("ptft.engine")
 
@@ -179,6 +180,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
     (run_dir / CONFIG_FILE).write_text(config.to_yaml())
     by_id = {c.cell_id: c for c in cells}
     store = ResultsStore(run_dir / STORE_FILE)
+    tracker = None
     try:
         store.register_cells([(c.cell_id, c.kind, c.label, c.spec()) for c in cells])
         store.set_plan([c.cell_id for c in cells])
@@ -188,6 +190,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
         todo = [c for c in cells if status.get(c.cell_id) != "done"]
         result = StudyRun(run_dir, cells, skipped=len(cells) - len(todo),
                           interrupted=[i for i in interrupted if i in by_id])
+        tracker = open_tracker(config, run_dir)  # a missing tracking package fails before any work
         runner = make_executor(config, executor, address, workers)
         numerics = None if allow_mixed_numerics else _run_numerics(store, cells, todo, runner, config, run_dir)
         start = time.perf_counter()
@@ -197,7 +200,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
             run_id = store.start_run(os.getpid(), socket.gethostname(), runner.kind, runner.slots, len(cells))
             bar = tqdm(total=len(cells), initial=result.skipped, desc=f"study {config.name}", unit="cell",
                        disable=not progress, position=0, dynamic_ncols=True)
-            _drive(store, runner, run_dir, todo, status, by_id, result, bar, numerics)
+            _drive(store, runner, run_dir, todo, status, by_id, result, bar, numerics, tracker)
             outcome = "failed" if result.failed or result.blocked else "finished"
         finally:
             if bar is not None:
@@ -208,9 +211,15 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
                 store.end_run(run_id, outcome)
         _select_learning_rates(store, config, cells)
         _compare_with_base(store, cells, config)
+        if tracker is not None:
+            from ptft.engine.summary import summary_table
+
+            tracker.log_summary(summary_table(run_dir))
         result.seconds = time.perf_counter() - start
         return result
     finally:
+        if tracker is not None:
+            tracker.close()
         store.close()
 
 
@@ -241,11 +250,12 @@ def _mixing_message(run_dir: Path, n_done: int, theirs: str, mine: str, where: s
 
 
 def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status: dict[str, str],
-           by_id: dict[str, Cell], result: StudyRun, bar, numerics: list[str] | None) -> None:
+           by_id: dict[str, Cell], result: StudyRun, bar, numerics: list[str] | None,
+           tracker: StudyTracker | None = None) -> None:
     """Submit every cell whose dependencies are done while the executor has room; store each
-    outcome as it arrives. Cells depending on a failed cell are left pending (``blocked``).
-    ``numerics`` (see :func:`_run_numerics`; None: anything goes): an outcome computed otherwise
-    is not stored but recorded as a failure."""
+    outcome as it arrives (and log its metrics to the tracker). Cells depending on a failed cell
+    are left pending (``blocked``). ``numerics`` (see :func:`_run_numerics`; None: anything goes):
+    an outcome computed otherwise is not stored but recorded as a failure."""
     from tqdm.auto import tqdm
 
     queue = list(todo)
@@ -289,6 +299,8 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
                        f"(log: {run_dir / 'logs' / (out.cell_id + '.log')})")
         else:
             _store_output(store, run_dir, by_id[out.cell_id], out)
+            if tracker is not None:
+                tracker.log_rows(out.rows)
             status[out.cell_id] = "done"
             result.ran += 1
         bar.update(1)

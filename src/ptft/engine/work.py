@@ -196,6 +196,7 @@ def weights_dir(run_dir: Path, cell: Cell) -> Path:
 
 def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
     from ptft.finetune import NonFiniteLoss, finetune, save_model, seed_everything
+    from ptft.tracking import training_report
 
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
@@ -209,10 +210,11 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         # update at the paper's lr 2e-7 rounds to nothing (finetune.bf16 gives bf16 arithmetic).
         model, tokenizer = _load(config, cell, dtype="float32")
         seed_everything(cell.seed)
+        report = training_report(config, run_dir, cell.label)
         if cell.kind == "instruct":
             from ptft.instruct import instruction_tune
 
-            stats = instruction_tune(model, tokenizer, config, cell.seed, progress=progress)
+            stats = instruction_tune(model, tokenizer, config, cell.seed, progress=progress, report=report)
         else:
             ft = config.finetune
             task, data = study_tasks(config)[cell.train_task]
@@ -220,7 +222,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
                 model, tokenizer, data.train, data.dev, task.formats["default"], lr=cell.lr, epochs=ft.epochs,
                 batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
                 weight_decay=ft.weight_decay, max_length=ft.max_length, seed=cell.seed, bf16=ft.bf16,
-                group_by_length=ft.group_by_length, progress=progress)
+                group_by_length=ft.group_by_length, progress=progress, report=report)
         if not math.isfinite(stats.dev_loss):
             raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,

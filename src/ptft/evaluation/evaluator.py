@@ -17,6 +17,14 @@ Prompts are ``demo_prefix(fmt, demos) + fmt.render(example)`` (= ``build_prompt`
 label, choice or reference is the completion ``" " + text`` (``completion_text``), so training,
 demonstrations and scoring share one token boundary.
 
+Predictions rows (one per scored example) carry ``uid``, ``target``, ``prediction``, the
+``demo_uids`` of the demonstrations, ``prompt``, the exact text that was tokenised (demos
+included), and ``prompt_tokens_dropped``, how many of its first tokens were cut so that it fits
+the window (0: the model saw all of it; ``notes`` count the cut prompts), and
+per method: ``first_token_logprobs`` per label (tokenprob, with ``label_tokens``, the first-token
+variants), ``label_loglikelihoods`` per label (constrained, with ``label_num_tokens``),
+``loglikelihoods`` per choice (loglik), ``output`` (free) or ``score`` (greedy).
+
 TokenProb variants
     Each label has up to two first tokens: the first token of ``" label"`` as the tokenizer writes
     it after this very prompt (the Constrained continuation's first token) and the first token of
@@ -108,6 +116,7 @@ class Evaluator:
                                reuse_prefix=reuse_prefix)
         self.eos_ids = _eos_ids(model, tokenizer)
         self._rouge = None
+        self.prompt_tokens_dropped: list[int] = []
 
     @property
     def batch_size(self) -> int:
@@ -142,6 +151,7 @@ class Evaluator:
         queries = [fmt.render(ex) for ex in examples]
         prompts = [prefix + q for q in queries]
         notes: list[str] = []
+        self.prompt_tokens_dropped = []  # per example, filled by _fit (as the scorer's last_prefix_len)
 
         if task.task_type == "classification":
             labels = tuple(task.labels_for(eval_set_name))
@@ -156,8 +166,11 @@ class Evaluator:
             method_used = "loglik"
             scores, preds = self._multiple_choice(examples, prompts, notes)
 
-        for pred, q in zip(preds, queries):
-            pred["prompt"] = q
+        demo_uids = [d.uid for d in demos]
+        for pred, prompt, dropped in zip(preds, prompts, self.prompt_tokens_dropped, strict=True):
+            pred["demo_uids"] = demo_uids
+            pred["prompt"] = prompt
+            pred["prompt_tokens_dropped"] = dropped
         if self.scorer.last_prefix_len:
             notes.append(f"shared prompt prefix of {self.scorer.last_prefix_len} tokens encoded once "
                          "and its KV cache reused")
@@ -165,12 +178,13 @@ class Evaluator:
         return EvalOutcome(
             task=task.name, eval_set=eval_set_name, format=fmt_name, method=method, method_used=method_used,
             shots=len(demos), metrics=metrics, scores=scores, predictions=preds, notes=notes,
-            seconds=time.perf_counter() - start, demo_uids=[d.uid for d in demos],
+            seconds=time.perf_counter() - start, demo_uids=demo_uids,
         )
 
     # ------------------------------------------------------------------ helpers
     def _fit(self, ctx: list[int], room: int) -> tuple[list[int], bool]:
         room = max(room, 1)
+        self.prompt_tokens_dropped.append(max(len(ctx) - room, 0))
         if len(ctx) > room:
             return ctx[-room:], True
         return ctx, False
@@ -255,7 +269,7 @@ class Evaluator:
                     correct[i] = float(best == gold[i])
                     preds.append({
                         "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                        "label_scores": dict(zip(labels, scores)),
+                        "first_token_logprobs": dict(zip(labels, scores)),
                         "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(labels, per_label)},
                     })
                 return "tokenprob", {"accuracy": correct}, preds
@@ -267,7 +281,7 @@ class Evaluator:
             correct[i] = float(best == gold[i])
             preds.append({
                 "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                "label_scores": dict(zip(labels, scores)),
+                "label_loglikelihoods": dict(zip(labels, scores)),
                 "label_num_tokens": dict(zip(labels, [n for _, _, n in per_label])),
             })
         return "constrained", {"accuracy": correct}, preds
@@ -328,7 +342,7 @@ class Evaluator:
         preds = []
         for i, (ex, per_choice) in enumerate(zip(examples, lls)):
             ll = np.array([s for s, _, _ in per_choice])
-            lengths = np.array([float(len(c.strip())) for c in ex.choices])
+            lengths = np.array([float(len(c)) for c in ex.choices])
             gold = ex.choices.index(ex.target) if ex.target in ex.choices else -1
             pred, pred_norm = int(np.argmax(ll)), int(np.argmax(ll / lengths))
             acc[i], acc_norm[i] = float(pred == gold), float(pred_norm == gold)

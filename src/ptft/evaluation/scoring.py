@@ -111,7 +111,11 @@ class LMScorer:
         self.reuse_prefix = reuse_prefix
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self._keep_arg = "logits_to_keep" in inspect.signature(model.forward).parameters
+        forward_params = inspect.signature(model.forward).parameters
+        self._keep_arg = "logits_to_keep" in forward_params
+        # transformers 5 (5.24 here) names forward's KV cache `cache`; `past_key_values` warns and
+        # goes in 5.40; models and releases without the rename take the old name
+        self._cache_arg = "cache" if "cache" in forward_params else "past_key_values"
         self._plain_cache = _plain_dynamic_layers(model)
         # one forward pass per batch for contexts *and* their continuations needs an additive 4-D
         # mask, which "sdpa" and "eager" attention take as given (not flash attention, and not
@@ -180,8 +184,8 @@ class LMScorer:
 
     # ------------------------------------------------------------------ model calls
     def _forward(self, input_ids, attention_mask, position_ids, cache, keep: torch.Tensor | None = None):
-        kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                      past_key_values=cache, use_cache=True)
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+                  self._cache_arg: cache, "use_cache": True}
         if keep is not None and self._keep_arg:
             kwargs["logits_to_keep"] = keep.view(-1, 1)
         logits = self.model(**kwargs).logits
@@ -343,8 +347,8 @@ class LMScorer:
         if prefix.kv:
             kv = [(k.expand(B, -1, -1, -1), v.expand(B, -1, -1, -1)) for k, v in prefix.kv]
         logits = self.model(input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
-                            position_ids=pos_t.to(self.device), past_key_values=self._new_cache(kv),
-                            use_cache=True, logits_to_keep=keep.to(self.device)).logits
+                            position_ids=pos_t.to(self.device), use_cache=True,
+                            logits_to_keep=keep.to(self.device), **{self._cache_arg: self._new_cache(kv)}).logits
         if logits.dim() != 3 or tuple(logits.shape[:2]) != (B, K):
             raise _TreeUnsupported("the model does not take per-row logits_to_keep")
         lps = torch.log_softmax(logits.float(), dim=-1)

@@ -8,7 +8,8 @@ dataset rendered with this task's formats, possibly with its own label set).
 
 The whitespace rule of the study lives here and nowhere else: a prompt never ends with a space,
 a completion always starts with one, so training, few-shot demos and scoring agree on the token
-boundary.
+boundary. Input text is otherwise used as the data gives it; a task that wants its fields stripped
+and the whitespace in its choices and targets collapsed says so (``normalize_whitespace``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ class PromptFormat:
 
     def stop_sequences(self) -> tuple[str, ...]:
         return ("\n",) + ((self.cue,) if self.cue else ())
+
+
+def one_line(text: str) -> str:
+    """Whitespace collapsed to single spaces (targets must be producible before a newline stop)."""
+    return " ".join(text.split())
+
+
+def normalize_whitespace(ex: Example) -> Example:
+    """A task's ``normalize_whitespace`` option: every field stripped, the target and every choice
+    on one line with single spaces."""
+    return Example(ex.uid, {k: v.strip() for k, v in ex.fields.items()}, one_line(ex.target),
+                   tuple(one_line(c) for c in ex.choices))
 
 
 def completion_text(target: str) -> str:
@@ -147,6 +160,9 @@ class Task:
     labels: tuple[str, ...] = ()
     max_new_tokens: int = 60
     description: str = ""
+    # strip fields, collapse whitespace in targets and choices (off: input text as given, as
+    # lm-evaluation-harness uses it)
+    normalize_whitespace: bool = False
 
     def __post_init__(self) -> None:
         missing = [f for f in FORMAT_NAMES if f not in self.formats]
@@ -176,6 +192,11 @@ class Task:
 
     def load(self, request: LoadRequest) -> TaskData:
         data = self.loader(request)
+        if self.normalize_whitespace:
+            data = TaskData([normalize_whitespace(ex) for ex in data.train],
+                            [normalize_whitespace(ex) for ex in data.dev],
+                            {name: [normalize_whitespace(ex) for ex in rows] for name, rows in data.eval.items()},
+                            data.notes)
         validate_task_data(self, data)
         return data
 

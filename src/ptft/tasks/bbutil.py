@@ -79,11 +79,6 @@ def text_field(row: Mapping[str, Any], key: str, dataset: str, split: str, index
     return value
 
 
-def one_line(text: str) -> str:
-    """Whitespace collapsed to single spaces (targets must be producible before a newline stop)."""
-    return " ".join(text.split())
-
-
 def gold_choice(row: Mapping[str, Any], dataset: str, split: str, index: int) -> tuple[str, list[str]]:
     """The single correct key of ``target_scores`` and all keys (in file order, stripped)."""
     scores = row.get("target_scores")

@@ -21,9 +21,9 @@ demonstrations, the test split is the eval set (named like the task).
 from __future__ import annotations
 
 from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
-from ptft.tasks.bbutil import (Pool, assemble, bigbench_examples, cached, gold_choice, make_pool, need,
-                               one_line, row_error, text_field)
+from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
+from ptft.tasks.bbutil import (Pool, assemble, bigbench_examples, cached, gold_choice, make_pool, need, row_error,
+                               text_field)
 from ptft.tasks.registry import register
 from ptft.tasks.splits import EVAL_FIRST
 
@@ -72,6 +72,7 @@ def _make(name: str, relpath: str, description: str) -> Task:
         loader=load,
         max_new_tokens=0,
         description=f"{description} (BIG-bench {relpath.rsplit('/', 1)[0]})",
+        normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
     )
 
 

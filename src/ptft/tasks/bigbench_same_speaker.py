@@ -89,4 +89,5 @@ TASK = register(Task(
     labels=LABELS,
     max_new_tokens=5,
     description="Same speaker? (yes/no) over a pair of sentences in a conversation, BIG-bench movie/play dialogs",
+    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ))

@@ -16,8 +16,8 @@ from __future__ import annotations
 import re
 
 from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
-from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, make_pool, one_line,
+from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
+from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, make_pool,
                                row_error, text_field)
 from ptft.tasks.registry import register
 from ptft.tasks.splits import SMALL
@@ -70,4 +70,5 @@ TASK = register(Task(
     loader=load,
     max_new_tokens=60,
     description="Question generation from BIG-bench SocialIQA (context + three answers -> question)",
+    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ))

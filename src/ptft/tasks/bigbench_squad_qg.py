@@ -17,8 +17,8 @@ Fields: ``context`` (the paragraph), ``answer`` (the first gold answer text); ta
 from __future__ import annotations
 
 from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
-from ptft.tasks.bbutil import need, Pool, assemble, bigbench_json, cached, make_pool, one_line, row_error, text_field
+from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
+from ptft.tasks.bbutil import need, Pool, assemble, bigbench_json, cached, make_pool, row_error, text_field
 from ptft.tasks.registry import register
 from ptft.tasks.splits import BIG
 
@@ -79,4 +79,5 @@ TASK = register(Task(
     loader=load,
     max_new_tokens=60,
     description="Question generation from SQuAD v1.1 dev (context + answer -> question); SQuAD-shifts as OOD",
+    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ))

@@ -118,4 +118,5 @@ TASK = register(Task(
     labels=NLI_LABELS,
     max_new_tokens=5,
     description="NLI from BIG-bench VitaminC (evidence + claim -> entailment/neutral/contradiction)",
+    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ))

@@ -32,7 +32,6 @@ import re
 
 from ptft.tasks import formats
 from ptft.tasks.base import EvalSet, Example, Task
-from ptft.tasks.bbutil import one_line
 from ptft.tasks.hubutil import HubSource, Row, SplitSpec, hub_loader
 from ptft.tasks.registry import register
 
@@ -45,7 +44,7 @@ def keyed_choices_row(question_key: str):
         choices = row.nested("choices")
         if not isinstance(choices, dict) or "text" not in choices or "label" not in choices:
             raise row.error("choices", f"expected {{'text': [...], 'label': [...]}}, got {choices!r}")
-        texts, keys = [one_line(str(t)) for t in choices["text"]], [str(k).strip() for k in choices["label"]]
+        texts, keys = [str(t) for t in choices["text"]], [str(k).strip() for k in choices["label"]]
         if len(texts) != len(keys) or len(texts) < 2:
             raise row.error("choices", f"needs >= 2 texts with one label each, got {choices!r}")
         answer = str(row.raw("answerKey")).strip()
@@ -101,7 +100,7 @@ def boolq_row(row: Row) -> Example:
 
 
 def sciq_mc_row(row: Row) -> Example:
-    choices = tuple(one_line(row.text(k)) for k in ("distractor1", "distractor2", "distractor3", "correct_answer"))
+    choices = tuple(row.text(k) for k in ("distractor1", "distractor2", "distractor3", "correct_answer"))
     return Example(row.uid(), {"context": row.text("support", allow_empty=True), "question": row.text("question")},
                    choices[-1], choices)
 

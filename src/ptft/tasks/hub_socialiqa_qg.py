@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from ptft.tasks import formats
 from ptft.tasks.base import EvalSet, Example, Task
-from ptft.tasks.bbutil import one_line
+from ptft.tasks.base import one_line
 from ptft.tasks.hubutil import HubSource, Row, Skip, SplitSpec, hub_loader
 from ptft.tasks.registry import register
 

@@ -81,11 +81,11 @@ class Row:
         return value
 
     def text(self, key: str, *, allow_empty: bool = False) -> str:
+        """The text as the data gives it (surrounding whitespace kept); whitespace only is empty."""
         value = self.raw(key)
         if not isinstance(value, str):
             raise self.error(key, f"expected text, got {type(value).__name__} {value!r}")
-        value = value.strip()
-        if not value and not allow_empty:
+        if not value.strip() and not allow_empty:
             raise self.error(key, "empty")
         return value
 
@@ -107,7 +107,7 @@ class Row:
         value = self.nested(key)
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.error(key, f"expected a list of texts, got {value!r}")
-        return [v.strip() for v in value]
+        return value
 
     def label(self, key: str, mapping: Mapping[int, str]) -> str:
         """A class id mapped to its label word; -1 (hidden test labels) and unknown ids refused."""

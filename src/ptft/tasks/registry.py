@@ -1,7 +1,8 @@
 """The task registry: every task is one small module that calls :func:`register`.
 
 A name given in a study config or on the command line is looked up here; a path to a YAML file
-is loaded as a user-defined task (see :mod:`ptft.tasks.yaml_task`)."""
+is loaded as a user-defined task (see :mod:`ptft.tasks.yaml_task`); ``lm-eval:NAME`` or
+``lm-eval:PATH.yaml`` is an lm-evaluation-harness task (see :mod:`ptft.tasks.lm_eval_task`)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,11 @@ def available() -> list[str]:
 
 
 def get_task(name_or_path: str) -> Task:
-    """A registered task by name, or a user task from a YAML file path."""
+    """A registered task by name, a user task from a YAML file path, or an lm-eval task."""
+    from ptft.tasks.lm_eval_task import is_lm_eval_name, load_lm_eval_task
+
+    if is_lm_eval_name(name_or_path):
+        return load_lm_eval_task(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")):
         from ptft.tasks.yaml_task import load_yaml_task
 

@@ -26,6 +26,8 @@ Schema (paths are relative to the YAML file; see ``docs/tasks.md`` and ``example
       io: {template: "{text}"}
       instruct: {template: "Is this review positive or negative? Review: {text} Answer:", cue: "Is this review"}
     max_new_tokens: 5                      # optional (default 5 for classification, 60 otherwise)
+    normalize_whitespace: false            # optional: true strips every field and collapses whitespace
+                                           # in targets and choices; default: text as the data gives it
 
 Unknown keys, wrong types, missing files and templates that use undeclared fields raise
 :class:`ptft.errors.ConfigError` naming the YAML file and the key (``data.eval[1].path``). Bad
@@ -42,13 +44,13 @@ from typing import Any, Mapping
 import yaml
 
 from ptft.errors import ConfigError, yaml_problem
-from ptft.tasks.base import FORMAT_NAMES, EvalSet, Example, LoadRequest, PromptFormat, Task, TaskData, TaskDataError
-from ptft.tasks.bbutil import one_line
+from ptft.tasks.base import (FORMAT_NAMES, EvalSet, Example, LoadRequest, PromptFormat, Task, TaskData, TaskDataError,
+                             one_line)
 from ptft.tasks.hubutil import LOCAL_SUFFIXES, Row, read_local
 from ptft.tasks.splits import stable_unit, subsample
 
 TOP_KEYS = {"name", "type", "description", "labels", "label_field", "label_map", "target_field", "choices_field",
-            "answer_field", "fields", "data", "formats", "max_new_tokens"}
+            "answer_field", "fields", "data", "formats", "max_new_tokens", "normalize_whitespace"}
 DATA_KEYS = {"train", "dev", "dev_fraction", "eval"}
 EVAL_KEYS = {"name", "path", "domain", "labels", "label_map", "fields", "label_field", "target_field"}
 FORMAT_KEYS = {"template", "cue"}
@@ -205,6 +207,7 @@ def load_yaml_task(path: Path | str) -> Task:
     ctx.expect(max_new, int, "max_new_tokens", "an integer")
     if max_new < 0:
         raise ctx.error("max_new_tokens", "must be >= 0")
+    normalize = ctx.expect(spec.get("normalize_whitespace", False), bool, "normalize_whitespace", "true or false")
 
     # formats
     fmts_spec = ctx.expect(spec["formats"], dict, "formats", "a mapping with default, io, instruct")
@@ -303,7 +306,8 @@ def load_yaml_task(path: Path | str) -> Task:
     loader = _make_loader(spec_obj, train_src, dev_src, eval_srcs)
     try:
         return Task(name=name, task_type=task_type, formats=formats, eval_sets=tuple(eval_sets), loader=loader,
-                    labels=labels, max_new_tokens=max_new, description=description or f"user task from {path}")
+                    labels=labels, max_new_tokens=max_new, description=description or f"user task from {path}",
+                    normalize_whitespace=normalize)
     except ValueError as err:
         raise ConfigError(f"task file {str(path)!r}: {err}") from None
 
@@ -342,8 +346,8 @@ def _convert(spec: _Spec, src: _Source, row: Row) -> Example:
             raise row.error(src.target_col, f"unknown label {raw!r}; expected one of {list(src.labels)}{hint}")
         return Example(row.uid(), fields, key)
     raw_choices = row.nested(spec.choices_col)
-    choices = [one_line(str(c)) for c in raw_choices] if isinstance(raw_choices, list) else None
-    if not choices or len(choices) < 2 or any(not c for c in choices):
+    choices = [str(c) for c in raw_choices] if isinstance(raw_choices, list) else None
+    if not choices or len(choices) < 2 or any(not c.strip() for c in choices):
         raise row.error(spec.choices_col, "expected a list of at least two non-empty choices")
     answer = row.raw(src.target_col)
     if isinstance(answer, float) and answer.is_integer():
@@ -353,8 +357,8 @@ def _convert(spec: _Spec, src: _Source, row: Row) -> Example:
             raise row.error(src.target_col, f"answer index {answer} outside 0..{len(choices) - 1}")
         target = choices[answer]
     else:
-        target = one_line(str(answer))
-        if target.isdigit() and target not in choices and int(target) < len(choices):
+        target = str(answer)
+        if target.strip().isdigit() and target not in choices and int(target) < len(choices):
             target = choices[int(target)]
         if target not in choices:
             raise row.error(src.target_col, f"answer {answer!r} is neither a choice nor a choice index")
