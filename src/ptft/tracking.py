@@ -162,9 +162,11 @@ class StudyTracker:
     def log_summary(self, table) -> None:
         """``engine.summary.summary_table``: rows (step, checkpoint), columns '<eval set> BASE|FT'."""
         for (step, _checkpoint), values in table.iterrows():
+            if step == "-":  # a checkpoint with no known step has no place on the step axis
+                continue
             for column, value in values.items():
                 if value == value:  # NaN: no FT cell at this checkpoint yet
-                    self._scalar(f"summary/{column}", value, step)
+                    self._scalar(f"summary/{column}", value, int(step))
         if self.writer is not None:
             self.writer.flush()
 

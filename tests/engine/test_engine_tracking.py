@@ -66,7 +66,7 @@ def test_every_metric_and_headline_number_is_logged_over_the_pretraining_step(tr
     headline = summary_table(run_dir)
     for column in headline.columns:
         logged = dict(scalars[f"summary/{column}"])
-        assert {s: pytest.approx(v, abs=1e-7) for (s, _), v in headline[column].items()} == logged
+        assert {int(s): pytest.approx(v, abs=1e-7) for (s, _), v in headline[column].items()} == logged
 
 
 def test_tracking_is_off_by_default_and_refused_without_its_package(small_config_factory, tmp_path, monkeypatch):
