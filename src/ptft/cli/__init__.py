@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{prefix}: error: {message}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Terminated) as stop:
+        # the one line below is the whole answer: a second Ctrl-C (or one a library re-raises while
+        # the interpreter shuts down) must not turn exit 130 into death by SIGINT
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
         explain = getattr(module, "interrupted", None)
         detail = explain(args) if explain else "nothing to resume: run the command again"
