@@ -169,10 +169,10 @@ def test_xsum_sizes_and_one_line_targets():
 def test_xsum_skips_empty_summary_and_refuses_bad_rows():
     from ptft.tasks.bigbench_xsum import xsum_examples
 
-    rows, skipped = xsum_examples([{"input": "doc a", "target": "sum a"}, {"input": "doc b", "target": "  "}])
+    rows, skipped = xsum_examples([{"input": "doc a", "target": "sum a"}, {"input": "doc b", "target": "  "}], "bb_xsum")
     assert [r.uid for r in rows] == ["bb_xsum:0"] and skipped == {"empty summary": 1}
     with pytest.raises(TaskDataError, match=r"'bb_xsum'.*row 1, field 'target'"):
-        xsum_examples([{"input": "doc a", "target": "sum a"}, {"input": "doc b"}])
+        xsum_examples([{"input": "doc a", "target": "sum a"}, {"input": "doc b"}], "bb_xsum")
 
 
 def test_gold_choice_and_label_refusals():

@@ -67,13 +67,6 @@ def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _examples_digest(rows) -> str:
-    h = hashlib.sha256()
-    for ex in rows:
-        h.update(json.dumps([ex.uid, dict(ex.fields), ex.target, list(ex.choices)], sort_keys=True).encode())
-    return h.hexdigest()[:16]
-
-
 def task_fingerprints(task, data) -> dict:
     """Content hashes of what each kind of cell reads from one task: ``train`` (fine-tuning data
     and few-shot demonstrations), ``dev`` (learning-rate selection), each eval set, and ``task``
@@ -82,8 +75,7 @@ def task_fingerprints(task, data) -> dict:
                   "max_new_tokens": task.max_new_tokens,
                   "formats": {k: [f.name, f.template, f.cue] for k, f in sorted(task.formats.items())},
                   "eval_sets": [[e.name, e.domain, list(e.labels or ())] for e in task.eval_sets]}
-    return {"task": digest(definition), "train": _examples_digest(data.train), "dev": _examples_digest(data.dev),
-            "eval": {name: _examples_digest(rows) for name, rows in sorted(data.eval.items())}}
+    return {"task": digest(definition), **data.split_fingerprints()}
 
 
 def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[str, list[tuple[str, str]]],

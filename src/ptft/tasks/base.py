@@ -127,13 +127,28 @@ class TaskData:
     notes: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Content hash of every split: part of a cell's identity, so new data means new results."""
+        """Content hash of every split: new data means new results."""
         h = hashlib.sha256()
         for name, rows in [("train", self.train), ("dev", self.dev), *sorted(self.eval.items())]:
             h.update(name.encode())
-            for ex in rows:
-                h.update(json.dumps([ex.uid, dict(ex.fields), ex.target, list(ex.choices)], sort_keys=True).encode())
+            _hash_examples(h, rows)
         return h.hexdigest()[:16]
+
+    def split_fingerprints(self) -> dict[str, Any]:
+        """Content hash of each split on its own (``train``, ``dev``, ``eval``: set -> hash), so a
+        cell's identity covers exactly the splits it reads."""
+        def of(rows: list[Example]) -> str:
+            h = hashlib.sha256()
+            _hash_examples(h, rows)
+            return h.hexdigest()[:16]
+
+        return {"train": of(self.train), "dev": of(self.dev),
+                "eval": {name: of(rows) for name, rows in sorted(self.eval.items())}}
+
+
+def _hash_examples(h: Any, rows: Sequence[Example]) -> None:
+    for ex in rows:
+        h.update(json.dumps([ex.uid, dict(ex.fields), ex.target, list(ex.choices)], sort_keys=True).encode())
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,14 @@ Loader = Callable[[LoadRequest], TaskData]
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """A task's data, declared once: its eval sets and the loader that fills exactly those."""
+
+    eval_sets: tuple[EvalSet, ...]
+    load: Loader = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class Task:
     name: str
     task_type: TaskType
@@ -163,6 +186,9 @@ class Task:
     # strip fields, collapse whitespace in targets and choices (off: input text as given, as
     # lm-evaluation-harness uses it)
     normalize_whitespace: bool = False
+    # prompt + completion tokens of a typical training example in the default format (GPT-NeoX /
+    # OLMo BPE), for `ptft plan`'s cost estimate; None: unknown (plan then assumes max_length)
+    typical_tokens_per_example: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         missing = [f for f in FORMAT_NAMES if f not in self.formats]

@@ -1,12 +1,12 @@
 """Shared helpers of the offline BIG-bench tasks (``bigbench_*.py``).
 
 A BIG-bench file is parsed once per process (``functools.lru_cache``); each task module turns
-its rows into :class:`Example` objects, assigns them to train/dev/test by a stable hash
-(:mod:`ptft.tasks.splits`) and caches that *pool*; a :class:`LoadRequest` only sub-samples the
-cached pool, so loading the same task again (another checkpoint, another seed) costs
+its rows into :class:`Example` objects and assigns them to train/dev/test by a stable hash
+(:mod:`ptft.tasks.splits`), a *pool* that :func:`bigbench_source` caches; a :class:`LoadRequest`
+only sub-samples the cached pool, so loading the same task again (another checkpoint, another seed) costs
 milliseconds.
 
-Data problems raise :class:`TaskDataError` naming the dataset, the split (``all`` for a file that
+Data problems raise :class:`TaskDataError` (:func:`ptft.tasks.rows.row_error`) naming the dataset, the split (``all`` for a file that
 has not been split yet), the row index in the file and the field. Rows that a task drops on
 purpose (e.g. a summary that is empty) are counted, logged and reported in ``TaskData.notes``.
 """
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ptft import sources
-from ptft.tasks.base import Example, LoadRequest, TaskData, TaskDataError
+from ptft.tasks.base import DataSource, EvalSet, Example, LoadRequest, TaskData, TaskDataError
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import split_items, subsample
 
 log = logging.getLogger("ptft.tasks")
@@ -60,10 +61,6 @@ def bigbench_examples(relpath: str) -> list[dict]:
     if not isinstance(rows, list) or not rows:
         raise TaskDataError(f"BIG-bench file {relpath!r} has no 'examples' list")
     return rows
-
-
-def row_error(dataset: str, split: str, row: int, field_name: str, problem: str) -> TaskDataError:
-    return TaskDataError(f"dataset {dataset!r}, split {split!r}, row {row}, field {field_name!r}: {problem}")
 
 
 def text_field(row: Mapping[str, Any], key: str, dataset: str, split: str, index: int) -> str:
@@ -137,32 +134,26 @@ def log_skipped(dataset: str, skipped: Counter) -> None:
 
 def assemble(
     request: LoadRequest,
-    train_pool: Pool,
-    in_domain: Mapping[str, Pool],
-    out_domain: Mapping[str, list[Example]] | None = None,
-    out_skipped: Mapping[str, Counter] | None = None,
+    pool: Pool,
+    out_domain: Mapping[str, list[Example]],
+    out_skipped: Mapping[str, Counter],
 ) -> TaskData:
     """Sub-sample a task's splits for ``request``.
 
-    ``train_pool`` gives train and dev; each in-domain eval set takes its pool's ``test`` split;
-    each out-of-domain set is a whole separate dataset (eval only)."""
+    ``pool`` gives train, dev and the in-domain eval set of its name (its ``test`` split); each
+    out-of-domain set is a whole separate dataset (eval only)."""
     seed = request.seed
-    train = subsample(train_pool.splits["train"], request.n_train, seed, "train")
-    dev = subsample(train_pool.splits["dev"], request.n_dev, seed, "dev")
-    evals: dict[str, list[Example]] = {}
-    pool_sizes: dict[str, dict[str, int]] = {train_pool.name: train_pool.sizes()}
+    train = subsample(pool.splits["train"], request.n_train, seed, "train")
+    dev = subsample(pool.splits["dev"], request.n_dev, seed, "dev")
+    evals = {pool.name: subsample(pool.splits["test"], request.n_eval, seed, pool.name)}
+    pool_sizes: dict[str, dict[str, int]] = {pool.name: pool.sizes()}
     skipped: dict[str, dict[str, int]] = {}
-    if train_pool.skipped:
-        skipped[train_pool.name] = dict(train_pool.skipped)
-    for name, pool in in_domain.items():
-        evals[name] = subsample(pool.splits["test"], request.n_eval, seed, name)
-        pool_sizes[pool.name] = pool.sizes()
-        if pool.skipped:
-            skipped[pool.name] = dict(pool.skipped)
-    for name, rows in (out_domain or {}).items():
+    if pool.skipped:
+        skipped[pool.name] = dict(pool.skipped)
+    for name, rows in out_domain.items():
         evals[name] = subsample(rows, request.n_eval, seed, name)
         pool_sizes[name] = {"test": len(rows)}
-    for name, counts in (out_skipped or {}).items():
+    for name, counts in out_skipped.items():
         if counts:
             skipped[name] = dict(counts)
     notes: dict[str, Any] = {"pool_sizes": pool_sizes}
@@ -171,6 +162,28 @@ def assemble(
     return TaskData(train=train, dev=dev, eval=evals, notes=notes)
 
 
-def cached(fn: Callable[[], Any]) -> Callable[[], Any]:
-    """Cache a zero-argument pool builder for the process."""
-    return functools.lru_cache(maxsize=1)(fn)
+@dataclass(frozen=True)
+class OutOfDomain:
+    """An out-of-domain eval set, a whole other file (eval only): ``rows(name)`` gives its
+    examples, or its examples and the rows skipped on purpose."""
+
+    name: str
+    rows: Callable[[str], list[Example] | tuple[list[Example], Counter]]
+    labels: tuple[str, ...] | None = None
+
+
+def bigbench_source(name: str, pool: Callable[[str], Pool], out_domain: Sequence[OutOfDomain] = ()) -> DataSource:
+    """A task's data from BIG-bench files: ``pool(name)`` gives train, dev and the in-domain eval
+    set ``name``. Each file is converted once per process; a request only sub-samples."""
+    pool_of = functools.lru_cache(maxsize=1)(functools.partial(pool, name))
+    sets = {o.name: functools.lru_cache(maxsize=1)(functools.partial(o.rows, o.name)) for o in out_domain}
+
+    def load(request: LoadRequest) -> TaskData:
+        rows: dict[str, list[Example]] = {}
+        skipped: dict[str, Counter] = {}
+        for set_name, convert in sets.items():
+            got = convert()
+            rows[set_name], skipped[set_name] = got if isinstance(got, tuple) else (got, Counter())
+        return assemble(request, pool_of(), rows, skipped)
+
+    return DataSource((EvalSet(name, "in"), *(EvalSet(o.name, "out", o.labels) for o in out_domain)), load)

@@ -20,11 +20,10 @@ demonstrations, the test split is the eval set (named like the task).
 
 from __future__ import annotations
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
-from ptft.tasks.bbutil import (Pool, assemble, bigbench_examples, cached, gold_choice, make_pool, need, row_error,
-                               text_field)
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example, Task, one_line
+from ptft.tasks.bbutil import Pool, bigbench_examples, bigbench_source, gold_choice, make_pool, need, text_field
+from ptft.tasks.formats import MULTIPLE_CHOICE
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import EVAL_FIRST
 
 MC_FILES = {
@@ -53,27 +52,19 @@ def mc_examples(name: str, rows: list[dict], split: str = "all") -> list[Example
     return out
 
 
+def mc_pool(name: str) -> Pool:
+    rows = mc_examples(name, bigbench_examples(MC_FILES[name][0]))
+    # grouped by the question text: timedial asks the same dialogue with other choice sets
+    return make_pool([(one_line(ex.fields["question"]), ex) for ex in rows], EVAL_FIRST, salt=name)
+
+
 def _make(name: str, relpath: str, description: str) -> Task:
-    @cached
-    def pool() -> Pool:
-        rows = mc_examples(name, bigbench_examples(relpath))
-        # grouped by the question text: timedial asks the same dialogue with other choice sets
-        return make_pool([(one_line(ex.fields["question"]), ex) for ex in rows], EVAL_FIRST, salt=name)
-
-    def load(request: LoadRequest) -> TaskData:
-        p = pool()
-        return assemble(request, p, {name: p})
-
-    return Task(
-        name=name,
-        task_type="multiple_choice",
-        formats=formats.multiple_choice(),
-        eval_sets=(EvalSet(name, "in"),),
-        loader=load,
-        max_new_tokens=0,
-        description=f"{description} (BIG-bench {relpath.rsplit('/', 1)[0]})",
+    return MULTIPLE_CHOICE.task(
+        name,
+        bigbench_source(name, mc_pool),
+        f"{description} (BIG-bench {relpath.rsplit('/', 1)[0]})",
         normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
     )
 
 
-TASKS = {name: register(_make(name, path, desc)) for name, (path, desc) in MC_FILES.items()}
+TASKS = tuple(_make(name, path, desc) for name, (path, desc) in MC_FILES.items())

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
-from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, log_skipped,
-                               make_pool, map_label, text_field)
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example
+from ptft.tasks.bbutil import (OutOfDomain, Pool, bigbench_examples, bigbench_source, gold_choice, log_skipped,
+                               make_pool, map_label, need, text_field)
+from ptft.tasks.formats import SENTIMENT
 from ptft.tasks.splits import BIG
 
-LABELS = ("positive", "negative", "neutral", "ambivalent")
-LABEL_MAP = {label: label for label in LABELS}
+LABEL_MAP = {label: label for label in SENTIMENT.labels}
+IN_DOMAIN = "bb_multiemo_hotels"
 FILES = {
     "bb_multiemo_hotels": "multiemo/hotels_sentence_en/task.json",
     "bb_multiemo_medicine": "multiemo/medicine_sentence_en/task.json",
@@ -51,37 +50,17 @@ def _rows(name: str, split: str) -> tuple[list[Example], Counter]:
     return out, skipped
 
 
-@cached
-def hotels_pool() -> Pool:
-    name = "bb_multiemo_hotels"
+def hotels_pool(name: str) -> Pool:
     rows, skipped = _rows(name, "all")
     return make_pool([(ex.fields["text"], ex) for ex in rows], BIG, salt=name, skipped=skipped)
 
 
-@cached
-def ood_sets() -> dict[str, tuple[list[Example], Counter]]:
-    return {name: _rows(name, "test") for name in FILES if name != "bb_multiemo_hotels"}
+def ood_rows(name: str) -> tuple[list[Example], Counter]:
+    return _rows(name, "test")
 
 
-def load(request: LoadRequest) -> TaskData:
-    pool = hotels_pool()
-    ood = ood_sets()
-    return assemble(request, pool, {"bb_multiemo_hotels": pool}, {k: rows for k, (rows, _) in ood.items()},
-                    {k: skipped for k, (_, skipped) in ood.items()})
-
-
-TASK = register(Task(
-    name="bb_multiemo_sentiment",
-    task_type="classification",
-    formats=formats.sentiment(),
-    eval_sets=(
-        EvalSet("bb_multiemo_hotels", "in"),
-        EvalSet("bb_multiemo_medicine", "out"),
-        EvalSet("bb_multiemo_products", "out"),
-        EvalSet("bb_multiemo_school", "out"),
-    ),
-    loader=load,
-    labels=LABELS,
-    max_new_tokens=5,
-    description="Sentiment of a review sentence (positive/negative/neutral/ambivalent), BIG-bench MultiEmo English",
-))
+TASKS = (SENTIMENT.task(
+    "bb_multiemo_sentiment",
+    bigbench_source(IN_DOMAIN, hotels_pool, [OutOfDomain(name, ood_rows) for name in FILES if name != IN_DOMAIN]),
+    "Sentiment of a review sentence (positive/negative/neutral/ambivalent), BIG-bench MultiEmo English",
+),)

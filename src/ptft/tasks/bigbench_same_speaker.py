@@ -22,14 +22,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
-from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, log_skipped,
-                               make_pool, map_label, row_error, text_field)
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example
+from ptft.tasks.bbutil import (OutOfDomain, Pool, bigbench_examples, bigbench_source, gold_choice, log_skipped,
+                               make_pool, map_label, need, text_field)
+from ptft.tasks.formats import SAME_SPEAKER
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import BIG
 
-LABELS = ("yes", "no")
 LABEL_MAP = {"same": "yes", "different": "no"}
 
 _MOVIE = re.compile(
@@ -61,33 +60,18 @@ def _rows(name: str, relpath: str, pattern: re.Pattern, split: str) -> tuple[lis
     return out, skipped
 
 
-@cached
-def movie_pool() -> Pool:
-    name = "bb_movie_dialog"
+def movie_pool(name: str) -> Pool:
     rows, skipped = _rows(name, "movie_dialog_same_or_different/task.json", _MOVIE, "all")
     return make_pool([(ex.uid, ex) for ex in rows], BIG, salt=name, skipped=skipped)
 
 
-@cached
-def play_set() -> tuple[list[Example], Counter]:
-    return _rows("bb_play_dialog", "play_dialog_same_or_different/task.json", _PLAY, "test")
+def play_rows(name: str) -> tuple[list[Example], Counter]:
+    return _rows(name, "play_dialog_same_or_different/task.json", _PLAY, "test")
 
 
-def load(request: LoadRequest) -> TaskData:
-    pool = movie_pool()
-    play, play_skipped = play_set()
-    return assemble(request, pool, {"bb_movie_dialog": pool}, {"bb_play_dialog": play},
-                    {"bb_play_dialog": play_skipped})
-
-
-TASK = register(Task(
-    name="bb_same_speaker",
-    task_type="classification",
-    formats=formats.same_speaker(),
-    eval_sets=(EvalSet("bb_movie_dialog", "in"), EvalSet("bb_play_dialog", "out")),
-    loader=load,
-    labels=LABELS,
-    max_new_tokens=5,
-    description="Same speaker? (yes/no) over a pair of sentences in a conversation, BIG-bench movie/play dialogs",
+TASKS = (SAME_SPEAKER.task(
+    "bb_same_speaker",
+    bigbench_source("bb_movie_dialog", movie_pool, [OutOfDomain("bb_play_dialog", play_rows)]),
+    "Same speaker? (yes/no) over a pair of sentences in a conversation, BIG-bench movie/play dialogs",
     normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
-))
+),)

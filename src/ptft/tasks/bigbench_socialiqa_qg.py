@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import re
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
-from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, make_pool,
-                               row_error, text_field)
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example, one_line
+from ptft.tasks.bbutil import Pool, bigbench_examples, bigbench_source, gold_choice, make_pool, need, text_field
+from ptft.tasks.formats import QUESTION_GENERATION
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import SMALL
 
 ANSWER_SEPARATOR = "; "
@@ -37,9 +36,7 @@ def split_question(text: str) -> tuple[str, str] | None:
     return m.group(1).strip(), m.group(2).strip()
 
 
-@cached
-def socialiqa_pool() -> Pool:
-    name = "bb_socialiqa_qg"
+def socialiqa_pool(name: str) -> Pool:
     out = []
     for i, row in enumerate(bigbench_examples("social_iqa/task.json")):
         text = text_field(row, "input", name, "all", i)
@@ -57,18 +54,9 @@ def socialiqa_pool() -> Pool:
     return make_pool(out, SMALL, salt=name)
 
 
-def load(request: LoadRequest) -> TaskData:
-    pool = socialiqa_pool()
-    return assemble(request, pool, {"bb_socialiqa_qg": pool})
-
-
-TASK = register(Task(
-    name="bb_socialiqa_qg",
-    task_type="generation",
-    formats=formats.question_generation(),
-    eval_sets=(EvalSet("bb_socialiqa_qg", "in"),),
-    loader=load,
-    max_new_tokens=60,
-    description="Question generation from BIG-bench SocialIQA (context + three answers -> question)",
+TASKS = (QUESTION_GENERATION.task(
+    "bb_socialiqa_qg",
+    bigbench_source("bb_socialiqa_qg", socialiqa_pool),
+    "Question generation from BIG-bench SocialIQA (context + three answers -> question)",
     normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
-))
+),)

@@ -16,10 +16,10 @@ Fields: ``context`` (the paragraph), ``answer`` (the first gold answer text); ta
 
 from __future__ import annotations
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
-from ptft.tasks.bbutil import need, Pool, assemble, bigbench_json, cached, make_pool, row_error, text_field
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example, one_line
+from ptft.tasks.bbutil import OutOfDomain, Pool, bigbench_json, bigbench_source, make_pool, need, text_field
+from ptft.tasks.formats import QUESTION_GENERATION
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import BIG
 
 IN_FILE = "squad_shifts/squaddev_v1.1.json"
@@ -56,28 +56,18 @@ def squad_rows(name: str, relpath: str, split: str) -> list[tuple[str, Example]]
     return out
 
 
-@cached
-def squad_pool() -> Pool:
-    return make_pool(squad_rows("bb_squad_qg", IN_FILE, "all"), BIG, salt="bb_squad_qg")
+def squad_pool(name: str) -> Pool:
+    return make_pool(squad_rows(name, IN_FILE, "all"), BIG, salt=name)
 
 
-@cached
-def ood_sets() -> dict[str, list[Example]]:
-    return {name: [ex for _, ex in squad_rows(name, path, "test")] for name, path in OOD_FILES.items()}
+def ood_rows(name: str) -> list[Example]:
+    return [ex for _, ex in squad_rows(name, OOD_FILES[name], "test")]
 
 
-def load(request: LoadRequest) -> TaskData:
-    pool = squad_pool()
-    return assemble(request, pool, {"bb_squad_qg": pool}, ood_sets())
-
-
-TASK = register(Task(
-    name="bb_squad_qg",
-    task_type="generation",
-    formats=formats.question_generation(),
-    eval_sets=(EvalSet("bb_squad_qg", "in"), *(EvalSet(n, "out") for n in OOD_FILES)),
-    loader=load,
-    max_new_tokens=60,
-    description="Question generation from SQuAD v1.1 dev (context + answer -> question); SQuAD-shifts as OOD",
+TASKS = (QUESTION_GENERATION.task(
+    "bb_squad_qg",
+    bigbench_source("bb_squad_qg", squad_pool, [OutOfDomain(name, ood_rows) for name in OOD_FILES]),
+    "Question generation from SQuAD v1.1 dev (context + answer -> question); SQuAD-shifts as OOD",
     normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
-))
+    typical_tokens_per_example=190,  # a SQuAD paragraph + answer -> question
+),)

@@ -24,15 +24,12 @@ from __future__ import annotations
 
 import re
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData
-from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, gold_choice, make_pool,
-                               map_label, row_error, text_field)
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example
+from ptft.tasks.bbutil import (OutOfDomain, Pool, bigbench_examples, bigbench_source, gold_choice, make_pool,
+                               map_label, need, text_field)
+from ptft.tasks.formats import BINARY_NLI_LABELS, NLI, NLI_LABELS
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import BIG
-
-NLI_LABELS = ("entailment", "neutral", "contradiction")
-BINARY_LABELS = ("entailment", "not_entailment")
 
 VITAMINC_LABELS = {"True": "entailment", "Neither": "neutral", "False": "contradiction"}
 PRESUP_LABELS = {k: k for k in NLI_LABELS}
@@ -52,9 +49,7 @@ def _capitalise(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-@cached
-def vitaminc_pool() -> Pool:
-    name = "bb_vitaminc"
+def vitaminc_pool(name: str) -> Pool:
     rows = bigbench_examples("vitaminc_fact_verification/task.json")
     out = []
     for i, row in enumerate(rows):
@@ -87,36 +82,20 @@ def _pairs(name: str, relpath: str, pattern: re.Pattern, mapping: dict[str, str]
     return out
 
 
-@cached
-def ood_sets() -> dict[str, list[Example]]:
-    return {
-        "bb_presuppositions_nli": _pairs("bb_presuppositions_nli", "presuppositions_as_nli/task.json",
-                                         _PRESUP, PRESUP_LABELS),
-        "bb_epistemic_reasoning": _pairs("bb_epistemic_reasoning", "epistemic_reasoning/task.json",
-                                         _EPISTEMIC, BINARY_MAP),
-        "bb_analytic_entailment": _pairs("bb_analytic_entailment", "analytic_entailment/task.json",
-                                         _ANALYTIC, BINARY_MAP, fix=_capitalise),
-    }
-
-
-def load(request: LoadRequest) -> TaskData:
-    pool = vitaminc_pool()
-    return assemble(request, pool, {"bb_vitaminc": pool}, ood_sets())
-
-
-TASK = register(Task(
-    name="bb_vitaminc_nli",
-    task_type="classification",
-    formats=formats.nli(),
-    eval_sets=(
-        EvalSet("bb_vitaminc", "in"),
-        EvalSet("bb_presuppositions_nli", "out"),
-        EvalSet("bb_epistemic_reasoning", "out", BINARY_LABELS),
-        EvalSet("bb_analytic_entailment", "out", BINARY_LABELS),
-    ),
-    loader=load,
-    labels=NLI_LABELS,
-    max_new_tokens=5,
-    description="NLI from BIG-bench VitaminC (evidence + claim -> entailment/neutral/contradiction)",
+TASKS = (NLI.task(
+    "bb_vitaminc_nli",
+    bigbench_source("bb_vitaminc", vitaminc_pool, [
+        OutOfDomain("bb_presuppositions_nli",
+                    lambda name: _pairs(name, "presuppositions_as_nli/task.json", _PRESUP, PRESUP_LABELS)),
+        OutOfDomain("bb_epistemic_reasoning",
+                    lambda name: _pairs(name, "epistemic_reasoning/task.json", _EPISTEMIC, BINARY_MAP),
+                    BINARY_NLI_LABELS),
+        OutOfDomain("bb_analytic_entailment",
+                    lambda name: _pairs(name, "analytic_entailment/task.json", _ANALYTIC, BINARY_MAP,
+                                        fix=_capitalise),
+                    BINARY_NLI_LABELS),
+    ]),
+    "NLI from BIG-bench VitaminC (evidence + claim -> entailment/neutral/contradiction)",
     normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
-))
+    typical_tokens_per_example=80,  # evidence + claim + a label word
+),)

@@ -13,17 +13,16 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, LoadRequest, Task, TaskData, one_line
-from ptft.tasks.bbutil import (need, Pool, assemble, bigbench_examples, cached, log_skipped, make_pool,
-                               row_error)
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example, one_line
+from ptft.tasks.bbutil import Pool, bigbench_examples, bigbench_source, log_skipped, make_pool, need
+from ptft.tasks.formats import SUMMARISATION
+from ptft.tasks.rows import row_error
 from ptft.tasks.splits import SMALL
 
 need("gem/xsum/task.json")
 
 
-def xsum_examples(rows: list[dict], name: str = "bb_xsum") -> tuple[list[Example], Counter]:
+def xsum_examples(rows: list[dict], name: str) -> tuple[list[Example], Counter]:
     out: list[Example] = []
     skipped: Counter = Counter()
     for i, row in enumerate(rows):
@@ -44,24 +43,14 @@ def xsum_examples(rows: list[dict], name: str = "bb_xsum") -> tuple[list[Example
     return out, skipped
 
 
-@cached
-def xsum_pool() -> Pool:
-    rows, skipped = xsum_examples(bigbench_examples("gem/xsum/task.json"))
-    return make_pool([(ex.uid, ex) for ex in rows], SMALL, salt="bb_xsum", skipped=skipped)
+def xsum_pool(name: str) -> Pool:
+    rows, skipped = xsum_examples(bigbench_examples("gem/xsum/task.json"), name)
+    return make_pool([(ex.uid, ex) for ex in rows], SMALL, salt=name, skipped=skipped)
 
 
-def load(request: LoadRequest) -> TaskData:
-    pool = xsum_pool()
-    return assemble(request, pool, {"bb_xsum": pool})
-
-
-TASK = register(Task(
-    name="bb_xsum",
-    task_type="generation",
-    formats=formats.summarisation(),
-    eval_sets=(EvalSet("bb_xsum", "in"),),
-    loader=load,
-    max_new_tokens=60,
-    description="One-sentence news summarisation, BIG-bench GEM XSum (1,001 articles)",
+TASKS = (SUMMARISATION.task(
+    "bb_xsum",
+    bigbench_source("bb_xsum", xsum_pool),
+    "One-sentence news summarisation, BIG-bench GEM XSum (1,001 articles)",
     normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
-))
+),)

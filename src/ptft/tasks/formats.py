@@ -1,4 +1,5 @@
-"""The three prompt formats of each task *family*, shared by the BIG-bench and the Hub variants.
+"""Task *families*: the three prompt formats, type and labels shared by the BIG-bench and the Hub
+variants of a task (:class:`Family`).
 
 Every family has ``default`` (labelled fields and a trailing cue, the fine-tuning format),
 ``io`` (the raw input fields joined by a space, no cue) and ``instruct`` (a natural-language
@@ -27,7 +28,10 @@ question is the completion.
 
 from __future__ import annotations
 
-from ptft.tasks.base import PromptFormat
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ptft.tasks.base import DataSource, PromptFormat, Task, TaskType
 
 
 def _family(default: tuple[str, str], io: str, instruct: tuple[str, str]) -> dict[str, PromptFormat]:
@@ -113,13 +117,36 @@ def multiple_choice_reading() -> dict[str, PromptFormat]:
     )
 
 
-FAMILIES = {
-    "nli": nli,
-    "paraphrase": paraphrase,
-    "same_speaker": same_speaker,
-    "sentiment": sentiment,
-    "summarisation": summarisation,
-    "question_generation": question_generation,
-    "multiple_choice": multiple_choice,
-    "mc_reading": multiple_choice_reading,
-}
+@dataclass(frozen=True)
+class Family:
+    """What every task of a family shares, declared once: a Hub task and its offline BIG-bench
+    stand-in differ only in their data (and description)."""
+
+    task_type: TaskType
+    formats: Mapping[str, PromptFormat]
+    labels: tuple[str, ...] = ()
+    max_new_tokens: int = 60
+    typical_tokens_per_example: int | None = None
+
+    def task(self, name: str, data: DataSource, description: str, **overrides: Any) -> Task:
+        """The family's task over ``data``; ``overrides`` are Task fields this task sets itself."""
+        shared = {"task_type": self.task_type, "formats": self.formats, "labels": self.labels,
+                  "max_new_tokens": self.max_new_tokens, "typical_tokens_per_example": self.typical_tokens_per_example}
+        return Task(name=name, eval_sets=data.eval_sets, loader=data.load, description=description,
+                    **{**shared, **overrides})
+
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+BINARY_NLI_LABELS = ("entailment", "not_entailment")  # RTE's label set
+YES_NO = ("yes", "no")
+
+NLI = Family("classification", nli(), NLI_LABELS, max_new_tokens=5)
+PARAPHRASE = Family("classification", paraphrase(), YES_NO, max_new_tokens=5)
+SAME_SPEAKER = Family("classification", same_speaker(), YES_NO, max_new_tokens=5)
+SENTIMENT = Family("classification", sentiment(), ("positive", "negative", "neutral", "ambivalent"), max_new_tokens=5)
+# typical: a BBC article (~430 words) + one sentence
+SUMMARISATION = Family("generation", summarisation(), max_new_tokens=60, typical_tokens_per_example=530)
+# typical: a short context + three answers -> a question (SocialIQA)
+QUESTION_GENERATION = Family("generation", question_generation(), max_new_tokens=60, typical_tokens_per_example=70)
+MULTIPLE_CHOICE = Family("multiple_choice", multiple_choice(), max_new_tokens=0)
+MC_READING = Family("multiple_choice", multiple_choice_reading(), max_new_tokens=0)

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import re
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, Task
-from ptft.tasks.hubutil import HubSource, Row, SplitSpec, hub_loader
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example, Task
+from ptft.tasks.formats import MC_READING, MULTIPLE_CHOICE, Family
+from ptft.tasks.hubutil import EvalSplit, HubSource, SplitSpec, hub_source
+from ptft.tasks.rows import Row
 
 
 def keyed_choices_row(question_key: str):
@@ -105,36 +105,29 @@ def sciq_mc_row(row: Row) -> Example:
                    choices[-1], choices)
 
 
-def _task(name: str, source: HubSource, convert, fmt, *, carve_dev: bool, eval_split: str, description: str) -> Task:
+def _task(name: str, source: HubSource, convert, family: Family, *, carve_dev: bool, eval_split: str,
+          description: str) -> Task:
     if carve_dev:
         train = SplitSpec(name, source, "train", convert, part="train")
         dev = SplitSpec(name, source, "train", convert, part="dev")
     else:
         train = SplitSpec(name, source, "train", convert)
         dev = SplitSpec(name, source, "validation", convert)
-    return register(Task(
-        name=name,
-        task_type="multiple_choice",
-        formats=fmt,
-        eval_sets=(EvalSet(name, "in"),),
-        loader=hub_loader(train, dev, [SplitSpec(name, source, eval_split, convert)]),
-        max_new_tokens=0,
-        description=description,
-    ))
+    return family.task(name, hub_source(train, dev, [EvalSplit(name, source, eval_split, convert)]), description)
 
 
-TASKS = {t.name: t for t in (
+TASKS = (
     _task("arc_easy", HubSource("arc_easy", "allenai/ai2_arc", "ARC-Easy"), keyed_choices_row("question"),
-          formats.multiple_choice(), carve_dev=False, eval_split="test", description="ARC-Easy (grade-school science)"),
+          MULTIPLE_CHOICE, carve_dev=False, eval_split="test", description="ARC-Easy (grade-school science)"),
     _task("arc_challenge", HubSource("arc_challenge", "allenai/ai2_arc", "ARC-Challenge"),
-          keyed_choices_row("question"), formats.multiple_choice(), carve_dev=False, eval_split="test",
+          keyed_choices_row("question"), MULTIPLE_CHOICE, carve_dev=False, eval_split="test",
           description="ARC-Challenge (grade-school science, hard)"),
     _task("openbookqa", HubSource("openbookqa", "allenai/openbookqa", "main"), keyed_choices_row("question_stem"),
-          formats.multiple_choice(), carve_dev=False, eval_split="test", description="OpenBookQA (science facts)"),
-    _task("hellaswag", HubSource("hellaswag", "Rowan/hellaswag"), hellaswag_row, formats.multiple_choice(),
+          MULTIPLE_CHOICE, carve_dev=False, eval_split="test", description="OpenBookQA (science facts)"),
+    _task("hellaswag", HubSource("hellaswag", "Rowan/hellaswag"), hellaswag_row, MULTIPLE_CHOICE,
           carve_dev=True, eval_split="validation", description="HellaSwag (commonsense sentence completion)"),
-    _task("boolq", HubSource("boolq", "google/boolq"), boolq_row, formats.multiple_choice_reading(),
+    _task("boolq", HubSource("boolq", "google/boolq"), boolq_row, MC_READING,
           carve_dev=True, eval_split="validation", description="BoolQ (yes/no questions over a passage)"),
-    _task("sciq", HubSource("sciq", "allenai/sciq"), sciq_mc_row, formats.multiple_choice_reading(),
+    _task("sciq", HubSource("sciq", "allenai/sciq"), sciq_mc_row, MC_READING,
           carve_dev=False, eval_split="test", description="SciQ (science questions with a support passage)"),
-)}
+)

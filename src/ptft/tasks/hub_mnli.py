@@ -18,13 +18,11 @@ set). GLUE test splits (label -1) are never used and are refused if pointed at.
 
 from __future__ import annotations
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, Task
-from ptft.tasks.hubutil import HubSource, Row, SplitSpec, hub_loader
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example
+from ptft.tasks.formats import BINARY_NLI_LABELS, NLI
+from ptft.tasks.hubutil import EvalSplit, HubSource, SplitSpec, hub_source
+from ptft.tasks.rows import Row
 
-LABELS = ("entailment", "neutral", "contradiction")
-RTE_LABELS = ("entailment", "not_entailment")
 MNLI_MAP = {0: "entailment", 1: "neutral", 2: "contradiction"}
 RTE_MAP = {0: "entailment", 1: "not_entailment"}
 
@@ -43,21 +41,17 @@ def pair_row(first: str, second: str, mapping: dict[int, str]):
 
 mnli_row = pair_row("premise", "hypothesis", MNLI_MAP)
 
-TASK = register(Task(
-    name="mnli",
-    task_type="classification",
-    formats=formats.nli(),
-    eval_sets=(EvalSet("mnli_matched", "in"), EvalSet("mnli_mismatched", "in"),
-               EvalSet("rte", "out", RTE_LABELS), EvalSet("gpt3_nli", "out")),
-    loader=hub_loader(
+TASKS = (NLI.task(
+    "mnli",
+    hub_source(
         SplitSpec("mnli", MNLI, "train", mnli_row, part="train"),
         SplitSpec("mnli", MNLI, "train", mnli_row, part="dev"),
-        [SplitSpec("mnli_matched", MNLI, "validation_matched", mnli_row),
-         SplitSpec("mnli_mismatched", MNLI, "validation_mismatched", mnli_row),
-         SplitSpec("rte", RTE, "validation", pair_row("sentence1", "sentence2", RTE_MAP)),
-         SplitSpec("gpt3_nli", GPT3NLI, "train", pair_row("text_a", "text_b", MNLI_MAP))],
+        [EvalSplit("mnli_matched", MNLI, "validation_matched", mnli_row, domain="in"),
+         EvalSplit("mnli_mismatched", MNLI, "validation_mismatched", mnli_row, domain="in"),
+         EvalSplit("rte", RTE, "validation", pair_row("sentence1", "sentence2", RTE_MAP), domain="out",
+                   labels=BINARY_NLI_LABELS),
+         EvalSplit("gpt3_nli", GPT3NLI, "train", pair_row("text_a", "text_b", MNLI_MAP), domain="out")],
     ),
-    labels=LABELS,
-    max_new_tokens=5,
-    description="MNLI (entailment/neutral/contradiction); OOD RTE (2 labels), GPT-3-generated NLI",
-))
+    "MNLI (entailment/neutral/contradiction); OOD RTE (2 labels), GPT-3-generated NLI",
+    typical_tokens_per_example=55,  # two sentences + a label word
+),)

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import math
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, Task
-from ptft.tasks.hubutil import HubSource, Row, SplitSpec, hub_loader
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example
+from ptft.tasks.formats import PARAPHRASE
+from ptft.tasks.hubutil import EvalSplit, HubSource, SplitSpec, hub_source
+from ptft.tasks.rows import Row
 
-LABELS = ("yes", "no")
 BINARY_MAP = {1: "yes", 0: "no"}
 STSB_THRESHOLD = 3.5
 
@@ -67,19 +66,15 @@ def stsb_row(row: Row) -> Example:
 
 paws_row = pair_row("sentence1", "sentence2")
 
-TASK = register(Task(
-    name="paws",
-    task_type="classification",
-    formats=formats.paraphrase(),
-    eval_sets=(EvalSet("paws", "in"), EvalSet("qqp", "out"), EvalSet("stsb", "out")),
-    loader=hub_loader(
+TASKS = (PARAPHRASE.task(
+    "paws",
+    hub_source(
         SplitSpec("paws", PAWS, "train", paws_row),
         SplitSpec("paws", PAWS, "validation", paws_row),
-        [SplitSpec("paws", PAWS, "test", paws_row),
-         SplitSpec("qqp", QQP, "validation", pair_row("question1", "question2")),
-         SplitSpec("stsb", STSB, "validation", stsb_row)],
+        [EvalSplit("paws", PAWS, "test", paws_row, domain="in"),
+         EvalSplit("qqp", QQP, "validation", pair_row("question1", "question2"), domain="out"),
+         EvalSplit("stsb", STSB, "validation", stsb_row, domain="out")],
     ),
-    labels=LABELS,
-    max_new_tokens=5,
-    description="PAWS paraphrase identification (yes/no); OOD QQP, STS-B (score > 3.5 -> yes)",
-))
+    "PAWS paraphrase identification (yes/no); OOD QQP, STS-B (score > 3.5 -> yes)",
+    typical_tokens_per_example=65,  # two sentences + a label word
+),)

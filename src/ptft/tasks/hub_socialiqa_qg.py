@@ -22,11 +22,10 @@ question.
 
 from __future__ import annotations
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example, Task
-from ptft.tasks.base import one_line
-from ptft.tasks.hubutil import HubSource, Row, Skip, SplitSpec, hub_loader
-from ptft.tasks.registry import register
+from ptft.tasks.base import Example, one_line
+from ptft.tasks.formats import QUESTION_GENERATION
+from ptft.tasks.hubutil import EvalSplit, HubSource, SplitSpec, hub_source
+from ptft.tasks.rows import Row, Skip
 
 SOCIALIQA = HubSource("social_i_qa", "allenai/social_i_qa")
 SCIQ = HubSource("sciq", "allenai/sciq")
@@ -57,18 +56,14 @@ def tweetqa_row(row: Row) -> Example:
                    one_line(row.text("Question")))
 
 
-TASK = register(Task(
-    name="socialiqa_qg",
-    task_type="generation",
-    formats=formats.question_generation(),
-    eval_sets=(EvalSet("socialiqa_qg", "in"), EvalSet("sciq_qg", "out"), EvalSet("tweetqa_qg", "out")),
-    loader=hub_loader(
+TASKS = (QUESTION_GENERATION.task(
+    "socialiqa_qg",
+    hub_source(
         SplitSpec("socialiqa_qg", SOCIALIQA, "train", socialiqa_row, part="train"),
         SplitSpec("socialiqa_qg", SOCIALIQA, "train", socialiqa_row, part="dev"),
-        [SplitSpec("socialiqa_qg", SOCIALIQA, "validation", socialiqa_row),
-         SplitSpec("sciq_qg", SCIQ, "test", sciq_row),
-         SplitSpec("tweetqa_qg", TWEETQA, "validation", tweetqa_row)],
+        [EvalSplit("socialiqa_qg", SOCIALIQA, "validation", socialiqa_row, domain="in"),
+         EvalSplit("sciq_qg", SCIQ, "test", sciq_row, domain="out"),
+         EvalSplit("tweetqa_qg", TWEETQA, "validation", tweetqa_row, domain="out")],
     ),
-    max_new_tokens=60,
-    description="Question generation: SocialIQA context + answers -> question; OOD SciQ, TweetQA",
-))
+    "Question generation: SocialIQA context + answers -> question; OOD SciQ, TweetQA",
+),)

@@ -17,12 +17,10 @@ document or summary are skipped and counted in ``TaskData.notes["skipped"]``.
 
 from __future__ import annotations
 
-from ptft.tasks import formats
-from ptft.tasks.base import EvalSet, Example
-from ptft.tasks.base import one_line
-from ptft.tasks.hubutil import HubSource, Row, Skip, SplitSpec, hub_loader
-from ptft.tasks.registry import register
-from ptft.tasks.base import Task
+from ptft.tasks.base import Example, one_line
+from ptft.tasks.formats import SUMMARISATION
+from ptft.tasks.hubutil import EvalSplit, HubSource, SplitSpec, hub_source
+from ptft.tasks.rows import Row, Skip
 
 XSUM = HubSource("xsum", "EdinburghNLP/xsum")
 XLSUM = HubSource("xlsum_en", "csebuetnlp/xlsum", "english")
@@ -42,18 +40,14 @@ def summary_row(doc_key: str, sum_key: str):
     return convert
 
 
-TASK = register(Task(
-    name="xsum",
-    task_type="generation",
-    formats=formats.summarisation(),
-    eval_sets=(EvalSet("xsum", "in"), EvalSet("xlsum_en", "out"), EvalSet("cnn_dailymail", "out")),
-    loader=hub_loader(
+TASKS = (SUMMARISATION.task(
+    "xsum",
+    hub_source(
         SplitSpec("xsum", XSUM, "train", summary_row("document", "summary")),
         SplitSpec("xsum", XSUM, "validation", summary_row("document", "summary")),
-        [SplitSpec("xsum", XSUM, "test", summary_row("document", "summary")),
-         SplitSpec("xlsum_en", XLSUM, "test", summary_row("text", "summary")),
-         SplitSpec("cnn_dailymail", CNNDM, "test", summary_row("article", "highlights"))],
+        [EvalSplit("xsum", XSUM, "test", summary_row("document", "summary"), domain="in"),
+         EvalSplit("xlsum_en", XLSUM, "test", summary_row("text", "summary"), domain="out"),
+         EvalSplit("cnn_dailymail", CNNDM, "test", summary_row("article", "highlights"), domain="out")],
     ),
-    max_new_tokens=60,
-    description="XSum summarisation (train XSum; OOD XL-Sum English, CNN/DailyMail)",
-))
+    "XSum summarisation (train XSum; OOD XL-Sum English, CNN/DailyMail)",
+),)

@@ -1,16 +1,39 @@
-"""The task registry: every task is one small module that calls :func:`register`.
+"""The task registry: the built-in task modules are listed here, each defining ``TASKS``.
 
 A name given in a study config or on the command line is looked up here; a path to a YAML file
 is loaded as a user-defined task (see :mod:`ptft.tasks.yaml_task`); ``lm-eval:NAME`` or
-``lm-eval:PATH.yaml`` is an lm-evaluation-harness task (see :mod:`ptft.tasks.lm_eval_task`)."""
+``lm-eval:PATH.yaml`` is an lm-evaluation-harness task (see :mod:`ptft.tasks.lm_eval_task`).
+
+Registration is explicit so that no task can go missing unnoticed: a listed module must define a
+non-empty ``TASKS`` tuple, and two tasks of one name are refused. Another package adds tasks by
+an entry point in the ``ptft.tasks`` group naming a module (or object) with ``TASKS``; code
+that builds tasks at run time calls :func:`register`.
+"""
 
 from __future__ import annotations
 
 import importlib
-import pkgutil
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 from ptft.tasks.base import Task
+
+BUILTIN_MODULES = (
+    "ptft.tasks.bigbench_mc",
+    "ptft.tasks.bigbench_multiemo_sentiment",
+    "ptft.tasks.bigbench_same_speaker",
+    "ptft.tasks.bigbench_socialiqa_qg",
+    "ptft.tasks.bigbench_squad_qg",
+    "ptft.tasks.bigbench_vitaminc_nli",
+    "ptft.tasks.bigbench_xsum",
+    "ptft.tasks.hub_mc",
+    "ptft.tasks.hub_mnli",
+    "ptft.tasks.hub_paws",
+    "ptft.tasks.hub_socialiqa_qg",
+    "ptft.tasks.hub_xsum",
+)
+ENTRY_POINT_GROUP = "ptft.tasks"
 
 _TASKS: dict[str, Task] = {}
 _loaded = False
@@ -23,16 +46,24 @@ def register(task: Task) -> Task:
     return task
 
 
+def register_all(source: Any, where: str) -> None:
+    """Register the ``TASKS`` of a module (or object); one that defines none is an error."""
+    tasks = getattr(source, "TASKS", None)
+    if not tasks or not all(isinstance(t, Task) for t in tasks):
+        raise ValueError(f"task module {where}: defines no TASKS (a tuple of Task objects)")
+    for task in tasks:
+        register(task)
+
+
 def _load_builtin() -> None:
     global _loaded
     if _loaded:
         return
     _loaded = True
-    import ptft.tasks as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name.startswith(("bigbench_", "hub_")):
-            importlib.import_module(f"ptft.tasks.{mod.name}")
+    for module in BUILTIN_MODULES:
+        register_all(importlib.import_module(module), module)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        register_all(ep.load(), f"{ep.value} (entry point {ep.name!r} of {ENTRY_POINT_GROUP!r})")
 
 
 def available() -> list[str]:

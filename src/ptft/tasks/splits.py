@@ -1,6 +1,6 @@
 """Deterministic, disjoint splits and seeded sub-sampling.
 
-Two steps, kept apart on purpose:
+Three steps, kept apart on purpose:
 
 1. **Assignment** (no seed): every item goes to ``train``, ``dev`` or ``test`` by a stable hash of
    its *group key* (``sha256(salt | key)`` mapped to [0, 1) and compared with cumulative
@@ -8,7 +8,9 @@ Two steps, kept apart on purpose:
    process, whatever the seed or the requested sizes; items that share a group key (the same
    paragraph, the same Wikipedia page) share a split, so near-duplicates cannot straddle train and
    test.
-2. **Sub-sampling** (seeded): each split is cut to the requested size with
+2. **Carving** (no seed): a source that has no spare split gives a fraction of its train rows to
+   dev by a stable hash of the row index (:func:`carve`).
+3. **Sub-sampling** (seeded): each split is cut to the requested size with
    ``random.Random(f"{seed}:{name}")``. Samples are *nested*: with one seed, the first 100 items
    are part of the first 200, so raising a size only adds items. The chosen items keep the pool's
    order.
@@ -16,9 +18,12 @@ Two steps, kept apart on purpose:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from typing import Callable, Iterable, Mapping, Sequence, TypeVar
+
+from ptft.errors import DataError
 
 T = TypeVar("T")
 
@@ -85,7 +90,21 @@ def subsample(rows: Sequence[T], n: int | None, seed: int, name: str = "") -> li
     if n is None or n >= len(rows):
         return list(rows)
     if n < 0:
-        raise ValueError(f"sample size must be >= 0, got {n}")
+        raise DataError(f"sample {name!r}: size must be >= 0, got {n}")
     order = list(range(len(rows)))
     random.Random(f"{seed}:{name}").shuffle(order)
     return [rows[i] for i in sorted(order[:n])]
+
+
+@functools.lru_cache(maxsize=32)
+def carve(total: int, fraction: float, salt: str, part: str) -> tuple[int, ...]:
+    """The row indices of the ``train`` or ``dev`` part of a split of ``total`` rows: dev = rows
+    whose hash falls below ``fraction``; a tiny split whose hashes all miss still gives its
+    lowest-hash row to dev (and keeps the rest for train)."""
+    if part not in ("train", "dev"):
+        raise ValueError(f"carve: part must be 'train' or 'dev', got {part!r}")
+    units = [stable_unit(str(i), salt) for i in range(total)]
+    in_dev = [u < fraction for u in units]
+    if total >= 2 and not any(in_dev):
+        in_dev[min(range(total), key=units.__getitem__)] = True
+    return tuple(i for i in range(total) if in_dev[i] == (part == "dev"))

@@ -46,8 +46,8 @@ import yaml
 from ptft.errors import ConfigError, yaml_problem
 from ptft.tasks.base import (FORMAT_NAMES, EvalSet, Example, LoadRequest, PromptFormat, Task, TaskData, TaskDataError,
                              one_line)
-from ptft.tasks.hubutil import LOCAL_SUFFIXES, Row, read_local
-from ptft.tasks.splits import stable_unit, subsample
+from ptft.tasks.rows import LOCAL_SUFFIXES, Row, read_local
+from ptft.tasks.splits import carve, subsample
 
 TOP_KEYS = {"name", "type", "description", "labels", "label_field", "label_map", "target_field", "choices_field",
             "answer_field", "fields", "data", "formats", "max_new_tokens", "normalize_whitespace"}
@@ -320,14 +320,6 @@ class _Spec:
     dev_fraction: float
 
 
-def _carve(name: str, total: int, fraction: float, dev: bool) -> list[int]:
-    units = [stable_unit(str(i), f"{name}:train") for i in range(total)]
-    in_dev = [u < fraction for u in units]
-    if total >= 2 and not any(in_dev):
-        in_dev[min(range(total), key=units.__getitem__)] = True
-    return [i for i in range(total) if in_dev[i] == dev]
-
-
 def _convert(spec: _Spec, src: _Source, row: Row) -> Example:
     fields = {pf: row.text(col) for pf, col in src.fields.items()}
     if spec.task_type == "generation":
@@ -378,7 +370,7 @@ def _make_loader(spec: _Spec, train: _Source, dev: _Source, evals: list[_Source]
         if src.part == "all":
             indices = list(range(len(rows)))
         else:
-            indices = _carve(spec.name, len(rows), spec.dev_fraction, src.part == "dev")
+            indices = list(carve(len(rows), spec.dev_fraction, f"{spec.name}:train", src.part))
         chosen = subsample(indices, n, seed, src.role)
         split = src.split
         out = []
