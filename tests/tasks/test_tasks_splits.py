@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from ptft.tasks.splits import BIG, SMALL, assign, split_items, stable_unit, subsample
+from ptft.errors import DataError
+from ptft.tasks.splits import BIG, SMALL, assign, carve, split_items, stable_unit, subsample
 
 
 def test_stable_unit_is_fixed_across_processes():
@@ -68,3 +69,17 @@ def test_subsample_seeded_nested_and_ordered():
     assert subsample(rows, 5000, seed=0) == rows
     with pytest.raises(ValueError):
         subsample(rows, -1, seed=0)
+
+
+def test_carve_dev_from_train_is_disjoint_stable_and_never_empty():
+    train, dev = carve(1000, 0.05, "d:train", "train"), carve(1000, 0.05, "d:train", "dev")
+    assert sorted(train + dev) == list(range(1000)) and not set(train) & set(dev)
+    assert 20 < len(dev) < 80 and dev == carve(1000, 0.05, "d:train", "dev")
+    assert len(carve(3, 0.0001, "tiny", "dev")) == 1 and len(carve(3, 0.0001, "tiny", "train")) == 2
+    with pytest.raises(ValueError, match="part"):
+        carve(3, 0.1, "x", "test")
+
+
+def test_negative_sample_size_is_a_data_error():
+    with pytest.raises(DataError, match="'dev': size must be >= 0"):
+        subsample([1, 2], -1, 0, "dev")

@@ -22,6 +22,19 @@ from ptft.errors import CheckpointError, ConfigError
 _OLMO = re.compile(r"^step(\d+)-tokens(\d+)B$")
 _PYTHIA = re.compile(r"^step(\d+)$")
 
+#: Parameters of published model series (the Pythia and OLMo model cards), for the cost estimate of
+#: `ptft plan`.
+PUBLISHED_PARAMETERS = {
+    "allenai/OLMo-1B-hf": 1_176_764_416, "allenai/OLMo-1B": 1_176_764_416,
+    "allenai/OLMo-1B-0724-hf": 1_279_787_008, "allenai/OLMo-7B-hf": 6_888_095_744,
+    "allenai/OLMo-7B": 6_888_095_744, "allenai/OLMo-7B-0424-hf": 6_888_095_744,
+    "allenai/OLMo-7B-0724-hf": 6_888_095_744,
+    "EleutherAI/pythia-70m": 70_426_624, "EleutherAI/pythia-160m": 162_322_944,
+    "EleutherAI/pythia-410m": 405_334_016, "EleutherAI/pythia-1b": 1_011_781_632,
+    "EleutherAI/pythia-1.4b": 1_414_647_808, "EleutherAI/pythia-2.8b": 2_775_208_960,
+    "EleutherAI/pythia-6.9b": 6_857_302_016, "EleutherAI/pythia-12b": 11_846_072_320,
+}
+
 
 @dataclass(frozen=True)
 class Checkpoint:

@@ -7,9 +7,9 @@ from :func:`ptft.engine.cells.expand` itself with placeholder data fingerprints,
 run agree on the grid by construction (cell ids differ: they hash the real data).
 
 The cost estimate is an estimate: training FLOPs = 6 × parameters × training tokens, training
-tokens = examples × epochs × a typical length per example (a rough figure per known task or
-mixture, capped at the maximum length; for an unknown task the maximum length itself, an upper
-bound), GPU-hours = FLOPs / (peak FLOP/s × MFU) with the assumptions of the config's ``estimate``
+tokens = examples × epochs × a typical length per example (a rough figure that a task or mixture
+declares, capped at the maximum length; for one that declares none the maximum length itself, an
+upper bound), GPU-hours = FLOPs / (peak FLOP/s × MFU) with the assumptions of the config's ``estimate``
 section. Evaluation is counted in units and scored examples, not GPU-hours.
 """
 
@@ -24,30 +24,6 @@ from ptft.config import StudyConfig
 from ptft.errors import ConfigError
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
-
-#: Typical prompt + completion tokens of one training example in the Default format (GPT-NeoX /
-#: OLMo-style BPE; rough figures from the datasets' published length statistics).
-TYPICAL_TOKENS = {
-    "xsum": 530, "bb_xsum": 530,                      # a BBC article (~430 words) + one sentence
-    "socialiqa_qg": 70, "bb_socialiqa_qg": 70,        # context + three answers -> a question
-    "mnli": 55, "paws": 65,                           # two sentences + a label word
-    "bb_vitaminc_nli": 80, "bb_squad_qg": 190,        # evidence + claim; a SQuAD paragraph + answer -> question
-}
-#: Typical tokens of one conversation of an instruction mixture (chat template included).
-TYPICAL_CONVERSATION_TOKENS = {"tulu_v2": 1000, "bb_natural_instructions": 380}
-#: Rows of a mixture when ``instruction_tuning.n_train`` is null (all of it).
-MIXTURE_SIZES = {"tulu_v2": 326_154, "bb_natural_instructions": 193_250}
-#: Parameters of published model series (the Pythia and OLMo model cards).
-KNOWN_PARAMETERS = {
-    "allenai/OLMo-1B-hf": 1_176_764_416, "allenai/OLMo-1B": 1_176_764_416,
-    "allenai/OLMo-1B-0724-hf": 1_279_787_008, "allenai/OLMo-7B-hf": 6_888_095_744,
-    "allenai/OLMo-7B": 6_888_095_744, "allenai/OLMo-7B-0424-hf": 6_888_095_744,
-    "allenai/OLMo-7B-0724-hf": 6_888_095_744,
-    "EleutherAI/pythia-70m": 70_426_624, "EleutherAI/pythia-160m": 162_322_944,
-    "EleutherAI/pythia-410m": 405_334_016, "EleutherAI/pythia-1b": 1_011_781_632,
-    "EleutherAI/pythia-1.4b": 1_414_647_808, "EleutherAI/pythia-2.8b": 2_775_208_960,
-    "EleutherAI/pythia-6.9b": 6_857_302_016, "EleutherAI/pythia-12b": 11_846_072_320,
-}
 
 
 @dataclass
@@ -158,21 +134,25 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
 
 
 def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEstimate]:
+    from ptft.tasks import get_task
+    from ptft.tasks.instructions import registered_mixture
+
     ft = config.finetune
     runs = Counter(c.train_task for c in plan.cells if c.kind == "finetune")
     out = []
     for tc in config.tasks:
         if not tc.train:
             continue
-        typical = TYPICAL_TOKENS.get(tc.name)
+        typical = get_task(tc.name).typical_tokens_per_example
         per, basis = (min(typical, ft.max_length), "typical") if typical else (ft.max_length, "upper bound (max_length)")
         out.append(TrainingEstimate(tc.name, runs[tc.name], tc.n_train, ft.epochs, per, basis))
     it = config.instruction_tuning
     if it.enabled:
         max_length = it.max_length or ft.max_length
-        typical = TYPICAL_CONVERSATION_TOKENS.get(it.mixture)
+        mixture = registered_mixture(it.mixture)
+        typical = mixture.typical_tokens_per_conversation if mixture else None
         per, basis = (min(typical, max_length), "typical") if typical else (max_length, "upper bound (max_length)")
-        n = it.n_train if it.n_train is not None else MIXTURE_SIZES.get(it.mixture)
+        n = it.n_train if it.n_train is not None else (mixture.size if mixture else None)
         out.append(TrainingEstimate(f"IT {it.mixture}", plan.count("instruct"), n, it.epochs, per, basis))
     return out
 
@@ -182,8 +162,10 @@ def parameter_count(config: StudyConfig) -> tuple[int | None, str]:
         return config.estimate.parameters, "estimate.parameters"
     ck = config.checkpoints
     if ck.source == "hub":
-        if ck.hub.repo in KNOWN_PARAMETERS:
-            return KNOWN_PARAMETERS[ck.hub.repo], f"published size of {ck.hub.repo}"
+        from ptft.checkpoints.series import PUBLISHED_PARAMETERS
+
+        if ck.hub.repo in PUBLISHED_PARAMETERS:
+            return PUBLISHED_PARAMETERS[ck.hub.repo], f"published size of {ck.hub.repo}"
         return None, f"unknown for {ck.hub.repo}: set estimate.parameters"
     if ck.source == "pretrain":
         m = ck.pretrain.model

@@ -34,13 +34,15 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ptft import sources
 from ptft.errors import DataError
 from ptft.tasks import bbutil
-from ptft.tasks.hubutil import read_local
+from ptft.tasks.rows import read_local
+from ptft.tasks.splits import subsample
 
 log = logging.getLogger("ptft.tasks")
 
@@ -100,16 +102,6 @@ def _clean(rows: Iterable[Any], source: str, locate: Callable[[int], str] | None
     if skipped:
         log.warning("instruction data %s: skipped %d row(s): %s", source, sum(skipped.values()), dict(skipped))
     return InstructionSet(kept, {"skipped": dict(skipped)} if skipped else {})
-
-
-def _sample(rows: list, n: int | None, seed: int, name: str) -> list:
-    if n is None or n >= len(rows):
-        return list(rows)
-    if n < 0:
-        raise DataError(f"instruction data {name!r}: sample size must be >= 0, got {n}")
-    order = list(range(len(rows)))
-    random.Random(f"{seed}:{name}").shuffle(order)
-    return [rows[i] for i in sorted(order[:n])]
 
 
 # ----------------------------------------------------------------------------------- BIG-bench NI
@@ -199,7 +191,7 @@ def load_natural_instructions(seed: int, n: int | None) -> InstructionSet:
     want = quotas({k: len(v) for k, v in pools.items()}, n if n is not None else sum(map(len, pools.values())))
     chosen = []
     for name in sorted(pools):
-        chosen.extend(_sample(pools[name], want[name], seed, name))
+        chosen.extend(subsample(pools[name], want[name], seed, name))
     random.Random(f"{seed}:mixture").shuffle(chosen)
     if skipped:
         log.warning("instruction data bb_natural_instructions: skipped %d example(s): %s",
@@ -237,7 +229,7 @@ def load_local(path: Path, seed: int, n: int | None) -> InstructionSet:
         return f"row {index}"
 
     data = _clean(rows, str(path), locate)
-    return InstructionSet(_sample(data, n, seed, path.name), data.notes)
+    return InstructionSet(subsample(data, n, seed, path.name), data.notes)
 
 
 def load_tulu(seed: int, n: int | None, data_dir: str | None) -> InstructionSet:
@@ -253,24 +245,43 @@ def load_tulu(seed: int, n: int | None, data_dir: str | None) -> InstructionSet:
     ds = datasets.load_dataset(TULU_HUB_ID, split="train")
     total = len(ds)
     if n is not None and n < total:
-        order = list(range(total))
-        random.Random(f"{seed}:tulu_v2").shuffle(order)
-        ds = ds.select(sorted(order[:n]))
+        ds = ds.select(subsample(range(total), n, seed, "tulu_v2"))
     data = _clean(ds, TULU_HUB_ID)
     data.notes["hub_rows"] = total
     return data
 
 
-_REGISTRY: dict[str, Callable[[int, int | None, str | None], InstructionSet]] = {
-    "bb_natural_instructions": lambda seed, n, data_dir: load_natural_instructions(seed, n),
-    "tulu_v2": load_tulu,
-}
+MixtureLoader = Callable[[int, int | None, str | None], InstructionSet]  # (seed, n, data_dir)
 
 
-def register_instructions(name: str, loader: Callable[[int, int | None, str | None], InstructionSet]) -> None:
+@dataclass(frozen=True)
+class Mixture:
+    """A registered instruction mixture: how to load it, and what `ptft plan` estimates its
+    training cost from (None: unknown)."""
+
+    name: str
+    load: MixtureLoader
+    size: int | None = None  # conversations in the whole mixture (when instruction_tuning.n_train is null)
+    typical_tokens_per_conversation: int | None = None  # chat template included (GPT-NeoX / OLMo BPE)
+
+
+_REGISTRY: dict[str, Mixture] = {m.name: m for m in (
+    Mixture("bb_natural_instructions", lambda seed, n, data_dir: load_natural_instructions(seed, n),
+            size=193_250, typical_tokens_per_conversation=380),
+    Mixture("tulu_v2", load_tulu, size=326_154, typical_tokens_per_conversation=1000),
+)}
+
+
+def register_instructions(name: str, loader: MixtureLoader, *, size: int | None = None,
+                          typical_tokens_per_conversation: int | None = None) -> None:
     if name in _REGISTRY:
         raise ValueError(f"instruction dataset {name!r} is registered twice")
-    _REGISTRY[name] = loader
+    _REGISTRY[name] = Mixture(name, loader, size, typical_tokens_per_conversation)
+
+
+def registered_mixture(name: str) -> Mixture | None:
+    """The registered mixture of this name; None for a local file or folder."""
+    return _REGISTRY.get(name)
 
 
 def available_instructions() -> list[str]:
@@ -281,7 +292,7 @@ def load_instructions(name_or_path: str, *, seed: int, n: int | None = None,
                       data_dir: str | None = None) -> InstructionSet:
     """An instruction mixture in the messages format: a registered name or a local file/folder."""
     if name_or_path in _REGISTRY:
-        return _REGISTRY[name_or_path](seed, n, data_dir)
+        return _REGISTRY[name_or_path].load(seed, n, data_dir)
     path = Path(name_or_path)
     if path.suffix in FILE_SUFFIXES or path.is_dir():
         return load_local(path, seed, n)
