@@ -22,7 +22,8 @@ def _defines_tasks(module) -> bool:
 
 
 def test_every_module_that_defines_a_task_is_listed():
-    modules = [f"ptft.tasks.{m.name}" for m in pkgutil.iter_modules(ptft.tasks.__path__)]
+    # the registry holds the registered tasks: it is the one module that has tasks without defining them
+    modules = [f"ptft.tasks.{m.name}" for m in pkgutil.iter_modules(ptft.tasks.__path__) if m.name != "registry"]
     defining = {name for name in modules if _defines_tasks(importlib.import_module(name))}
     assert defining == set(registry.BUILTIN_MODULES)
     listed_tasks = {t.name for name in registry.BUILTIN_MODULES for t in importlib.import_module(name).TASKS}

@@ -1,6 +1,7 @@
 """Tasks, prompt formats and their data."""
 
 from ptft.tasks.base import (
+    DataSource,
     EvalSet,
     Example,
     LoadRequest,
@@ -15,6 +16,6 @@ from ptft.tasks.base import (
 from ptft.tasks.registry import available, get_task, register
 
 __all__ = [
-    "EvalSet", "Example", "LoadRequest", "PromptFormat", "Task", "TaskData", "TaskDataError",
+    "DataSource", "EvalSet", "Example", "LoadRequest", "PromptFormat", "Task", "TaskData", "TaskDataError",
     "build_prompt", "completion_text", "demo_prefix", "available", "get_task", "register",
 ]
