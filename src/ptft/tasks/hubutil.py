@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ptft.tasks.base import DataSource, EvalSet, Example, LoadRequest, TaskData, TaskDataError
-from ptft.tasks.rows import LOCAL_SUFFIXES, LocalRows, Row, Skip, read_local
+from ptft.tasks.rows import LOCAL_SUFFIXES, LocalRows, Row, convert_rows, read_local
 from ptft.tasks.splits import carve, subsample
 
 log = logging.getLogger("ptft.tasks")
@@ -150,13 +149,7 @@ def load_split(spec: SplitSpec, n: int | None, seed: int, data_dir: str | None,
     """The ``role`` (train, dev or the eval-set name) names the sample and the skip report."""
     rows = open_split(spec.source, spec.split, data_dir)
     chosen = subsample(_indices(spec, len(rows)), n, seed, role)
-    out, skips = [], Counter()
-    for index, data in zip(chosen, rows.take(chosen)):
-        row = Row(data, spec.name, spec.split, index, rows.place)
-        try:
-            out.append(spec.convert(row))
-        except Skip as why:
-            skips[str(why)] += 1
+    out, skips = convert_rows(rows.take(chosen), chosen, spec.name, spec.split, spec.convert, rows.place)
     if skips:
         log.warning("dataset %s, split %s: skipped %d row(s) on purpose: %s", spec.name, spec.split,
                     sum(skips.values()), dict(skips))

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
-from ptft.tasks.base import TaskDataError
+from ptft.tasks.base import Example, TaskDataError
 
 LOCAL_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -106,6 +107,24 @@ class Row:
 
     def uid(self) -> str:
         return f"{self.dataset}:{self.split}:{self.index}"
+
+
+def convert_rows(records: Sequence[Any], indices: Sequence[int], dataset: str, split: str,
+                 convert: Callable[[Row], Example],
+                 locate: Callable[[int], str | None] | None = None) -> tuple[list[Example], Counter]:
+    """``records`` (the rows at ``indices`` of a split) as examples, and the rows the converter
+    dropped on purpose (:class:`Skip`), counted by reason."""
+    out: list[Example] = []
+    skips: Counter = Counter()
+    for index, data in zip(indices, records):
+        row = Row(data, dataset, split, index, locate)
+        if not isinstance(data, dict):
+            raise TaskDataError(f"dataset {dataset!r}, split {split!r}, {row.place}: not a record")
+        try:
+            out.append(convert(row))
+        except Skip as why:
+            skips[str(why)] += 1
+    return out, skips
 
 
 class LocalRows(list):

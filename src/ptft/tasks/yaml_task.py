@@ -37,6 +37,7 @@ train/dev), the split, the row and the column, when the task is loaded.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -46,7 +47,7 @@ import yaml
 from ptft.errors import ConfigError, yaml_problem
 from ptft.tasks.base import (FORMAT_NAMES, EvalSet, Example, LoadRequest, PromptFormat, Task, TaskData, TaskDataError,
                              one_line)
-from ptft.tasks.rows import LOCAL_SUFFIXES, Row, read_local
+from ptft.tasks.rows import LOCAL_SUFFIXES, Row, convert_rows, read_local
 from ptft.tasks.splits import carve, subsample
 
 TOP_KEYS = {"name", "type", "description", "labels", "label_field", "label_map", "target_field", "choices_field",
@@ -372,12 +373,8 @@ def _make_loader(spec: _Spec, train: _Source, dev: _Source, evals: list[_Source]
         else:
             indices = list(carve(len(rows), spec.dev_fraction, f"{spec.name}:train", src.part))
         chosen = subsample(indices, n, seed, src.role)
-        split = src.split
-        out = []
-        for i in chosen:
-            if not isinstance(rows[i], dict):
-                raise TaskDataError(f"dataset {src.name!r}, split {split!r}, {rows.place(i)}: not a record")
-            out.append(_convert(spec, src, Row(rows[i], src.name, split, i, rows.place)))
+        out, _ = convert_rows([rows[i] for i in chosen], chosen, src.name, src.split,
+                              functools.partial(_convert, spec, src), rows.place)
         if not out:
             raise TaskDataError(f"dataset {src.name!r}, split {src.role!r}: no rows left after carving dev "
                                 f"out of {src.path}")
