@@ -119,3 +119,25 @@ def test_plan_json_and_refusals(offline, tmp_path, capsys):
                      "instruction_tuning: {enabled: true, suite: [mnli]}\n")
     assert main(["plan", str(suite)]) == 2
     assert "'mnli' is a classification task; the suite takes multiple_choice tasks" in capsys.readouterr().err
+
+
+def test_plan_asks_the_task_and_mixture_for_their_lengths(offline, monkeypatch):
+    """The estimate comes from the task's and mixture's declarations, not a table of names."""
+    import dataclasses
+
+    from ptft.tasks import get_task, registry
+    from ptft.tasks.instructions import registered_mixture
+
+    config = load_config("paper-olmo1b")
+    task = config.tasks[0].name
+    before = {t.name: t for t in plan_study(config).training}
+    assert before[task].tokens_per_example == get_task(task).typical_tokens_per_example
+    mixture = registered_mixture(config.instruction_tuning.mixture)
+    it_name = f"IT {mixture.name}"
+    assert before[it_name].tokens_per_example == mixture.typical_tokens_per_conversation
+    monkeypatch.setitem(registry._TASKS, task, dataclasses.replace(get_task(task), typical_tokens_per_example=7))
+    after = {t.name: t for t in plan_study(config).training}
+    assert after[task].tokens_per_example == 7 and after[task].basis == "typical"
+    monkeypatch.setitem(registry._TASKS, task, dataclasses.replace(get_task(task), typical_tokens_per_example=None))
+    unknown = {t.name: t for t in plan_study(config).training}[task]
+    assert unknown.tokens_per_example == config.finetune.max_length and unknown.basis == "upper bound (max_length)"
