@@ -171,6 +171,7 @@ class DataSource:
 
     eval_sets: tuple[EvalSet, ...]
     load: Loader = field(compare=False, repr=False)
+    normalize_whitespace: bool = False  # the Task option, for a source whose text needs it
 
 
 @dataclass(frozen=True)

@@ -172,9 +172,13 @@ class OutOfDomain:
     labels: tuple[str, ...] | None = None
 
 
-def bigbench_source(name: str, pool: Callable[[str], Pool], out_domain: Sequence[OutOfDomain] = ()) -> DataSource:
+def bigbench_source(name: str, pool: Callable[[str], Pool], out_domain: Sequence[OutOfDomain] = (),
+                    normalize_whitespace: bool = True) -> DataSource:
     """A task's data from BIG-bench files: ``pool(name)`` gives train, dev and the in-domain eval
-    set ``name``. Each file is converted once per process; a request only sub-samples."""
+    set ``name``. Each file is converted once per process; a request only sub-samples.
+
+    ``normalize_whitespace`` on by default, as ptft always did for BIG-bench (exported values
+    unchanged)."""
     pool_of = functools.lru_cache(maxsize=1)(functools.partial(pool, name))
     sets = {o.name: functools.lru_cache(maxsize=1)(functools.partial(o.rows, o.name)) for o in out_domain}
 
@@ -186,4 +190,5 @@ def bigbench_source(name: str, pool: Callable[[str], Pool], out_domain: Sequence
             rows[set_name], skipped[set_name] = got if isinstance(got, tuple) else (got, Counter())
         return assemble(request, pool_of(), rows, skipped)
 
-    return DataSource((EvalSet(name, "in"), *(EvalSet(o.name, "out", o.labels) for o in out_domain)), load)
+    return DataSource((EvalSet(name, "in"), *(EvalSet(o.name, "out", o.labels) for o in out_domain)), load,
+                      normalize_whitespace)

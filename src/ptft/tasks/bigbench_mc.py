@@ -63,7 +63,6 @@ def _make(name: str, relpath: str, description: str) -> Task:
         name,
         bigbench_source(name, mc_pool),
         f"{description} (BIG-bench {relpath.rsplit('/', 1)[0]})",
-        normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
     )
 
 

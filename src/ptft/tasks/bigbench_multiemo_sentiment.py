@@ -61,6 +61,7 @@ def ood_rows(name: str) -> tuple[list[Example], Counter]:
 
 TASKS = (SENTIMENT.task(
     "bb_multiemo_sentiment",
-    bigbench_source(IN_DOMAIN, hotels_pool, [OutOfDomain(name, ood_rows) for name in FILES if name != IN_DOMAIN]),
+    bigbench_source(IN_DOMAIN, hotels_pool, [OutOfDomain(name, ood_rows) for name in FILES if name != IN_DOMAIN],
+                    normalize_whitespace=False),  # the sentences as the files give them
     "Sentiment of a review sentence (positive/negative/neutral/ambivalent), BIG-bench MultiEmo English",
 ),)

@@ -73,5 +73,4 @@ TASKS = (SAME_SPEAKER.task(
     "bb_same_speaker",
     bigbench_source("bb_movie_dialog", movie_pool, [OutOfDomain("bb_play_dialog", play_rows)]),
     "Same speaker? (yes/no) over a pair of sentences in a conversation, BIG-bench movie/play dialogs",
-    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ),)

@@ -58,5 +58,4 @@ TASKS = (QUESTION_GENERATION.task(
     "bb_socialiqa_qg",
     bigbench_source("bb_socialiqa_qg", socialiqa_pool),
     "Question generation from BIG-bench SocialIQA (context + three answers -> question)",
-    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ),)

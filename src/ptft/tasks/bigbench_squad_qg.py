@@ -68,6 +68,5 @@ TASKS = (QUESTION_GENERATION.task(
     "bb_squad_qg",
     bigbench_source("bb_squad_qg", squad_pool, [OutOfDomain(name, ood_rows) for name in OOD_FILES]),
     "Question generation from SQuAD v1.1 dev (context + answer -> question); SQuAD-shifts as OOD",
-    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
     typical_tokens_per_example=190,  # a SQuAD paragraph + answer -> question
 ),)

@@ -96,6 +96,5 @@ TASKS = (NLI.task(
                     BINARY_NLI_LABELS),
     ]),
     "NLI from BIG-bench VitaminC (evidence + claim -> entailment/neutral/contradiction)",
-    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
     typical_tokens_per_example=80,  # evidence + claim + a label word
 ),)

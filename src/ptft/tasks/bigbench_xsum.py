@@ -52,5 +52,4 @@ TASKS = (SUMMARISATION.task(
     "bb_xsum",
     bigbench_source("bb_xsum", xsum_pool),
     "One-sentence news summarisation, BIG-bench GEM XSum (1,001 articles)",
-    normalize_whitespace=True,  # as ptft always did for BIG-bench: exported values unchanged
 ),)

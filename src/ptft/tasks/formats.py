@@ -131,7 +131,8 @@ class Family:
     def task(self, name: str, data: DataSource, description: str, **overrides: Any) -> Task:
         """The family's task over ``data``; ``overrides`` are Task fields this task sets itself."""
         shared = {"task_type": self.task_type, "formats": self.formats, "labels": self.labels,
-                  "max_new_tokens": self.max_new_tokens, "typical_tokens_per_example": self.typical_tokens_per_example}
+                  "max_new_tokens": self.max_new_tokens, "typical_tokens_per_example": self.typical_tokens_per_example,
+                  "normalize_whitespace": data.normalize_whitespace}
         return Task(name=name, eval_sets=data.eval_sets, loader=data.load, description=description,
                     **{**shared, **overrides})
 
