@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptft.engine.study import STORE_FILE, _current_cells, driver_alive
+from ptft.engine.study import STORE_FILE, current_cells, driver_alive
 from ptft.errors import PtftError
 from ptft.store import ResultsStore
 
@@ -83,7 +83,7 @@ def grid_status(run_dir: str | Path) -> GridStatus:
     driver = driver_alive(run_dir)
     with ResultsStore(run_dir / STORE_FILE) as store:
         cells = store.cells(current_only=False)
-        current = _current_cells(run_dir, store)
+        current = current_cells(run_dir, store)
         last_run = store.last_run()
     if current is not None:
         order = {cid: i for i, cid in enumerate(current)}

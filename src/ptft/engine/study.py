@@ -429,10 +429,10 @@ def results_frame(run_dir: str | Path):
     if not (run_dir / STORE_FILE).exists():
         raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
     with ResultsStore(run_dir / STORE_FILE) as store:
-        return store.export_frame(cell_ids=_current_cells(run_dir, store))
+        return store.export_frame(cell_ids=current_cells(run_dir, store))
 
 
-def _current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:
+def current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:
     """The current plan's cell ids: from the store, else from RUN/cells.json (older runs)."""
     if store is not None:
         plan = store.plan()
