@@ -1,12 +1,22 @@
-"""The Python API behind the CLI: everything `ptft` does is one call here."""
+"""The Python API behind the CLI: every `ptft` command is one function here, taking typed
+arguments and returning data; the CLI parses arguments, calls it and prints.
+
+    run, plan, status, eval, export, import_lm_eval (``ptft import``), analyze, report, prepare, tasks
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ptft.config import StudyConfig, load_config
 from ptft.errors import ConfigError, naming
+
+
+def _config(config: str | Path | StudyConfig, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    return config if isinstance(config, StudyConfig) else load_config(config, overrides)
 
 
 def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
@@ -15,9 +25,7 @@ def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, 
     """Run a study (a config path, preset name or StudyConfig) and return its StudyRun."""
     from ptft.engine.study import run_study
 
-    if not isinstance(config, StudyConfig):
-        config = load_config(config, overrides)
-    return run_study(config, run_dir=run_dir, executor=executor, address=address, workers=workers,
+    return run_study(_config(config, overrides), run_dir=run_dir, executor=executor, address=address, workers=workers,
                      progress=progress, allow_mixed_numerics=allow_mixed_numerics)
 
 
@@ -48,3 +56,163 @@ def import_lm_eval(paths, out: str | Path, *, seed: int = 0, n_boot: int = 1000)
     result = read(paths, seed=seed, n_boot=n_boot)
     write_import(result, out)
     return result
+
+
+def plan(config: str | Path | StudyConfig, run_dir: str | Path | None = None):
+    """The grid a study would run, without running it (:class:`ptft.engine.plan.StudyPlan`)."""
+    from ptft.engine.plan import plan_study
+
+    return plan_study(_config(config), run_dir)
+
+
+def status(run_dir: str | Path):
+    """A run's grid: done, running, failed, pending (:class:`ptft.engine.status.GridStatus`)."""
+    from ptft.engine.status import grid_status
+
+    return grid_status(run_dir)
+
+
+@dataclass
+class EvalResult:
+    outcome: Any  # ptft.evaluation.EvalOutcome
+    task: Any  # ptft.tasks.Task
+    eval_set: str
+    method: str  # as asked; outcome.method_used says what scored
+    n_examples: int
+    predictions: Path
+
+    @property
+    def printed_metrics(self) -> dict:
+        """The outcome's metrics without the aliases of others."""
+        from ptft.task_types import get_task_type
+
+        shown = get_task_type(self.task.task_type).printed_metrics
+        return {name: mv for name, mv in self.outcome.metrics.items() if name in shown}
+
+
+def _resolve_task(name: str):
+    from ptft.tasks import get_task
+
+    try:
+        return get_task(name)
+    except KeyError as err:
+        raise ConfigError(str(err.args[0])) from None
+    except FileNotFoundError as err:
+        raise ConfigError(f"task file {name} not found: {err}") from None
+
+
+def eval(model, task, *, tokenizer=None, format: str = "default", method: str | None = None,  # noqa: A001
+         shots: int = 0, limit: int | None = None, first: int | None = None, eval_set: str | None = None,
+         seed: int = 0, batch_size: int = 16, data_dir: str | None = None, out: str | Path | None = None,
+         dtype: str = "float32", device: str = "auto", n_boot: int = 1000) -> EvalResult:
+    """Evaluate one model on one task (``ptft eval``) and write its predictions (JSONL).
+
+    ``model`` is a checkpoint folder or a loaded model (then give ``tokenizer``); ``task`` a
+    registered name, a task YAML path or a :class:`~ptft.tasks.base.Task`. ``limit`` scores the
+    loader's seeded sub-sample of that many examples, ``first`` the eval set's first ones."""
+    from ptft.evaluation import Evaluator, select_demos
+    from ptft.task_types import get_task_type
+    from ptft.tasks.base import LoadRequest
+
+    task = _resolve_task(task) if isinstance(task, (str, Path)) else task
+    eval_set = eval_set or task.in_domain[0].name
+    if eval_set not in [e.name for e in task.eval_sets]:
+        raise ConfigError(f"task {task.name!r} has no eval set {eval_set!r}; it has "
+                          f"{', '.join(e.name for e in task.eval_sets)}")
+    if format not in task.formats:
+        raise ConfigError(f"task {task.name!r} has no format {format!r}; it has {', '.join(task.formats)}")
+    kind = get_task_type(task.task_type)
+    method = method or kind.default_method
+    if method not in kind.methods:
+        raise ConfigError(f"task {task.name!r} is {task.task_type}: --method must be one of "
+                          f"{', '.join(kind.methods)}")
+    if shots < 0:
+        raise ConfigError("--shots must be >= 0")
+    for flag, value in (("--limit", limit), ("--first", first)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be >= 1")
+    if out and Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the predictions file's name "
+                          f"(e.g. {Path(out) / 'predictions.jsonl'})")
+    loaded = not isinstance(model, (str, Path))
+    if not loaded:
+        from ptft.checkpoints.loading import check_checkpoint
+
+        check_checkpoint(model)  # before the data is loaded: a wrong folder is refused at once
+    data = task.load(LoadRequest(data_dir=data_dir, seed=seed, n_eval=limit))
+    examples = data.eval[eval_set][: limit or first]
+    demos = select_demos(data.train, shots, seed)
+    if not loaded:
+        from ptft.checkpoints.loading import load_causal_lm
+
+        model, tokenizer = load_causal_lm(model, dtype=dtype, device=device)
+    outcome = Evaluator(model, tokenizer, batch_size=batch_size).evaluate(
+        task, eval_set, examples, format, demos, method, seed=seed, n_boot=n_boot)
+
+    path = Path(out) if out else Path(
+        f"ptft-eval-{task.name}-{eval_set}-{format}-{outcome.method_used}-{shots}shot.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with naming(path), open(path, "w", encoding="utf-8") as f:
+        for row in outcome.predictions:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return EvalResult(outcome, task, eval_set, method, len(examples), path)
+
+
+def analyze(source: str | Path, out: str | Path, *, fmt: str = "default", shots: int | None = None,
+            lr: Mapping[str, float] | None = None, seed: int = 0) -> dict:
+    """Every analysis of the study written under ``out`` (tables, figures, summary.md); returns
+    the tables by name."""
+    from ptft.analysis import analyze as write_analyses
+
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a file; analyze writes a folder of tables and figures: name a folder")
+    return write_analyses(source, out, fmt=fmt, shots=shots, lr=lr, seed=seed)
+
+
+def report(run_dir: str | Path, out: str | Path = "report.html", *, fmt: str = "default", shots: int | None = None,
+           lr: Mapping[str, float] | None = None, seed: int = 0) -> Path:
+    """Write the self-contained HTML report of a run and return its path."""
+    from ptft.report import write_report
+
+    if Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a folder; give the report's file name "
+                          f"(e.g. {Path(out) / 'report.html'})")
+    return write_report(run_dir, out, fmt=fmt, shots=shots, lr=lr, seed=seed)
+
+
+@dataclass
+class Prepared:
+    corpus: str | None  # the pre-training corpus, when the study pre-trains
+    corpus_documents: int
+    tasks: dict  # task name -> (Task, TaskData)
+    repaired: list  # cached files extracted again
+    cache_dir: Path
+    seconds: float
+
+
+def prepare(config: str | Path | StudyConfig) -> Prepared:
+    """Download and cache the offline data a study needs, every cached file it reads checked
+    against its checksum."""
+    import time
+
+    from ptft.engine.work import study_tasks
+    from ptft.sources import cache_dir, checking
+
+    config = _config(config)
+    start = time.perf_counter()
+    corpus, documents = None, 0
+    with checking() as repaired:
+        if config.checkpoints.source == "pretrain":
+            from ptft.checkpoints.pretrain import load_corpus
+
+            corpus = config.checkpoints.pretrain.corpus
+            documents = len(load_corpus(corpus))
+        tasks = study_tasks(config)
+    return Prepared(corpus, documents, tasks, list(repaired), cache_dir(), time.perf_counter() - start)
+
+
+def tasks() -> dict:
+    """The registered tasks, name -> :class:`~ptft.tasks.base.Task`."""
+    from ptft.tasks import available, get_task
+
+    return {name: get_task(name) for name in available()}

@@ -22,6 +22,7 @@ import yaml
 
 from ptft.checkpoints.pretrain import PretrainSettings
 from ptft.errors import CheckpointError, ConfigError, yaml_problem
+from ptft.task_types import all_methods
 
 
 @dataclass
@@ -99,7 +100,8 @@ class InstructionTuningConfig:
 class EvaluationConfig:
     shots: list[int] = field(default_factory=lambda: [4])
     formats: list[Literal["default", "io", "instruct"]] = field(default_factory=lambda: ["default", "io", "instruct"])
-    methods: list[Literal["tokenprob", "constrained", "free"]] = field(default_factory=lambda: ["tokenprob"])
+    # scoring methods of the task types (ptft.task_types); a type none of these belongs to is scored by its default
+    methods: list[str] = field(default_factory=lambda: ["tokenprob"])
     batch_size: int = 16
     n_bootstrap: int = 1000
     cross_task: bool = True
@@ -294,6 +296,11 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
     from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
     file = path.name
+    known = all_methods()  # checked first, as a type error would be
+    for i, method in enumerate(config.evaluation.methods):
+        if method not in known:
+            raise ConfigError(f"{file}: evaluation.methods[{i}]: expected one of "
+                              f"{', '.join(repr(m) for m in known)}, got {method!r}")
     ck = config.checkpoints
     if ck.source == "local":
         if not ck.local.paths:

@@ -1,12 +1,11 @@
 """`ptft eval` end to end on the tiny model: a user task YAML through the real command line, and
-the Python API of the command module with a task object."""
+`ptft.api.eval` with a task object."""
 
-import argparse
 import json
+from pathlib import Path
 
-
+from ptft import api
 from ptft.cli import main
-from ptft.cli import eval as eval_cmd
 
 
 def _write_yaml_task(tmp_path, toys):
@@ -58,15 +57,11 @@ def test_cli_eval_errors_are_clean(tiny_model_dir, toys, tmp_path, capsys):
     assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
-def test_cli_eval_python_api_with_task_object(tiny_model_dir, toys, tmp_path, capsys, monkeypatch):
+def test_api_eval_with_task_object(tiny_model_dir, toys, tmp_path, monkeypatch):
     task, _ = toys.generation(n_eval=4, max_new_tokens=8)
-    parser = argparse.ArgumentParser()
-    eval_cmd.add_arguments(parser)
     monkeypatch.chdir(tmp_path)
-    args = parser.parse_args(["--model", str(tiny_model_dir), "--task", "unused", "--shots", "1"])
-    assert eval_cmd.run(args, task=task) == 0
-    printed = capsys.readouterr().out
-    assert "method=greedy" in printed and "rougeL" in printed
-    (path,) = tmp_path.glob("ptft-eval-toy_gen-test-default-greedy-1shot.jsonl")
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    result = api.eval(str(tiny_model_dir), task, shots=1)
+    assert result.outcome.method_used == "greedy" and list(result.printed_metrics) == ["rougeL"]
+    assert result.n_examples == 4 and result.predictions == Path("ptft-eval-toy_gen-test-default-greedy-1shot.jsonl")
+    rows = [json.loads(line) for line in result.predictions.read_text().splitlines()]
     assert len(rows) == 4 and all("score" in r and "\n" not in r["prediction"] for r in rows)

@@ -42,13 +42,8 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from pathlib import Path
+    from ptft.api import analyze
 
-    from ptft.analysis import analyze
-    from ptft.errors import ConfigError
-
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} is a file; analyze writes a folder of tables and figures: name a folder")
     frames = analyze(args.source, args.out, **slice_options(args))
     empty = [name for name, frame in frames.items() if frame.empty]
     print(f"wrote {len(frames)} tables, their figures and summary.md to {args.out}"

@@ -14,9 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptft.config import load_config
-    from ptft.engine.plan import format_plan, plan_json, plan_study
+    from ptft.api import plan as plan_study
+    from ptft.engine.plan import format_plan, plan_json
 
-    plan = plan_study(load_config(args.config), args.out)
+    plan = plan_study(args.config, args.out)
     print(plan_json(plan) if args.json else format_plan(plan))
     return 0

@@ -20,13 +20,7 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
-    from pathlib import Path
+    from ptft.api import report
 
-    from ptft.errors import ConfigError
-    from ptft.report import write_report
-
-    if Path(args.out).is_dir():
-        raise ConfigError(f"--out {args.out} is a folder; give the report's file name "
-                          f"(e.g. {Path(args.out) / 'report.html'})")
-    print(write_report(args.run_dir, args.out, **slice_options(args)))
+    print(report(args.run_dir, args.out, **slice_options(args)))
     return 0

@@ -21,13 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ptft.api import run
-    from ptft.engine.summary import print_summary
+    from ptft.engine.summary import summary_table
 
     overrides = {"seed": args.seed} if args.seed is not None else {}
     result = run(args.config, run_dir=args.out, executor=args.executor, address=args.address,
                  workers=args.workers, progress=not args.no_progress, overrides=overrides,
                  allow_mixed_numerics=args.allow_mixed_numerics)
-    print_summary(result.run_dir)
+    table = summary_table(result.run_dir)
+    if table.empty:
+        print("no results yet")
+    else:
+        print("\nIn-domain metric per checkpoint, BASE (few-shot) vs FT (fine-tuned on that task):")
+        print(table.round(3).to_string())
     print(f"\n{result.ran} cell(s) run, {result.skipped} already done, {len(result.failed)} failed "
           f"in {result.seconds:.0f}s. Results: {result.run_dir / 'results.sqlite'}")
     print(f"Next: ptft export {result.run_dir} --format csv | ptft analyze {result.run_dir} --out "

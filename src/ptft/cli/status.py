@@ -13,8 +13,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptft.engine.status import grid_status
+    from ptft.api import status
 
-    report = grid_status(args.run_dir)
+    report = status(args.run_dir)
     print(report.render(show_all=args.all))
     return 1 if report.counts.get("failed") else 0

@@ -12,10 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ptft.tasks import available, get_task
+    from ptft.api import tasks
 
-    for name in available():
-        task = get_task(name)
+    for name, task in tasks().items():
         sets = ", ".join(f"{e.name} ({e.domain})" for e in task.eval_sets)
         print(f"{name:24} {task.task_type:16} {sets}")
     return 0

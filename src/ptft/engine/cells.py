@@ -24,6 +24,7 @@ from pathlib import Path
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
 from ptft.config import StudyConfig
+from ptft.task_types import get_task_type
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
     task_formats = {t.name: t.formats for t in config.tasks}
     units = []
     for task in tasks:
-        methods = {"classification": ev.methods, "generation": ["greedy"], "multiple_choice": ["loglik"]}[task_types[task]]
+        methods = get_task_type(task_types[task]).study_methods(ev.methods)
         for eval_set, _domain in eval_sets[task]:
             for fmt in task_formats.get(task) or ev.formats:
                 for shots in ev.shots:

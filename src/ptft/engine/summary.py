@@ -11,11 +11,12 @@ def summary_table(run_dir: str | Path):
     import pandas as pd
 
     from ptft.engine.study import results_frame
+    from ptft.task_types import headline_metrics
 
     df = results_frame(run_dir)
     if df.empty:
         return pd.DataFrame()
-    df = df[(df.domain == "in") & df.selected & df.metric.isin(["accuracy", "rougeL", "acc"])]
+    df = df[(df.domain == "in") & df.selected & df.metric.isin(headline_metrics())]
     df = df[(df.format == df.format.iloc[0]) & (df.shots == df.shots.max())]
     df = df[df.method == df.groupby("eval_set").method.transform("first")]
     base = df[df.train_task == ""].assign(model="BASE")
@@ -35,11 +36,3 @@ def summary_table(run_dir: str | Path):
         names=["step", "checkpoint"])
     return table.sort_index(axis=1)
 
-
-def print_summary(run_dir: str | Path) -> None:
-    table = summary_table(run_dir)
-    if table.empty:
-        print("no results yet")
-        return
-    print("\nIn-domain metric per checkpoint, BASE (few-shot) vs FT (fine-tuned on that task):")
-    print(table.round(3).to_string())

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
+from ptft.task_types import get_task_type
 from ptft.engine.cells import Cell, EvalUnit
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
@@ -262,8 +263,7 @@ def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
     from ptft.evaluation import Evaluator
 
     task, data = study_tasks(config)[cell.train_task]
-    method = {"classification": config.evaluation.methods[0], "generation": "greedy",
-              "multiple_choice": "loglik"}[task.task_type]
+    method = get_task_type(task.task_type).study_methods(config.evaluation.methods)[0]
     evaluator = Evaluator(model, tokenizer, batch_size=config.evaluation.batch_size)
     result = evaluator.evaluate(task, task.in_domain[0].name, data.dev, "default", [], method, seed=config.seed,
                                 n_boot=1)

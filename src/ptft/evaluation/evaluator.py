@@ -1,6 +1,6 @@
 """Every scoring method of the study behind one call: ``Evaluator.evaluate``.
 
-Methods by task type
+Methods by task type (declared in :mod:`ptft.task_types`, which dispatches to the scorers here)
     classification   ``tokenprob`` (the paper's: one forward pass, next-token log-probability of
                      each label's first token), ``constrained`` (full label sequences by
                      log-likelihood, argmax) and ``free`` (greedy, at most 5 new tokens, stop at
@@ -48,14 +48,9 @@ from ptft.evaluation.demos import check_demos_not_scored
 from ptft.evaluation.matching import match_label, normalize
 from ptft.evaluation.scoring import LMScorer
 from ptft.evaluation.stats import MetricValue, metric_value
+from ptft.task_types import ScoringRequest, get_task_type
 from ptft.tasks.base import Example, Task, completion_text, demo_prefix
 
-METHODS = {
-    "classification": ("tokenprob", "constrained", "free"),
-    "generation": ("greedy",),
-    "multiple_choice": ("loglik",),
-}
-DEFAULT_METHOD = {"classification": "tokenprob", "generation": "greedy", "multiple_choice": "loglik"}
 FREE_MAX_NEW_TOKENS = 5
 
 
@@ -131,11 +126,11 @@ class Evaluator:
                  demos: Sequence[Example] = (), method: str | None = None, seed: int = 0,
                  n_boot: int = 1000) -> EvalOutcome:
         start = time.perf_counter()
-        method = method or DEFAULT_METHOD[task.task_type]
-        allowed = METHODS[task.task_type]
-        if method not in allowed:
+        kind = get_task_type(task.task_type)
+        method = method or kind.default_method
+        if method not in kind.methods:
             raise EvaluationError(f"task {task.name!r} is {task.task_type}: method must be one of "
-                                  f"{', '.join(allowed)}, not {method!r}")
+                                  f"{', '.join(kind.methods)}, not {method!r}")
         if fmt_name not in task.formats:
             raise EvaluationError(f"task {task.name!r} has no prompt format {fmt_name!r}; "
                                   f"it has {', '.join(task.formats)}")
@@ -153,18 +148,8 @@ class Evaluator:
         notes: list[str] = []
         self.prompt_tokens_dropped = []  # per example, filled by _fit (as the scorer's last_prefix_len)
 
-        if task.task_type == "classification":
-            labels = tuple(task.labels_for(eval_set_name))
-            if method == "free":
-                method_used, scores, preds = "free", *self._free(examples, prompts, labels, fmt, notes)
-            else:
-                method_used, scores, preds = self._classify(examples, prompts, labels, method, notes)
-        elif task.task_type == "generation":
-            method_used = "greedy"
-            scores, preds = self._generation(examples, prompts, fmt, task.max_new_tokens, notes)
-        else:
-            method_used = "loglik"
-            scores, preds = self._multiple_choice(examples, prompts, notes)
+        method_used, scores, preds = kind.scorer(
+            self, ScoringRequest(task, eval_set_name, examples, prompts, fmt, method, notes))
 
         demo_uids = [d.uid for d in demos]
         for pred, prompt, dropped in zip(preds, prompts, self.prompt_tokens_dropped, strict=True):
@@ -214,7 +199,7 @@ class Evaluator:
                     raise EvaluationError(f"label {label!r} tokenizes to nothing after prompt {i}")
         return ctx_ids, cont_ids
 
-    # ------------------------------------------------------------------ classification
+    # ------------------------------------------------------------------ scoring primitives (the task types' scorers call them)
     def _tokenprob_variants(self, labels, cont_ids) -> tuple[list[list[list[int]]] | None, str]:
         """Per example, per label: its distinct first-token variants; or None and the reason."""
         tok = self.tokenizer
@@ -247,7 +232,7 @@ class Evaluator:
             variants_all.append(per_label)
         return variants_all, ""
 
-    def _classify(self, examples, prompts, labels, method, notes):
+    def score_labels(self, examples, prompts, labels, method, notes):
         ctx_ids, cont_ids = self._label_pairs(prompts, labels)
         ctx_ids = self._fit_for_scoring(ctx_ids, cont_ids, notes)
         gold = [labels.index(ex.target) if ex.target in labels else -1 for ex in examples]
@@ -298,7 +283,7 @@ class Evaluator:
                          f"in the {self.max_length}-token window")
         return out
 
-    def _free(self, examples, prompts, labels, fmt, notes):
+    def score_free_answers(self, examples, prompts, labels, fmt, notes):
         ctx_ids = self._fit_for_generation(self.scorer.encode(prompts), FREE_MAX_NEW_TOKENS, notes)
         outputs = self.scorer.generate(ctx_ids, FREE_MAX_NEW_TOKENS, fmt.stop_sequences(), self.eos_ids)
         preds, correct = [], np.zeros(len(examples))
@@ -313,8 +298,7 @@ class Evaluator:
             notes.append(f"free: {unmatched} of {len(examples)} outputs match no label (counted wrong)")
         return {"accuracy": correct}, preds
 
-    # ------------------------------------------------------------------ generation
-    def _generation(self, examples, prompts, fmt, max_new, notes):
+    def score_generations(self, examples, prompts, fmt, max_new, notes):
         if self._rouge is None:
             from rouge_score import rouge_scorer
 
@@ -329,8 +313,7 @@ class Evaluator:
                           "score": float(values[i])})
         return {"rougeL": values}, preds
 
-    # ------------------------------------------------------------------ multiple choice
-    def _multiple_choice(self, examples, prompts, notes):
+    def score_choices(self, examples, prompts, notes):
         for ex in examples:
             if not ex.choices:
                 raise EvaluationError(f"multiple-choice example {ex.uid!r} has no choices")

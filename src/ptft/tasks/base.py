@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 from ptft.errors import DataError
+from ptft.task_types import get_task_type
 
-TaskType = Literal["classification", "generation", "multiple_choice"]
 Domain = Literal["in", "out"]
 FORMAT_NAMES = ("default", "io", "instruct")
 DEMO_SEPARATOR = "\n\n"
@@ -177,7 +177,7 @@ class DataSource:
 @dataclass(frozen=True)
 class Task:
     name: str
-    task_type: TaskType
+    task_type: str  # a name of ptft.task_types.TASK_TYPES
     formats: Mapping[str, PromptFormat]
     eval_sets: tuple[EvalSet, ...]
     loader: Loader = field(compare=False, repr=False)
@@ -195,14 +195,18 @@ class Task:
         missing = [f for f in FORMAT_NAMES if f not in self.formats]
         if missing:
             raise ValueError(f"task {self.name!r}: missing prompt formats {missing}")
-        if self.task_type == "classification" and not self.labels:
-            raise ValueError(f"task {self.name!r}: a classification task needs labels")
+        try:
+            kind = get_task_type(self.task_type)
+        except KeyError as err:
+            raise ValueError(f"task {self.name!r}: {err.args[0]}") from None
+        if kind.needs_labels and not self.labels:
+            raise ValueError(f"task {self.name!r}: a {self.task_type} task needs labels")
         if not any(e.domain == "in" for e in self.eval_sets):
             raise ValueError(f"task {self.name!r}: needs at least one in-domain eval set")
 
     @property
     def metric(self) -> str:
-        return "rougeL" if self.task_type == "generation" else "accuracy"
+        return get_task_type(self.task_type).metric
 
     @property
     def in_domain(self) -> tuple[EvalSet, ...]:
