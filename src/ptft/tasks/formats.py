@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ptft.tasks.base import DataSource, PromptFormat, Task, TaskType
+from ptft.tasks.base import DataSource, PromptFormat, Task
 
 
 def _family(default: tuple[str, str], io: str, instruct: tuple[str, str]) -> dict[str, PromptFormat]:
@@ -122,7 +122,7 @@ class Family:
     """What every task of a family shares, declared once: a Hub task and its offline BIG-bench
     stand-in differ only in their data (and description)."""
 
-    task_type: TaskType
+    task_type: str  # a name of ptft.task_types.TASK_TYPES
     formats: Mapping[str, PromptFormat]
     labels: tuple[str, ...] = ()
     max_new_tokens: int = 60
