@@ -26,18 +26,25 @@ class Analysis:
     empty: str
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
+    # (table, slice, seed, eps) -> the analysis's frame; None for findings, which also returns its detail
+    compute: Callable[..., pd.DataFrame] | None = None
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
 
 
 ANALYSES: dict[str, Analysis] = {
-    "findings": Analysis(findings.TITLE, findings.EMPTY, findings.figure, findings.reading, "findings_detail"),
-    "trajectory": Analysis(trajectory.TITLE, trajectory.EMPTY, trajectory.figure, trajectory.reading),
-    "gain": Analysis(gain.TITLE, gain.EMPTY, gain.figure, gain.reading),
-    "groups": Analysis(groups.TITLE, groups.EMPTY, groups.figure, groups.reading),
-    "mrc": Analysis(forgetting.MRC_TITLE, forgetting.MRC_EMPTY, forgetting.mrc_figure, forgetting.mrc_reading),
-    "ood": Analysis(forgetting.OOD_TITLE, forgetting.OOD_EMPTY, forgetting.ood_figure, forgetting.ood_reading),
-    "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading),
+    "findings": Analysis(findings.TITLE, findings.EMPTY, findings.figure, findings.reading,
+                         detail="findings_detail"),
+    "trajectory": Analysis(trajectory.TITLE, trajectory.EMPTY, trajectory.figure, trajectory.reading,
+                           lambda table, sl, seed, eps: trajectory.trajectory(table, sl)),
+    "gain": Analysis(gain.TITLE, gain.EMPTY, gain.figure, gain.reading, gain.gain),
+    "groups": Analysis(groups.TITLE, groups.EMPTY, groups.figure, groups.reading, groups.groups),
+    "mrc": Analysis(forgetting.MRC_TITLE, forgetting.MRC_EMPTY, forgetting.mrc_figure, forgetting.mrc_reading,
+                    forgetting.mrc),
+    "ood": Analysis(forgetting.OOD_TITLE, forgetting.OOD_EMPTY, forgetting.ood_figure, forgetting.ood_reading,
+                    forgetting.ood),
+    "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading,
+                                   lambda table, sl, seed, eps: formats.format_sensitivity(table, sl, seed=seed)),
 }
 
 
@@ -83,16 +90,9 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
     cells, resolved = comparable(table, sl)
     findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
-    frames = {
-        "findings": findings_rows,
-        "findings_detail": findings_detail,
-        "trajectory": trajectory.trajectory(table, sl),
-        "gain": gain.gain(table, sl, seed=seed, eps=eps),
-        "groups": groups.groups(table, sl, seed=seed, eps=eps),
-        "mrc": forgetting.mrc(table, sl, seed=seed, eps=eps),
-        "ood": forgetting.ood(table, sl, seed=seed, eps=eps),
-        "format_sensitivity": formats.format_sensitivity(table, sl, seed=seed),
-    }
+    frames = {"findings": findings_rows, "findings_detail": findings_detail}
+    frames.update({name: spec.compute(table, sl, seed=seed, eps=eps)
+                   for name, spec in ANALYSES.items() if spec.compute is not None})
     frames["gain_slope"] = gain.gain_slope(frames["gain"])
     notes = []
     unpaired = unpaired_count(cells)
