@@ -20,8 +20,8 @@ from typing import Any, Literal
 
 import yaml
 
-from ptft.checkpoints.pretrain import PretrainSettings
 from ptft.errors import CheckpointError, ConfigError, yaml_problem
+from ptft.training.args import PretrainSettings
 
 
 @dataclass
@@ -245,7 +245,11 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
         if unknown:
             raise ConfigError(f"{file}: unknown key {'.'.join(filter(None, [key, str(unknown[0])]))!r}; "
                               f"allowed here: {', '.join(sorted(known))}")
-        return tp(**{k: _build(hints[k], v, file, f"{key}.{k}" if key else k) for k, v in value.items()})
+        fields = {k: _build(hints[k], v, file, f"{key}.{k}" if key else k) for k, v in value.items()}
+        try:
+            return tp(**fields)
+        except ConfigError as err:  # a section that validates itself names its own keys
+            raise ConfigError(f"{file}: {err}") from None
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
@@ -394,32 +398,10 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
 
 
 def _check_pretrain(config: StudyConfig, file: str) -> None:
-    """The pre-training settings, refused here rather than minutes later inside the pre-training cell."""
-    from ptft.checkpoints.pretrain import checkpoint_schedule
-
-    p = config.checkpoints.pretrain
+    """What the pre-training settings cannot check alone (they validate themselves): the model's
+    context must hold the fine-tuning sequences."""
     key = "checkpoints.pretrain"
-    m = p.model
-    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size", "max_seq_len"):
-        if getattr(m, name) < 1:
-            raise ConfigError(f"{file}: {key}.model.{name}: must be at least 1, got {getattr(m, name)}")
-    if m.hidden_size % m.num_heads:
-        raise ConfigError(f"{file}: {key}.model.hidden_size: {m.hidden_size} is not divisible by "
-                          f"{key}.model.num_heads ({m.num_heads}); each head gets hidden_size / num_heads dimensions")
-    if (m.hidden_size // m.num_heads) % 2:
-        raise ConfigError(f"{file}: {key}.model: hidden_size / num_heads = {m.hidden_size // m.num_heads} must be "
-                          "even (rotary position embeddings rotate pairs of dimensions)")
-    for name in ("steps", "batch_size", "seq_len", "heldout_windows"):
-        if getattr(p, name) < 1:
-            raise ConfigError(f"{file}: {key}.{name}: must be at least 1, got {getattr(p, name)}")
-    if p.lr <= 0 or p.warmup_steps < 0 or p.weight_decay < 0:
-        raise ConfigError(f"{file}: {key}: lr must be positive, warmup_steps and weight_decay non-negative")
-    if not 0 < p.heldout_fraction < 1:
-        raise ConfigError(f"{file}: {key}.heldout_fraction: must lie strictly between 0 and 1, "
-                          f"got {p.heldout_fraction}")
-    if m.max_seq_len < p.seq_len:
-        raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {key}.seq_len "
-                          f"({p.seq_len}), the length of the pre-training windows; raise max_seq_len")
+    m = config.checkpoints.pretrain.model
     for name, length in (("finetune.max_length", config.finetune.max_length),
                          ("instruction_tuning.max_length", config.instruction_tuning.max_length
                           if config.instruction_tuning.enabled else None)):
@@ -427,11 +409,3 @@ def _check_pretrain(config: StudyConfig, file: str) -> None:
             raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {name} ({length}): "
                               "fine-tuning sequences and prompts would be cut to the model's context; raise "
                               f"max_seq_len to at least {length} or lower {name}")
-    bad = [s for s in p.save_steps if not 0 < s <= p.steps]
-    if bad:
-        raise ConfigError(f"{file}: {key}.save_steps: {bad[0]} is outside 1..{key}.steps ({p.steps})")
-    if not p.save_steps:
-        try:
-            checkpoint_schedule(p.steps, p.num_checkpoints, p.first_step, p.early_checkpoints)
-        except ConfigError as err:
-            raise ConfigError(f"{file}: checkpoints.{err}") from None

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with checking() as repaired:  # every cached file it reads is checked against its checksum
         if config.checkpoints.source == "pretrain":
-            from ptft.checkpoints.pretrain import load_corpus
+            from ptft.training.pretrain import load_corpus
 
             docs = load_corpus(config.checkpoints.pretrain.corpus)
             print(f"pre-training corpus {config.checkpoints.pretrain.corpus}: {len(docs)} documents")
