@@ -218,7 +218,7 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
         node[last] = value
     config = _build(StudyConfig, raw, path.name, "")
     _check_semantics(config, path)
-    return config
+    return _normalized(config, path)
 
 
 def _type_name(tp: Any) -> str:
@@ -293,7 +293,36 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
+def _local_folder(config_path: Path, folder: str) -> Path:
+    """A checkpoint folder relative to the config file, wherever `ptft` is started from."""
+    return (config_path.parent / folder) if not Path(folder).is_absolute() else Path(folder)
+
+
+def _task_name(config_path: Path, name: str) -> str:
+    """A task name, with a relative task file that exists beside the config made absolute."""
+    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
+
+    prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
+    local = name[len(prefix):]
+    if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (config_path.parent / local).exists():
+        return prefix + str((config_path.parent / local).resolve())
+    return name
+
+
+def _normalized(config: StudyConfig, path: Path) -> StudyConfig:
+    """A copy of the validated config with the files it names resolved against the config file's
+    folder: local checkpoint folders and task files."""
+    ck = config.checkpoints
+    if ck.source == "local":
+        local = dataclasses.replace(ck.local, paths=[str(_local_folder(path, p).resolve()) for p in ck.local.paths])
+        ck = dataclasses.replace(ck, local=local)
+    tasks = [dataclasses.replace(t, name=_task_name(path, t.name)) for t in config.tasks]
+    return dataclasses.replace(config, checkpoints=ck, tasks=tasks)
+
+
 def _check_semantics(config: StudyConfig, path: Path) -> None:
+    """Refuse what the schema's types cannot: missing files, unknown tasks, values out of range.
+    Reads ``config`` and changes nothing (see :func:`_normalized`)."""
     from ptft.tasks import get_task
     from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
@@ -303,11 +332,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if not ck.local.paths:
             raise ConfigError(f"{file}: checkpoints.local.paths: give at least one checkpoint folder")
         for i, p in enumerate(ck.local.paths):
-            folder = (path.parent / p) if not Path(p).is_absolute() else Path(p)
-            if not folder.exists():
+            if not _local_folder(path, p).exists():
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: folder {p} does not exist")
-            # relative to the config file, as validated here, wherever `ptft` is started from
-            ck.local.paths[i] = str(folder.resolve())
         for name in ("labels", "steps"):
             given = getattr(ck.local, name)
             if given and len(given) != len(ck.local.paths):
@@ -317,7 +343,7 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
 
         for i, p in enumerate(ck.local.paths):
             try:
-                check_checkpoint(p)
+                check_checkpoint(str(_local_folder(path, p).resolve()))
             except CheckpointError as err:
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: {err}") from None
     if ck.source == "hub" and not ck.hub.repo:
@@ -332,12 +358,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if t.name in seen:
             raise ConfigError(f"{file}: tasks[{i}].name: {t.name!r} is listed twice")
         seen.add(t.name)
-        name = t.name
-        prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
-        local = name[len(prefix):]
-        if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (path.parent / local).exists():
-            t.name = name = prefix + str((path.parent / local).resolve())
-        if prefix and t.train:
+        name = _task_name(path, t.name)
+        if name.startswith(LM_EVAL_PREFIX) and t.train:
             raise ConfigError(f"{file}: tasks[{i}].train: {name!r} is an lm-eval task, evaluation only; "
                               "set train: false")
         try:
