@@ -33,6 +33,7 @@ def test_presets_load():
     ("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n",
      "checkpoints.local.paths[0]: folder nowhere/step1 does not exist"),
     ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {warmup: 3}\n", "finetune.warmup: a fraction"),
+    ("tasks: [{name: bb_vitaminc_nli, lr: [0.0]}]\n", "tasks[0].lr: learning rates must be positive"),
     ("- just\n- a list\n", "the top level must be a mapping"),
     ("tasks: [{name: bb_vitaminc_nli}\n", "not valid YAML"),
 ])

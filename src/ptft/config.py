@@ -376,6 +376,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             v = getattr(t, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{file}: tasks[{i}].{key}: must be at least 1 (or null for all), got {v}")
+        if any(lr <= 0 for lr in t.lr):
+            raise ConfigError(f"{file}: tasks[{i}].lr: learning rates must be positive, got {t.lr}")
     if ck.source == "pretrain":
         _check_pretrain(config, file)
     ft = config.finetune
