@@ -20,7 +20,7 @@ requests, scoring, metrics), and separately the time spent inside ``HFLM.loglike
 (its model work; the most favourable view of lm-eval). Model loading is excluded for both.
 Nothing is asserted: the script prints figures, ratios and whether accuracies are identical.
 
-The default model is a small Llama pre-trained here with ``ptft.checkpoints.pretrain`` (cached
+The default model is a small Llama pre-trained here with ``ptft.training.pretrain`` (cached
 under ``$PTFT_CACHE/bench-eval-model``), with a 1,024-token window so 4-shot NLI prompts fit.
 """
 
@@ -45,8 +45,9 @@ from ptft.tasks.base import LoadRequest, build_prompt  # noqa: E402
 
 
 def default_model() -> Path:
-    from ptft.checkpoints.pretrain import ModelShape, PretrainSettings, pretrain_series
     from ptft.sources import cache_dir
+    from ptft.training.args import ModelShape, PretrainSettings
+    from ptft.training.pretrain import pretrain_series
 
     settings = PretrainSettings(
         model=ModelShape(hidden_size=256, num_layers=4, num_heads=4, intermediate_size=768, vocab_size=4096,

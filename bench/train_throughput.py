@@ -10,6 +10,7 @@ model FLOPs per token = 6 * parameters + 12 * layers * hidden * sequence (attent
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -34,11 +35,11 @@ def flops_per_token(params: int, shape, seq_len: int) -> float:
 
 
 def bench_pretrain(preset: str, steps: int) -> tuple[float, int, object, int]:
-    from ptft.checkpoints.pretrain import pretrain_series
     from ptft.config import load_config
+    from ptft.training.pretrain import pretrain_series
 
-    settings = load_config(preset).checkpoints.pretrain
-    settings.steps, settings.save_steps, settings.warmup_steps = steps, [steps], 2
+    settings = dataclasses.replace(load_config(preset).checkpoints.pretrain, steps=steps, save_steps=[steps],
+                                   warmup_steps=2)
     with tempfile.TemporaryDirectory() as tmp:
         result = pretrain_series(settings, tmp, seed=0, progress=False)
     return result.tokens_per_second, result.parameters, settings.model, settings.seq_len
@@ -46,25 +47,23 @@ def bench_pretrain(preset: str, steps: int) -> tuple[float, int, object, int]:
 
 def bench_finetune(preset: str, group_by_length: bool) -> tuple[float, int]:
     from ptft.checkpoints.loading import load_causal_lm
-    from ptft.checkpoints.pretrain import pretrain_series
     from ptft.config import load_config
-    from ptft.finetune import finetune
     from ptft.tasks import LoadRequest, get_task
+    from ptft.training.args import FinetuneArgs
+    from ptft.training.finetune import finetune
+    from ptft.training.pretrain import pretrain_series
 
     config = load_config(preset)
     tc = config.tasks[0]
     task = get_task(tc.name)
     data = task.load(LoadRequest(None, config.seed, 160, 16, 16))
     with tempfile.TemporaryDirectory() as tmp:
-        settings = config.checkpoints.pretrain
-        settings.steps, settings.save_steps, settings.warmup_steps = 5, [5], 1
+        settings = dataclasses.replace(config.checkpoints.pretrain, steps=5, save_steps=[5], warmup_steps=1)
         checkpoint_dir = pretrain_series(settings, tmp, seed=0, progress=False).checkpoints[5]
         model, tok = load_causal_lm(checkpoint_dir)
-        ft = config.finetune
-        result = finetune(model, tok, data.train, data.dev, task.formats["default"], lr=ft.learning_rates[0],
-                          epochs=1, batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
-                          weight_decay=0.0, max_length=ft.max_length, seed=0,
-                          group_by_length=group_by_length, progress=False)
+        args = FinetuneArgs.from_settings(config.finetune, lr=config.finetune.learning_rates[0], seed=0, epochs=1,
+                                          weight_decay=0.0, bf16=False, group_by_length=group_by_length)
+        result = finetune(model, tok, data.train, data.dev, task.formats["default"], args, progress=False)
     return result.tokens_per_second, sum(p.numel() for p in model.parameters())
 
 

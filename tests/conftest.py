@@ -17,7 +17,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def _tiny_settings():
-    from ptft.checkpoints.pretrain import ModelShape, PretrainSettings
+    from ptft.training.args import ModelShape, PretrainSettings
 
     return PretrainSettings(
         model=ModelShape(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=192, vocab_size=1024,
@@ -32,7 +32,7 @@ def tiny_series(tmp_path_factory) -> dict[int, Path]:
     """Three checkpoints (steps 1, 8, 60) of a 2-layer Llama pre-trained in a few seconds."""
     import torch
 
-    from ptft.checkpoints.pretrain import pretrain_series
+    from ptft.training.pretrain import pretrain_series
 
     torch.set_num_threads(int(os.environ["PTFT_NUM_THREADS"]))
     out = tmp_path_factory.mktemp("tiny-series")

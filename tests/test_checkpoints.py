@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from ptft.checkpoints.loading import load_causal_lm
-from ptft.checkpoints.pretrain import checkpoint_schedule
 from ptft.checkpoints.series import (parse_revision, parse_revisions, resolve_series, revisions_for_steps,
                                      select_evenly)
 from ptft.config import load_config
 from ptft.errors import CheckpointError, ConfigError
+from ptft.training.args import checkpoint_schedule
 
 PYTHIA = ["main", "step0"] + [f"step{2**i}" for i in range(10)] + [f"step{k * 1000}" for k in range(1, 144)]
 OLMO = ["main", "step1000-tokens4B", "step18000-tokens75B", "step20000-tokens84B", "step342000-tokens1434B",
@@ -87,7 +87,8 @@ def test_pretrained_series_is_a_standard_hf_folder(tiny_series):
 def test_resumed_pretraining_matches_uninterrupted(tmp_path):
     import shutil
 
-    from ptft.checkpoints.pretrain import ModelShape, PretrainSettings, pretrain_series
+    from ptft.training.args import ModelShape, PretrainSettings
+    from ptft.training.pretrain import pretrain_series
 
     settings = PretrainSettings(model=ModelShape(hidden_size=32, num_layers=1, num_heads=2, intermediate_size=64,
                                                  vocab_size=512, max_seq_len=64),

@@ -33,6 +33,7 @@ def test_presets_load():
     ("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n",
      "checkpoints.local.paths[0]: folder nowhere/step1 does not exist"),
     ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {warmup: 3}\n", "finetune.warmup: a fraction"),
+    ("tasks: [{name: bb_vitaminc_nli, lr: [0.0]}]\n", "tasks[0].lr: learning rates must be positive"),
     ("- just\n- a list\n", "the top level must be a mapping"),
     ("tasks: [{name: bb_vitaminc_nli}\n", "not valid YAML"),
 ])
@@ -65,3 +66,40 @@ def test_instruction_suite_must_be_multiple_choice(tmp_path):
                            "instruction_tuning: {enabled: true, suite: [bb_mc_fables, bb_squad_qg]}\n")
     with pytest.raises(ConfigError, match=r"instruction_tuning.suite\[1\]: 'bb_squad_qg' is a generation task"):
         load_config(path)
+
+
+def test_validation_reads_the_config_and_loading_resolves_its_files(tmp_path):
+    """Checking a config changes nothing; the one explicit normalising step makes a task file named
+    relative to the config absolute, so it loads wherever `ptft` is started from."""
+    import shutil
+    from pathlib import Path
+
+    from ptft.config import StudyConfig, TaskConfig, _check_semantics
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "tasks" / "movie_sentiment"
+    shutil.copytree(example, tmp_path / "movie_sentiment")
+    path = write(tmp_path, "tasks: [{name: movie_sentiment/task.yaml}]\n")
+    config = StudyConfig(tasks=[TaskConfig(name="movie_sentiment/task.yaml")])
+    before = config.to_dict()
+    _check_semantics(config, path)
+    assert config.to_dict() == before
+    assert load_config(path).tasks[0].name == str((tmp_path / "movie_sentiment" / "task.yaml").resolve())
+
+
+SURFACE = {
+    "help": "from ptft.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit as exit:\n    assert exit.code == 0",
+    "plan": "from ptft.cli import main\nassert main(['plan', 'smoke']) == 0",
+    "validation": "from ptft.config import load_config\nload_config('tiny')",
+}
+
+
+@pytest.mark.parametrize("command", sorted(SURFACE))
+def test_help_plan_and_validation_import_no_torch(command):
+    """What a user runs before a study (`ptft --help`, `ptft plan`, loading a config) stays fast:
+    torch and transformers (over a second to import) are imported only by the work that needs them."""
+    import subprocess
+    import sys
+
+    code = SURFACE[command] + "\nimport sys\nprint(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "[]"

@@ -32,7 +32,8 @@ def test_the_scorer_and_the_trainer_use_the_replacement_apis(tiny_model_dir, tmp
     """Scoring with a KV cache and building ptft's SFT config raise no deprecation at all (the
     filters above would turn those into errors; this checks every category, not just those)."""
     from ptft.evaluation.scoring import LMScorer
-    from ptft.finetune import sft_train
+    from ptft.training.args import FinetuneArgs
+    from ptft.training.finetune import sft_train
 
     model, tok = load_causal_lm(tiny_model_dir)
     scorer = LMScorer(model, tok, batch_size=2)
@@ -43,6 +44,7 @@ def test_the_scorer_and_the_trainer_use_the_replacement_apis(tiny_model_dir, tmp
         lls = scorer.loglikelihoods(ctx, conts)
         scorer.generate(scorer.encode(["The river"]), 2, ("\n",), [tok.eos_token_id])
         rows = [{"prompt": "The river", "completion": " flows"}] * 2
-        sft_train(model, tok, rows, rows, loss="completion", lr=1e-3, epochs=1, batch_size=2, grad_accum=1,
-                  warmup=0.0, weight_decay=0.0, max_length=32, seed=0, progress=False)
+        args = FinetuneArgs(lr=1e-3, epochs=1, batch_size=2, grad_accum=1, warmup=0.0, weight_decay=0.0,
+                            max_length=32, seed=0)
+        sft_train(model, tok, rows, rows, args, loss="completion", progress=False)
     assert all(s < 0 for per in lls for s, _, _ in per)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from ptft.checkpoints.loading import load_causal_lm
-from ptft.finetune import finetune, prompt_completion_rows
 from ptft.tasks import Example, PromptFormat
+from ptft.training.args import FinetuneArgs
+from ptft.training.finetune import finetune, prompt_completion_rows
 
 FMT = PromptFormat("default", "### Input: {text}\n ### Label:", "### Input")
 WORDS = ["river", "city", "music", "church", "team", "island", "album", "station"]
@@ -62,8 +64,9 @@ def test_finetuning_learns_the_completion(tiny_model_dir):
     model, tok = load_causal_lm(tiny_model_dir)
     train, dev = examples(48), examples(8, offset=100)
     before = sum(completion_logprob(model, tok, ex) for ex in dev)
-    result = finetune(model, tok, train, dev, FMT, lr=1e-2, epochs=2, batch_size=8, grad_accum=1, warmup=0.03,
-                      weight_decay=0.0, max_length=64, seed=0, progress=False)
+    args = FinetuneArgs(lr=1e-2, epochs=2, batch_size=8, grad_accum=1, warmup=0.03, weight_decay=0.0, max_length=64,
+                        seed=0)
+    result = finetune(model, tok, train, dev, FMT, args, progress=False)
     after = sum(completion_logprob(model, tok, ex) for ex in dev)
     assert result.steps == 12 and math.isfinite(result.dev_loss)
     assert after > before + 5  # the completions became far more likely
@@ -80,10 +83,26 @@ def test_grouping_by_length_is_seeded_and_changes_the_batches(tiny_model_dir):
 
     def train_loss(group_by_length: bool) -> float:
         model, tok = load_causal_lm(tiny_model_dir)
-        return finetune(model, tok, train, dev, FMT, lr=1e-2, epochs=1, batch_size=8, grad_accum=1, warmup=0.03,
-                        weight_decay=0.0, max_length=96, seed=0, group_by_length=group_by_length,
-                        progress=False).train_loss
+        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, grad_accum=1, warmup=0.03, weight_decay=0.0,
+                            max_length=96, seed=0, group_by_length=group_by_length)
+        return finetune(model, tok, train, dev, FMT, args, progress=False).train_loss
 
     grouped = train_loss(True)
     assert train_loss(True) == grouped
     assert train_loss(False) != grouped
+
+
+def test_every_training_setting_of_the_config_reaches_the_trainer():
+    """Each `finetune:` setting hashed into a fine-tuning cell's training hash is a field of
+    FinetuneArgs, so the engine passes it by building the arguments object, never by hand."""
+    import dataclasses
+
+    from ptft.config import FinetuneConfig
+    from ptft.engine.cells import _FINETUNE_NOT_TRAINING
+
+    training = {f.name for f in dataclasses.fields(FinetuneConfig)} - set(_FINETUNE_NOT_TRAINING)
+    assert training <= {f.name for f in dataclasses.fields(FinetuneArgs)}
+    args = FinetuneArgs.from_settings(FinetuneConfig(epochs=2.0, group_by_length=True), lr=1e-3, seed=5)
+    assert (args.epochs, args.group_by_length, args.lr, args.seed) == (2.0, True, 1e-3, 5)
+    with pytest.raises(ValueError, match="warmup"):
+        FinetuneArgs(lr=1e-3, seed=0, warmup=1.5)

@@ -10,8 +10,9 @@ import torch
 import yaml
 
 from ptft.checkpoints.loading import load_causal_lm
-from ptft.instruct import (OLMO_CHAT_TEMPLATE, OLMO_TRAINING_TEMPLATE, InstructionData, chat_template_for,
-                           fit_conversation, instruction_tune)
+from ptft.training.args import InstructArgs
+from ptft.training.instruct import (OLMO_CHAT_TEMPLATE, OLMO_TRAINING_TEMPLATE, InstructionData, chat_template_for,
+                                    fit_conversation, instruction_tune)
 
 CONVERSATION = [
     {"role": "system", "content": "Answer in a few words."},
@@ -70,7 +71,7 @@ def test_chat_template_choice(tok, caplog):
     assert chat_template_for(tok) == (trl_templates.qwen2_5_training_chat_template,
                                       "tokenizer (trl's training variant)")
     tok.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    with caplog.at_level(logging.WARNING, logger="ptft.instruct"):
+    with caplog.at_level(logging.WARNING, logger="ptft.training.instruct"):
         template, source = chat_template_for(tok)
     assert template == OLMO_TRAINING_TEMPLATE and source.startswith("olmo")
     assert "cannot patch" in caplog.text
@@ -143,7 +144,8 @@ def test_instruction_tuning_learns_the_answers(tiny_model_dir):
     config.finetune.max_length = 64
     dev = convs[:8]
     before = sum(answer_logprob(model, tok, c["messages"]) for c in dev)
-    result = instruction_tune(model, tok, config, seed=0, progress=False, data=InstructionData(convs[8:], dev))
+    args = InstructArgs.from_config(config, seed=0)
+    result = instruction_tune(model, tok, args, progress=False, data=InstructionData(convs[8:], dev))
     after = sum(answer_logprob(model, tok, c["messages"]) for c in dev)
     assert result.steps == 8 and math.isfinite(result.train_loss) and math.isfinite(result.dev_loss)
     assert result.tokens > 0 and result.tokens_per_second > 0

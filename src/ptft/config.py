@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import yaml
 
-from ptft.checkpoints.pretrain import PretrainSettings
 from ptft.errors import CheckpointError, ConfigError, yaml_problem
 from ptft.task_types import all_methods
+from ptft.training.args import PretrainSettings
 
 
 @dataclass
@@ -220,7 +220,7 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
         node[last] = value
     config = _build(StudyConfig, raw, path.name, "")
     _check_semantics(config, path)
-    return config
+    return _normalized(config, path)
 
 
 def _type_name(tp: Any) -> str:
@@ -247,7 +247,11 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
         if unknown:
             raise ConfigError(f"{file}: unknown key {'.'.join(filter(None, [key, str(unknown[0])]))!r}; "
                               f"allowed here: {', '.join(sorted(known))}")
-        return tp(**{k: _build(hints[k], v, file, f"{key}.{k}" if key else k) for k, v in value.items()})
+        fields = {k: _build(hints[k], v, file, f"{key}.{k}" if key else k) for k, v in value.items()}
+        try:
+            return tp(**fields)
+        except ConfigError as err:  # a section that validates itself names its own keys
+            raise ConfigError(f"{file}: {err}") from None
     if origin is Literal:
         if value not in typing.get_args(tp):
             raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
@@ -291,7 +295,36 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
+def _local_folder(config_path: Path, folder: str) -> Path:
+    """A checkpoint folder relative to the config file, wherever `ptft` is started from."""
+    return (config_path.parent / folder) if not Path(folder).is_absolute() else Path(folder)
+
+
+def _task_name(config_path: Path, name: str) -> str:
+    """A task name, with a relative task file that exists beside the config made absolute."""
+    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
+
+    prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
+    local = name[len(prefix):]
+    if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (config_path.parent / local).exists():
+        return prefix + str((config_path.parent / local).resolve())
+    return name
+
+
+def _normalized(config: StudyConfig, path: Path) -> StudyConfig:
+    """A copy of the validated config with the files it names resolved against the config file's
+    folder: local checkpoint folders and task files."""
+    ck = config.checkpoints
+    if ck.source == "local":
+        local = dataclasses.replace(ck.local, paths=[str(_local_folder(path, p).resolve()) for p in ck.local.paths])
+        ck = dataclasses.replace(ck, local=local)
+    tasks = [dataclasses.replace(t, name=_task_name(path, t.name)) for t in config.tasks]
+    return dataclasses.replace(config, checkpoints=ck, tasks=tasks)
+
+
 def _check_semantics(config: StudyConfig, path: Path) -> None:
+    """Refuse what the schema's types cannot: missing files, unknown tasks, values out of range.
+    Reads ``config`` and changes nothing (see :func:`_normalized`)."""
     from ptft.tasks import get_task
     from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
@@ -306,11 +339,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if not ck.local.paths:
             raise ConfigError(f"{file}: checkpoints.local.paths: give at least one checkpoint folder")
         for i, p in enumerate(ck.local.paths):
-            folder = (path.parent / p) if not Path(p).is_absolute() else Path(p)
-            if not folder.exists():
+            if not _local_folder(path, p).exists():
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: folder {p} does not exist")
-            # relative to the config file, as validated here, wherever `ptft` is started from
-            ck.local.paths[i] = str(folder.resolve())
         for name in ("labels", "steps"):
             given = getattr(ck.local, name)
             if given and len(given) != len(ck.local.paths):
@@ -320,7 +350,7 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
 
         for i, p in enumerate(ck.local.paths):
             try:
-                check_checkpoint(p)
+                check_checkpoint(str(_local_folder(path, p).resolve()))
             except CheckpointError as err:
                 raise ConfigError(f"{file}: checkpoints.local.paths[{i}]: {err}") from None
     if ck.source == "hub" and not ck.hub.repo:
@@ -335,12 +365,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if t.name in seen:
             raise ConfigError(f"{file}: tasks[{i}].name: {t.name!r} is listed twice")
         seen.add(t.name)
-        name = t.name
-        prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
-        local = name[len(prefix):]
-        if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (path.parent / local).exists():
-            t.name = name = prefix + str((path.parent / local).resolve())
-        if prefix and t.train:
+        name = _task_name(path, t.name)
+        if name.startswith(LM_EVAL_PREFIX) and t.train:
             raise ConfigError(f"{file}: tasks[{i}].train: {name!r} is an lm-eval task, evaluation only; "
                               "set train: false")
         try:
@@ -357,6 +383,8 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
             v = getattr(t, key)
             if v is not None and v < 1:
                 raise ConfigError(f"{file}: tasks[{i}].{key}: must be at least 1 (or null for all), got {v}")
+        if any(lr <= 0 for lr in t.lr):
+            raise ConfigError(f"{file}: tasks[{i}].lr: learning rates must be positive, got {t.lr}")
     if ck.source == "pretrain":
         _check_pretrain(config, file)
     ft = config.finetune
@@ -401,32 +429,10 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
 
 
 def _check_pretrain(config: StudyConfig, file: str) -> None:
-    """The pre-training settings, refused here rather than minutes later inside the pre-training cell."""
-    from ptft.checkpoints.pretrain import checkpoint_schedule
-
-    p = config.checkpoints.pretrain
+    """What the pre-training settings cannot check alone (they validate themselves): the model's
+    context must hold the fine-tuning sequences."""
     key = "checkpoints.pretrain"
-    m = p.model
-    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "vocab_size", "max_seq_len"):
-        if getattr(m, name) < 1:
-            raise ConfigError(f"{file}: {key}.model.{name}: must be at least 1, got {getattr(m, name)}")
-    if m.hidden_size % m.num_heads:
-        raise ConfigError(f"{file}: {key}.model.hidden_size: {m.hidden_size} is not divisible by "
-                          f"{key}.model.num_heads ({m.num_heads}); each head gets hidden_size / num_heads dimensions")
-    if (m.hidden_size // m.num_heads) % 2:
-        raise ConfigError(f"{file}: {key}.model: hidden_size / num_heads = {m.hidden_size // m.num_heads} must be "
-                          "even (rotary position embeddings rotate pairs of dimensions)")
-    for name in ("steps", "batch_size", "seq_len", "heldout_windows"):
-        if getattr(p, name) < 1:
-            raise ConfigError(f"{file}: {key}.{name}: must be at least 1, got {getattr(p, name)}")
-    if p.lr <= 0 or p.warmup_steps < 0 or p.weight_decay < 0:
-        raise ConfigError(f"{file}: {key}: lr must be positive, warmup_steps and weight_decay non-negative")
-    if not 0 < p.heldout_fraction < 1:
-        raise ConfigError(f"{file}: {key}.heldout_fraction: must lie strictly between 0 and 1, "
-                          f"got {p.heldout_fraction}")
-    if m.max_seq_len < p.seq_len:
-        raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {key}.seq_len "
-                          f"({p.seq_len}), the length of the pre-training windows; raise max_seq_len")
+    m = config.checkpoints.pretrain.model
     for name, length in (("finetune.max_length", config.finetune.max_length),
                          ("instruction_tuning.max_length", config.instruction_tuning.max_length
                           if config.instruction_tuning.enabled else None)):
@@ -434,11 +440,3 @@ def _check_pretrain(config: StudyConfig, file: str) -> None:
             raise ConfigError(f"{file}: {key}.model.max_seq_len: {m.max_seq_len} is below {name} ({length}): "
                               "fine-tuning sequences and prompts would be cut to the model's context; raise "
                               f"max_seq_len to at least {length} or lower {name}")
-    bad = [s for s in p.save_steps if not 0 < s <= p.steps]
-    if bad:
-        raise ConfigError(f"{file}: {key}.save_steps: {bad[0]} is outside 1..{key}.steps ({p.steps})")
-    if not p.save_steps:
-        try:
-            checkpoint_schedule(p.steps, p.num_checkpoints, p.first_step, p.early_checkpoints)
-        except ConfigError as err:
-            raise ConfigError(f"{file}: checkpoints.{err}") from None

@@ -1,6 +1,6 @@
 """A series of pre-training checkpoints, whatever its source.
 
-- ``pretrain``: folders that :mod:`ptft.checkpoints.pretrain` writes into the run directory;
+- ``pretrain``: folders that :mod:`ptft.training.pretrain` writes into the run directory;
 - ``local``: checkpoint folders the user lists;
 - ``hub``: revisions of one Hub repository, given explicitly, by step, or chosen by the selection
   rule (first + final + k evenly spaced) over the repository's branch names.
@@ -123,11 +123,8 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
     pretrain cell writes (they need not exist yet)."""
     ck = config.checkpoints
     if ck.source == "pretrain":
-        from ptft.checkpoints.pretrain import checkpoint_schedule
-
-        p = ck.pretrain
-        steps = p.save_steps or checkpoint_schedule(p.steps, p.num_checkpoints, p.first_step, p.early_checkpoints)
-        return [Checkpoint(f"step{s}", s, str(run_dir / "checkpoints" / f"step{s}"), pretrained=True) for s in steps]
+        return [Checkpoint(f"step{s}", s, str(run_dir / "checkpoints" / f"step{s}"), pretrained=True)
+                for s in ck.pretrain.schedule()]
     if ck.source == "local":
         labels = ck.local.labels or [Path(p).name for p in ck.local.paths]
         steps = ck.local.steps or [_step_from_name(Path(p).name) for p in ck.local.paths]

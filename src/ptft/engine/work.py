@@ -149,7 +149,7 @@ def _pretrain(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) ->
     """Pre-train into RUN/checkpoints (resuming a killed pre-training of the same settings). A
     series made with other settings (another pre-training cell) is moved aside to
     RUN/checkpoints.<its cell id>, never resumed from or silently reused."""
-    from ptft.checkpoints.pretrain import pretrain_series
+    from ptft.training.pretrain import pretrain_series
 
     folder = run_dir / "checkpoints"
     marker = folder / PRETRAIN_MARKER
@@ -196,8 +196,9 @@ def weights_dir(run_dir: Path, cell: Cell) -> Path:
 
 
 def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
-    from ptft.finetune import NonFiniteLoss, finetune, save_model, seed_everything
     from ptft.tracking import training_report
+    from ptft.training.args import FinetuneArgs, InstructArgs
+    from ptft.training.finetune import NonFiniteLoss, finetune, save_model, seed_everything
 
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
@@ -213,17 +214,15 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         seed_everything(cell.seed)
         report = training_report(config, run_dir, cell.label)
         if cell.kind == "instruct":
-            from ptft.instruct import instruction_tune
+            from ptft.training.instruct import instruction_tune
 
-            stats = instruction_tune(model, tokenizer, config, cell.seed, progress=progress, report=report)
+            stats = instruction_tune(model, tokenizer, InstructArgs.from_config(config, cell.seed), progress=progress,
+                                     report=report)
         else:
-            ft = config.finetune
             task, data = study_tasks(config)[cell.train_task]
-            stats = finetune(
-                model, tokenizer, data.train, data.dev, task.formats["default"], lr=cell.lr, epochs=ft.epochs,
-                batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
-                weight_decay=ft.weight_decay, max_length=ft.max_length, seed=cell.seed, bf16=ft.bf16,
-                group_by_length=ft.group_by_length, progress=progress, report=report)
+            args = FinetuneArgs.from_settings(config.finetune, lr=cell.lr, seed=cell.seed)
+            stats = finetune(model, tokenizer, data.train, data.dev, task.formats["default"], args,
+                             progress=progress, report=report)
         if not math.isfinite(stats.dev_loss):
             raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,

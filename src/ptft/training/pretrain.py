@@ -17,7 +17,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -26,65 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from ptft.errors import ConfigError
+from ptft.training.args import ModelShape, PretrainSettings
 
 EOS = "<|endoftext|>"
 PAD = "<|pad|>"
 TRAINER_STATE = "pretrain_state.pt"
-
-
-@dataclass
-class ModelShape:
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 384
-    vocab_size: int = 4096
-    # the context: at least finetune.max_length (default 512), which the config checks
-    max_seq_len: int = 512
-
-
-@dataclass
-class PretrainSettings:
-    corpus: list[str] = field(default_factory=lambda: ["wiki"])
-    model: ModelShape = field(default_factory=ModelShape)
-    steps: int = 600
-    batch_size: int = 16
-    seq_len: int = 128
-    lr: float = 3e-3
-    warmup_steps: int = 30
-    weight_decay: float = 0.1
-    heldout_fraction: float = 0.02
-    heldout_windows: int = 64
-    bf16: bool = False
-    save_steps: list[int] = field(default_factory=list)
-    num_checkpoints: int = 4
-    first_step: int = 0
-    early_checkpoints: int = 1
-    max_documents: int | None = None
-
-
-def checkpoint_schedule(total: int, num: int, first: int = 0, early: int = 1) -> list[int]:
-    """Steps at which to save: ``first`` (default ~2 % of training), ``early`` more spaced
-    geometrically in the first fifth (where the loss falls fastest), the rest evenly spaced up to
-    ``total``, which is always the last."""
-    if num < 2:
-        raise ConfigError(f"pretrain.num_checkpoints must be at least 2 (first and final), got {num}")
-    first = first or max(1, round(total * 0.02))
-    early = min(early, num - 2)
-    late = num - 2 - early
-    steps = [first]
-    fifth = max(first + 1, round(total * 0.2))
-    if early:
-        steps += [round(x) for x in np.geomspace(first, fifth, early + 2)[1:-1]] if late else \
-                 [round(x) for x in np.geomspace(first, total, early + 2)[1:-1]]
-    if late:
-        steps += [round(x) for x in np.linspace(fifth, total, late + 1)[:-1]]
-    steps.append(total)
-    out = sorted(set(s for s in steps if 0 < s <= total))
-    if len(out) < num:
-        raise ConfigError(f"pretrain: cannot place {num} distinct checkpoints in {total} steps; "
-                          "raise pretrain.steps or lower pretrain.num_checkpoints")
-    return out
 
 
 def load_corpus(names: list[str], max_documents: int | None = None) -> list[str]:
@@ -192,10 +138,7 @@ def pretrain_series(settings: PretrainSettings, out_dir: str | Path, seed: int =
     complete checkpoint found in ``out_dir``; returns every checkpoint of the schedule."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    schedule = settings.save_steps or checkpoint_schedule(
-        settings.steps, settings.num_checkpoints, settings.first_step, settings.early_checkpoints)
-    if max(schedule) > settings.steps:
-        raise ConfigError(f"pretrain.save_steps: step {max(schedule)} is beyond pretrain.steps={settings.steps}")
+    schedule = settings.schedule()
     done = {s: out / f"step{s}" for s in schedule if (out / f"step{s}" / "config.json").exists()}
     if len(done) == len(schedule):
         return PretrainResult(done, 0.0, 0, 0.0)

@@ -36,10 +36,11 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from ptft.errors import ConfigError, DataError
-from ptft.finetune import FinetuneResult, sft_train
+from ptft.errors import DataError
+from ptft.training.args import InstructArgs
+from ptft.training.finetune import FinetuneResult, sft_train
 
-log = logging.getLogger("ptft.instruct")
+log = logging.getLogger("ptft.training.instruct")
 
 #: The chat template of allenai/OLMo-7B-Instruct (tokenizer_config.json), for reference and tests.
 OLMO_CHAT_TEMPLATE = (
@@ -96,21 +97,18 @@ class InstructionData:
     notes: dict = field(default_factory=dict)
 
 
-def instruction_data(config) -> InstructionData:
-    """The study's IT conversations: ``n_train + n_dev`` drawn from the mixture with the study seed
+def instruction_data(args: InstructArgs) -> InstructionData:
+    """The study's IT conversations: ``n_train + n_dev`` drawn from the mixture with the data seed
     (the same for every checkpoint), ``n_dev`` of them held out (seeded shuffle) for the dev loss."""
-    it = config.instruction_tuning
-    if it.n_dev < 1:
-        raise ConfigError("instruction_tuning.n_dev: hold out at least one conversation for the dev loss")
-    n = None if it.n_train is None else it.n_train + it.n_dev
-    rows = _mixture(it.mixture, config.seed, n, config.data_dir)
-    if len(rows) <= it.n_dev:
-        raise DataError(f"instruction data {it.mixture!r}: {len(rows)} conversation(s), fewer than "
-                        f"n_dev={it.n_dev} + 1; lower instruction_tuning.n_dev")
+    n = None if args.n_train is None else args.n_train + args.n_dev
+    rows = _mixture(args.mixture, args.data_seed, n, args.data_dir)
+    if len(rows) <= args.n_dev:
+        raise DataError(f"instruction data {args.mixture!r}: {len(rows)} conversation(s), fewer than "
+                        f"n_dev={args.n_dev} + 1; lower instruction_tuning.n_dev")
     order = list(range(len(rows)))
-    random.Random(f"{config.seed}:instruct-dev").shuffle(order)
-    dev = [rows[i] for i in sorted(order[:it.n_dev])]
-    train = [rows[i] for i in sorted(order[it.n_dev:])]
+    random.Random(f"{args.data_seed}:instruct-dev").shuffle(order)
+    dev = [rows[i] for i in sorted(order[:args.n_dev])]
+    train = [rows[i] for i in sorted(order[args.n_dev:])]
     return InstructionData(train, dev, dict(getattr(rows, "notes", {}) or {}))
 
 
@@ -164,20 +162,16 @@ def training_rows(rows: list[dict], tokenizer, template: str, max_length: int) -
     return out, shortened
 
 
-def instruction_tune(model, tokenizer, config, seed: int, progress: bool = True,
+def instruction_tune(model, tokenizer, args: InstructArgs, progress: bool = True,
                      data: InstructionData | None = None, report=None) -> FinetuneResult:
-    """Instruction-tune ``model`` in place on the study's mixture and return the losses (dev loss:
-    the assistant-token loss on the held-out conversations)."""
-    it, ft = config.instruction_tuning, config.finetune
-    data = data or instruction_data(config)
+    """Instruction-tune ``model`` in place on the mixture and return the losses (dev loss: the
+    assistant-token loss on the held-out conversations)."""
+    data = data or instruction_data(args)
     template, source = chat_template_for(tokenizer)
     tokenizer.chat_template = template
-    max_length = it.max_length or ft.max_length
+    max_length = args.sft.max_length
     train, short_train = training_rows(data.train, tokenizer, template, max_length)
     dev, short_dev = training_rows(data.dev, tokenizer, template, max_length)
     log.info("instruction tuning on %s: %d train / %d dev conversations (%d / %d shortened to %d tokens), "
-             "chat template: %s", it.mixture, len(train), len(dev), short_train, short_dev, max_length, source)
-    return sft_train(model, tokenizer, train, dev, loss="assistant", lr=it.lr, epochs=it.epochs,
-                     batch_size=ft.batch_size, grad_accum=ft.grad_accum, warmup=ft.warmup,
-                     weight_decay=ft.weight_decay, max_length=max_length, seed=seed, bf16=ft.bf16,
-                     group_by_length=ft.group_by_length, progress=progress, report=report)
+             "chat template: %s", args.mixture, len(train), len(dev), short_train, short_dev, max_length, source)
+    return sft_train(model, tokenizer, train, dev, args.sft, loss="assistant", progress=progress, report=report)

@@ -21,6 +21,7 @@ import torch
 
 from ptft.tasks import Example, PromptFormat, completion_text
 from ptft.tracking import TrainingReport
+from ptft.training.args import FinetuneArgs
 
 
 @dataclass
@@ -54,22 +55,16 @@ def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer
     return rows
 
 
-def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, *,
-             lr: float, epochs: float, batch_size: int, grad_accum: int, warmup: float, weight_decay: float,
-             max_length: int, seed: int, bf16: bool = False, group_by_length: bool = False,
+def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, args: FinetuneArgs, *,
              progress: bool = True, report: TrainingReport | None = None) -> FinetuneResult:
-    """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``seed``."""
-    return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, max_length),
-                     prompt_completion_rows(dev, fmt, tokenizer, max_length), loss="completion", lr=lr,
-                     epochs=epochs, batch_size=batch_size, grad_accum=grad_accum, warmup=warmup,
-                     weight_decay=weight_decay, max_length=max_length, seed=seed, bf16=bf16,
-                     group_by_length=group_by_length, progress=progress, report=report)
+    """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``args.seed``."""
+    return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, args.max_length),
+                     prompt_completion_rows(dev, fmt, tokenizer, args.max_length), args, loss="completion",
+                     progress=progress, report=report)
 
 
-def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
-              loss: Literal["completion", "assistant"], lr: float, epochs: float, batch_size: int,
-              grad_accum: int, warmup: float, weight_decay: float, max_length: int, seed: int,
-              bf16: bool = False, group_by_length: bool = False, progress: bool = True,
+def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], args: FinetuneArgs, *,
+              loss: Literal["completion", "assistant"], progress: bool = True,
               report: TrainingReport | None = None) -> FinetuneResult:
     """The study's SFT recipe with trl's ``SFTTrainer``, shared by task fine-tuning and instruction
     tuning. ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens
@@ -111,18 +106,19 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
         if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)} else {}
     reporting = report.environment() if report else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, reporting:
-        args = SFTConfig(
-            output_dir=tmp, num_train_epochs=epochs, learning_rate=lr, per_device_train_batch_size=batch_size,
-            per_device_eval_batch_size=batch_size, gradient_accumulation_steps=grad_accum,
-            lr_scheduler_type="linear", warmup_steps=warmup, weight_decay=weight_decay, optim="adamw_torch",
-            max_length=max_length, packing=False, seed=seed, data_seed=seed,
-            train_sampling_strategy="group_by_length" if group_by_length else "random",
-            bf16=bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no",
+        sft_config = SFTConfig(
+            output_dir=tmp, num_train_epochs=args.epochs, learning_rate=args.lr,
+            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
+            gradient_accumulation_steps=args.grad_accum, lr_scheduler_type="linear", warmup_steps=args.warmup,
+            weight_decay=args.weight_decay, optim="adamw_torch", max_length=args.max_length, packing=False,
+            seed=args.seed, data_seed=args.seed,
+            train_sampling_strategy="group_by_length" if args.group_by_length else "random",
+            bf16=args.bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no",
             report_to=list(report.report_to) if report else [], run_name=report.run_name if report else None,
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
             **masking, **checkpointing,
         )
-        trainer = SFTTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=dev_ds,
+        trainer = SFTTrainer(model=model, args=sft_config, train_dataset=train_ds, eval_dataset=dev_ds,
                              processing_class=tokenizer, callbacks=[StopOnNonFinite()])
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
@@ -137,7 +133,7 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], *,
         raise NonFiniteLoss(f"fine-tuning loss became {out.training_loss}; lower the learning rate")
     model.eval()
     return FinetuneResult(train_loss=float(out.training_loss), dev_loss=float(dev_loss), steps=out.global_step,
-                          tokens=int(tokens * epochs), seconds=seconds)
+                          tokens=int(tokens * args.epochs), seconds=seconds)
 
 
 def save_model(model, tokenizer, path: Path) -> None:
