@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
+import signal
+import threading
+from types import FrameType
 from typing import Iterator
 
 
@@ -34,6 +38,22 @@ class Terminated(SystemExit):
     def __init__(self, signum: int):
         super().__init__(128 + signum)
         self.signum = signum
+
+
+def stop_exception(signum: int) -> BaseException:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+def raise_stop(signum: int, frame: FrameType | None) -> None:
+    """The body of a SIGINT/SIGTERM handler: raise the stop. Python prints and drops an exception
+    raised inside a ``__del__`` ("Exception ignored in ..."), so a signal landing in a finaliser
+    is delivered again a moment later, when the finaliser has returned."""
+    while frame is not None:
+        if frame.f_code.co_name == "__del__":
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+            return
+        frame = frame.f_back
+    raise stop_exception(signum)
 
 
 # errno values a user causes or meets (a full disk, a read-only or mistyped path), with what to do

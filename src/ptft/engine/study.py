@@ -31,7 +31,7 @@ from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.work import CellOutput, study_tasks
-from ptft.errors import PtftError, Terminated, naming
+from ptft.errors import PtftError, naming, raise_stop, stop_exception
 from ptft.store import ComparisonRow, ResultsStore
 from ptft.tracking import StudyTracker, open_tracker
 
@@ -154,7 +154,7 @@ def _sigterm_exits():
     def handler(signum, frame):
         global _stop_signal
         _stop_signal = signum
-        raise _stop_exception(signum)
+        raise_stop(signum, frame)
 
     global _stop_signal
     _stop_signal = None
@@ -167,10 +167,6 @@ def _sigterm_exits():
 
 
 _stop_signal: int | None = None  # the signal that asked the driver to stop, if one did
-
-
-def _stop_exception(signum: int) -> BaseException:
-    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
 
 
 def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor: str | None, address: str | None,
@@ -281,7 +277,7 @@ def _drive(store: ResultsStore, runner, run_dir: Path, todo: list[Cell], status:
         if _stop_signal is not None:  # the signal arrived inside code that swallowed its exception
             if isinstance(out, CellOutput):
                 _store_output(store, run_dir, by_id[out.cell_id], out)
-            raise _stop_exception(_stop_signal)
+            raise stop_exception(_stop_signal)
         running.pop(out.cell_id, None)
         if isinstance(out, CellOutput) and numerics is not None:
             if not numerics:
