@@ -92,6 +92,24 @@ def test_grouping_by_length_is_seeded_and_changes_the_batches(tiny_model_dir):
     assert train_loss(False) != grouped
 
 
+def test_activation_checkpointing_changes_time_not_numbers(tiny_model_dir):
+    """Why it is not part of a cell's identity: with and without recomputed activations the
+    weights, and so every loss, come out bit for bit the same."""
+    train, dev = examples(32), examples(8, offset=100)
+
+    def trained(checkpointing: bool):
+        model, tok = load_causal_lm(tiny_model_dir)
+        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0,
+                            activation_checkpointing=checkpointing)
+        result = finetune(model, tok, train, dev, FMT, args, progress=False)
+        return result, model
+
+    (with_ckpt, m1), (without, m2) = trained(True), trained(False)
+    assert (with_ckpt.train_loss, with_ckpt.dev_loss) == (without.train_loss, without.dev_loss)
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    assert m1.state_dict()["lm_head.weight"].ne(load_causal_lm(tiny_model_dir)[0].state_dict()["lm_head.weight"]).any()
+
+
 def test_every_training_setting_of_the_config_reaches_the_trainer():
     """Each `finetune:` setting hashed into a fine-tuning cell's training hash is a field of
     FinetuneArgs, so the engine passes it by building the arguments object, never by hand."""

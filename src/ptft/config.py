@@ -78,6 +78,9 @@ class FinetuneConfig:
     # batches of similar lengths (transformers' LengthGroupedSampler, still seeded): much less
     # padding, a different batch composition from the plain shuffle the paper used
     group_by_length: bool = False
+    # trl's default: activations recomputed in the backward pass, which saves memory on large
+    # models and costs about 15 % of the time on small ones; the numbers are the same either way
+    activation_checkpointing: bool = True
     seeds: list[int] = field(default_factory=lambda: [0])
     keep_weights: bool = False
     selection_metric: Literal["loss", "metric"] = "loss"

@@ -95,8 +95,9 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
     return units
 
 
-# Settings that are execution details, not inputs of a result: changing them reruns nothing.
-_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric")
+# Settings that are execution details, not inputs of a result: changing them reruns nothing
+# (activation checkpointing recomputes the same activations: test_finetune checks the losses agree).
+_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing")
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 

@@ -133,6 +133,8 @@ class FinetuneArgs:
     bf16: bool = False
     # batches of similar lengths (transformers' LengthGroupedSampler, still seeded)
     group_by_length: bool = False
+    # recompute activations in the backward pass (trl's default): memory for compute, same numbers
+    activation_checkpointing: bool = True
 
     def __post_init__(self):
         for name in ("batch_size", "grad_accum", "max_length"):

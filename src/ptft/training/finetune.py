@@ -100,10 +100,11 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
 
     masking = {"completion_only_loss": True} if loss == "completion" else \
         {"assistant_only_loss": True, "completion_only_loss": False}
-    # trl's default, activation (gradient) checkpointing on, spelt as transformers names it now: trl
-    # sets the deprecated `gradient_checkpointing`, which warns unless the new field is given
-    checkpointing = {"activation_checkpointing": True} \
-        if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)} else {}
+    # spelt as transformers names it now: trl sets the deprecated `gradient_checkpointing`, which
+    # warns unless the new field is given
+    checkpointing = {"activation_checkpointing": args.activation_checkpointing} \
+        if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)} \
+        else {"gradient_checkpointing": args.activation_checkpointing}
     reporting = report.environment() if report else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, reporting:
         sft_config = SFTConfig(
