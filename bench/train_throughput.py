@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -34,18 +34,18 @@ def flops_per_token(params: int, shape, seq_len: int) -> float:
     return 6 * params + 12 * shape.num_layers * shape.hidden_size * seq_len
 
 
-def bench_pretrain(preset: str, steps: int) -> tuple[float, int, object, int]:
+def bench_pretrain(preset: str, steps: int, bf16: bool) -> tuple[float, int, object, int]:
     from ptft.config import load_config
     from ptft.training.pretrain import pretrain_series
 
     settings = dataclasses.replace(load_config(preset).checkpoints.pretrain, steps=steps, save_steps=[steps],
-                                   warmup_steps=2)
+                                   warmup_steps=2, bf16=bf16)
     with tempfile.TemporaryDirectory() as tmp:
         result = pretrain_series(settings, tmp, seed=0, progress=False)
     return result.tokens_per_second, result.parameters, settings.model, settings.seq_len
 
 
-def bench_finetune(preset: str, group_by_length: bool) -> tuple[float, int]:
+def bench_finetune(preset: str, group_by_length: bool, checkpointing: bool, bf16: bool) -> tuple[float, int]:
     from ptft.checkpoints.loading import load_causal_lm
     from ptft.config import load_config
     from ptft.tasks import LoadRequest, get_task
@@ -62,9 +62,16 @@ def bench_finetune(preset: str, group_by_length: bool) -> tuple[float, int]:
         checkpoint_dir = pretrain_series(settings, tmp, seed=0, progress=False).checkpoints[5]
         model, tok = load_causal_lm(checkpoint_dir)
         args = FinetuneArgs.from_settings(config.finetune, lr=config.finetune.learning_rates[0], seed=0, epochs=1,
-                                          weight_decay=0.0, bf16=False, group_by_length=group_by_length)
+                                          weight_decay=0.0, bf16=bf16, group_by_length=group_by_length,
+                                          activation_checkpointing=checkpointing)
         result = finetune(model, tok, data.train, data.dev, task.formats["default"], args, progress=False)
     return result.tokens_per_second, sum(p.numel() for p in model.parameters())
+
+
+def load_config_name(preset: str) -> str:
+    from ptft.config import load_config
+
+    return load_config(preset).tasks[0].name
 
 
 def stage_times(run_dir: Path) -> None:
@@ -96,24 +103,38 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     threads = torch.get_num_threads()
-    peak = matmul_peak()
-    print(f"threads {threads}; fp32 matmul peak (2048^2, median) {peak / 1e9:.1f} GFLOP/s")
+    peak = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16)}
+    print(f"threads {threads}; matmul peak (2048^2, median): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s")
+    print("MFU is against the fp32 peak (and the bf16 peak for bf16 autocast rows)")
 
-    pre = [bench_pretrain(args.preset, args.steps) for _ in range(args.repeats)]
-    tps = statistics.median(p[0] for p in pre)
-    params, shape, seq = pre[0][1], pre[0][2], pre[0][3]
+    def line(name: str, tps: float, fpt: float, precision: str, reference: float | None = None) -> None:
+        achieved = tps * fpt
+        ratio = f", {tps / reference:.2f}x the first row" if reference else ""
+        print(f"  {name:58} {tps:7.0f} tokens/s  {achieved / 1e9:6.1f} GFLOP/s  MFU {achieved / peak['fp32']:5.1%} fp32"
+              + (f" / {achieved / peak['bf16']:5.1%} bf16" if precision == "bf16" else "") + ratio)
+
+    pre = {precision: [bench_pretrain(args.preset, args.steps, precision == "bf16") for _ in range(args.repeats)]
+           for precision in ("fp32", "bf16")}
+    params, shape, seq = pre["fp32"][0][1], pre["fp32"][0][2], pre["fp32"][0][3]
     fpt = flops_per_token(params, shape, seq)
-    print(f"pre-training ({args.preset} model, {params / 1e6:.2f}M params, seq {seq}): median {tps:.0f} tokens/s, "
-          f"{tps * fpt / 1e9:.1f} GFLOP/s, MFU {tps * fpt / peak:.1%}")
+    print(f"pre-training ({args.preset} model, {params / 1e6:.2f}M params, seq {seq}), medians of {args.repeats}:")
+    base = statistics.median(p[0] for p in pre["fp32"])
+    for precision, runs in pre.items():
+        line(f"{precision}", statistics.median(p[0] for p in runs), fpt, precision, None if precision == "fp32" else base)
 
-    for group_by_length in (False, True):
-        ft = [bench_finetune(args.preset, group_by_length) for _ in range(args.repeats)]
-        ftps = statistics.median(f[0] for f in ft)
-        ffpt = flops_per_token(ft[0][1], shape, seq)
-        batches = "length-grouped batches" if group_by_length else "shuffled batches"
-        print(f"fine-tuning (trl SFTTrainer, same model, {batches}): median {ftps:.0f} tokens/s, "
-              f"{ftps * ffpt / 1e9:.1f} GFLOP/s, MFU {ftps * ffpt / peak:.1%} "
-              f"(ratio to pre-training {ftps / tps:.2f})")
+    print(f"fine-tuning (trl SFTTrainer, same model, 160 examples of {load_config_name(args.preset)}), "
+          f"medians of {args.repeats}:")
+    variants = [("shuffled batches, activation checkpointing (trl's default)", False, True, False),
+                ("length-grouped batches, activation checkpointing", True, True, False),
+                ("length-grouped batches, no activation checkpointing", True, False, False),
+                ("length-grouped, no checkpointing, bf16 autocast", True, False, True)]
+    first = None
+    for name, grouped, checkpointing, bf16 in variants:
+        runs = [bench_finetune(args.preset, grouped, checkpointing, bf16) for _ in range(args.repeats)]
+        ftps = statistics.median(r[0] for r in runs)
+        line(name, ftps, flops_per_token(runs[0][1], shape, seq), "bf16" if bf16 else "fp32", first)
+        first = first or ftps
     if args.run:
         stage_times(args.run)
 

@@ -114,7 +114,7 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             weight_decay=args.weight_decay, optim="adamw_torch", max_length=args.max_length, packing=False,
             seed=args.seed, data_seed=args.seed,
             train_sampling_strategy="group_by_length" if args.group_by_length else "random",
-            bf16=args.bf16 and not on_cpu, use_cpu=on_cpu, save_strategy="no", eval_strategy="no",
+            bf16=args.bf16, use_cpu=on_cpu, save_strategy="no", eval_strategy="no",
             report_to=list(report.report_to) if report else [], run_name=report.run_name if report else None,
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
             **masking, **checkpointing,
