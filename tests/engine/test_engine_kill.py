@@ -102,10 +102,11 @@ def test_sigkill_mid_cell_loses_only_that_cell(reference_run, small_config_file,
 
 
 def test_sigkill_during_final_selection_and_comparisons(reference_run, small_config_file, tmp_path: Path) -> None:
-    """Every cell is done and the driver is choosing learning rates and computing the paired
-    FT - BASE comparisons when it is SIGKILLed. The test holds the store's write lock from the
-    moment the grid's run is recorded as finished, so the driver is caught blocked in one of those
-    final writes (a real SQLite lock, no hook in ptft). The rerun runs no cell and completes both."""
+    """Every cell is done and the driver is in its final writes (putting back cells in flight,
+    recording the run's end, the chosen learning rates, the paired FT - BASE comparisons) when it
+    is SIGKILLed. The test holds the store's write lock from the moment the last cell is stored as
+    done, so the driver is caught blocked in one of those final writes (a real SQLite lock, no hook
+    in ptft). The rerun runs no cell and completes the selections and comparisons."""
     with ResultsStore(reference_run.run_dir / "results.sqlite") as store:
         want = store.frame("comparisons").drop(columns=["id"], errors="ignore")
     config_file = small_config_file()
@@ -118,7 +119,7 @@ def test_sigkill_during_final_selection_and_comparisons(reference_run, small_con
             while not _grid_finished(run):
                 assert proc.poll() is None, f"ptft run ended early: {proc.stderr.read().decode()}"
                 assert time.monotonic() < deadline, "the grid did not finish in time"
-                time.sleep(0.005)
+                time.sleep(0.001)  # the final writes take milliseconds: look often
             blocker = sqlite3.connect(run / "results.sqlite", timeout=60, isolation_level=None)
             blocker.execute("BEGIN IMMEDIATE")  # from now on every write of the driver waits
             caught = proc.poll() is None
@@ -158,7 +159,8 @@ def _grid_finished(run: Path) -> bool:
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
         try:
-            return con.execute("SELECT count(*) FROM runs WHERE outcome = 'finished'").fetchone()[0] > 0
+            done, cells = con.execute("SELECT SUM(status = 'done'), COUNT(*) FROM cells").fetchone()
+            return cells > 0 and done == cells
         finally:
             con.close()
     except sqlite3.OperationalError:  # the schema is being created
