@@ -8,7 +8,8 @@ of another config's cell.
 
 Tables:
 - ``results``: one row per (cell, model, eval set, format, shots, method, metric).
-- ``scores``: per-example scores of each cell's evaluations (for paired comparisons).
+- ``scores``: per-example scores of each cell's evaluation units (for paired comparisons), keyed
+  by the unit's typed columns (eval task, eval set, format, shots, method).
 - ``comparisons``: paired-bootstrap FT - BASE differences on the same examples.
 - ``cells``: every cell ever planned in this run directory and its state (pending, running,
   done, failed) with errors, tracebacks, attempts and timings.
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ptft.engine.cells import EvalUnit
 from ptft.errors import StoreError
 
 SCHEMA = """
@@ -60,10 +62,14 @@ CREATE TABLE IF NOT EXISTS results (
 );
 CREATE TABLE IF NOT EXISTS scores (
     cell_id TEXT NOT NULL,
-    unit TEXT NOT NULL,
+    eval_task TEXT NOT NULL,
+    eval_set TEXT NOT NULL,
+    format TEXT NOT NULL,
+    shots INTEGER NOT NULL,
+    method TEXT NOT NULL,
     metric TEXT NOT NULL,
     vals TEXT NOT NULL,
-    PRIMARY KEY (cell_id, unit, metric)
+    PRIMARY KEY (cell_id, eval_set, format, shots, method, metric)
 );
 CREATE TABLE IF NOT EXISTS comparisons (
     model_id TEXT NOT NULL,
@@ -140,6 +146,9 @@ CREATE TABLE IF NOT EXISTS runs (
     outcome TEXT
 );
 """
+
+# PRAGMA user_version of a store in this schema; 0 is every store written before the version was kept.
+SCHEMA_VERSION = 1
 
 # Less free space than this on the store's device makes an SQLite I/O error a full disk.
 LOW_SPACE_BYTES = 16 << 20
@@ -316,6 +325,12 @@ class ResultsStore:
         for table, column, decl in _ADDED_COLUMNS:
             if column not in columns(table):
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            # one transaction, version mark included: a crash leaves the old schema, migrated next time
+            with self.transaction() as db:
+                if "unit" in columns("scores"):
+                    _type_score_units(db)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- results -------------------------------------------------------------------------
     def write_results(self, rows: Sequence[ResultRow], comparisons: Sequence[ComparisonRow] = ()) -> None:
@@ -324,7 +339,7 @@ class ResultsStore:
             _upsert(db, "comparisons", [asdict(c) for c in comparisons])
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
-                    seconds: float, scores: dict[str, dict[str, list[float]]] | None = None,
+                    seconds: float, scores: dict[EvalUnit, dict[str, list[float]]] | None = None,
                     numerics: str | None = None) -> None:
         """A cell's rows, per-example scores, training figures and its 'done' mark in one
         transaction: after a crash a cell is either complete in the store or absent from it.
@@ -333,7 +348,7 @@ class ResultsStore:
             db.execute("DELETE FROM results WHERE cell_id=?", (cell_id,))
             db.execute("DELETE FROM scores WHERE cell_id=?", (cell_id,))
             _upsert(db, "results", [asdict(r) | {"cell_id": cell_id} for r in rows])
-            _upsert(db, "scores", [{"cell_id": cell_id, "unit": unit, "metric": metric, "vals": json.dumps(vals)}
+            _upsert(db, "scores", [{"cell_id": cell_id, **asdict(unit), "metric": metric, "vals": json.dumps(vals)}
                                    for unit, metrics in (scores or {}).items() for metric, vals in metrics.items()])
             if training is not None:
                 _upsert(db, "trainings", [{"cell_id": cell_id, **training}])
@@ -341,13 +356,6 @@ class ResultsStore:
                 "UPDATE cells SET status='done', error=NULL, traceback=NULL, finished_at=?, seconds=?, notes=?, "
                 "numerics=? WHERE cell_id=?",
                 (time.time(), seconds, json.dumps(list(notes)) if notes else None, numerics, cell_id))
-
-    def has_result(self, model_id: str, eval_set: str, fmt: str, shots: int, method: str) -> bool:
-        cur = self._db.execute(
-            "SELECT 1 FROM results WHERE model_id=? AND eval_set=? AND format=? AND shots=? AND method=? LIMIT 1",
-            (model_id, eval_set, fmt, shots, method),
-        )
-        return cur.fetchone() is not None
 
     def numerics(self, cell_ids: Sequence[str]) -> dict[str, list[str]]:
         """What the done cells among ``cell_ids`` were computed with -> those cells."""
@@ -367,13 +375,21 @@ class ResultsStore:
 
         return pd.read_sql_query(f"SELECT * FROM {table}", self._db)
 
-    def scores(self, cell_id: str) -> dict[str, dict[str, list[float]]]:
-        """Per-example scores of one cell: unit key -> metric -> values."""
-        out: dict[str, dict[str, list[float]]] = {}
-        for unit, metric, vals in self._db.execute("SELECT unit, metric, vals FROM scores WHERE cell_id=?",
-                                                   (cell_id,)):
-            out.setdefault(unit, {})[metric] = json.loads(vals)
+    def scores(self, cell_id: str) -> dict[EvalUnit, dict[str, list[float]]]:
+        """Per-example scores of one cell: unit -> metric -> values."""
+        out: dict[EvalUnit, dict[str, list[float]]] = {}
+        for *unit, metric, vals in self._db.execute(
+                "SELECT eval_task, eval_set, format, shots, method, metric, vals FROM scores WHERE cell_id=?",
+                (cell_id,)):
+            out.setdefault(EvalUnit(*unit), {})[metric] = json.loads(vals)
         return out
+
+    def trainings(self, cell_ids: Sequence[str]) -> list[dict]:
+        """The training figures of those of ``cell_ids`` that trained, in the order they were stored."""
+        wanted = set(cell_ids)
+        cur = self._db.execute("SELECT * FROM trainings ORDER BY rowid")
+        names = [d[0] for d in cur.description]
+        return [row for row in (dict(zip(names, values)) for values in cur) if row["cell_id"] in wanted]
 
     def export_frame(self, cell_ids: Sequence[str] | None = None):
         """The long-format results table (columns: EXPORT_COLUMNS), with ``selected`` marking the
@@ -407,18 +423,11 @@ class ResultsStore:
         self.write_results([], rows)
 
     # -- learning-rate selection ----------------------------------------------------------
-    def write_selection(self, checkpoint: str, train_task: str, seed: int, lr: float, dev_score: float,
-                        criterion: str = "dev_loss", candidates: dict | None = None, cell_id: str | None = None) -> None:
-        self.write_selections([dict(checkpoint=checkpoint, train_task=train_task, seed=seed, lr=lr,
-                                    dev_score=dev_score, criterion=criterion,
-                                    candidates=json.dumps(candidates or {}), cell_id=cell_id)], replace_all=False)
-
-    def write_selections(self, rows: Sequence[dict], replace_all: bool = True) -> None:
-        """Record the chosen learning rates; ``replace_all`` drops every earlier choice first (the
-        selections always describe the current plan)."""
+    def write_selections(self, rows: Sequence[dict]) -> None:
+        """Record the chosen learning rates in place of every earlier choice (the selections always
+        describe the current plan)."""
         with self.transaction() as db:
-            if replace_all:
-                db.execute("DELETE FROM selections")
+            db.execute("DELETE FROM selections")
             _upsert(db, "selections", list(rows))
 
     # -- cells -----------------------------------------------------------------------------
@@ -502,3 +511,22 @@ def _upsert(db: sqlite3.Connection, table: str, rows: list[dict]) -> None:
         f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
         [tuple(r[c] for c in cols) for r in rows],
     )
+
+
+def _type_score_units(db: sqlite3.Connection) -> None:
+    """Stores before schema 1 keyed scores by the unit's dotted name ``set.format.Nshot.method``;
+    the eval task, which that name lacks, is the one the cell's results give the same eval set."""
+    db.execute("ALTER TABLE scores RENAME TO scores_old")
+    db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS scores" in s))
+    eval_task = dict(((cell_id, eval_set), task) for cell_id, eval_set, task
+                     in db.execute("SELECT cell_id, eval_set, eval_task FROM results"))
+    rows = []
+    for cell_id, unit, metric, vals in db.execute("SELECT cell_id, unit, metric, vals FROM scores_old ORDER BY rowid"):
+        eval_set, fmt, shots, method = unit.rsplit(".", 3)
+        if (cell_id, eval_set) not in eval_task:  # no result to compare: nothing reads these scores
+            continue
+        rows.append({"cell_id": cell_id, "eval_task": eval_task[cell_id, eval_set], "eval_set": eval_set,
+                     "format": fmt, "shots": int(shots.removesuffix("shot")), "method": method, "metric": metric,
+                     "vals": vals})
+    _upsert(db, "scores", rows)
+    db.execute("DROP TABLE scores_old")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from ptft import __version__
@@ -27,19 +28,33 @@ from ptft.config import StudyConfig
 from ptft.task_types import get_task_type
 
 
+class CellKind(StrEnum):
+    """A StrEnum: the value is what cell ids hash and the store records, so ids stay as they were."""
+    PRETRAIN = "pretrain"
+    BASE = "base"
+    FINETUNE = "finetune"
+    INSTRUCT = "instruct"
+
+
 @dataclass(frozen=True)
 class EvalUnit:
+    """One scored combination of a cell; the store keeps it in typed columns."""
     eval_task: str
     eval_set: str
     format: str
     shots: int
     method: str
 
+    @property
+    def name(self) -> str:
+        """The unit in file names (RUN/predictions/<model>/<name>.jsonl) and notes."""
+        return f"{self.eval_set}.{self.format}.{self.shots}shot.{self.method}"
+
 
 @dataclass
 class Cell:
     cell_id: str
-    kind: str
+    kind: CellKind
     label: str
     checkpoint: Checkpoint | None = None
     train_task: str = ""
@@ -52,9 +67,9 @@ class Cell:
     @property
     def model_id(self) -> str:
         ck = self.checkpoint.label if self.checkpoint else ""
-        if self.kind == "pretrain":
+        if self.kind == CellKind.PRETRAIN:
             return "pretrain"
-        if self.kind == "base":
+        if self.kind == CellKind.BASE:
             return f"base/{ck}"
         return f"{self.kind}/{ck}/{self.train_task}/lr{self.lr:g}/seed{self.seed}"
 
@@ -142,9 +157,9 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     cells: list[Cell] = []
     pre: list[str] = []
     if config.checkpoints.source == "pretrain":
-        pid = digest({"kind": "pretrain", "settings": asdict(config.checkpoints.pretrain), "seed": config.seed,
+        pid = digest({"kind": CellKind.PRETRAIN, "settings": asdict(config.checkpoints.pretrain), "seed": config.seed,
                       "threads": config.executor.pretrain_threads, "version": __version__})
-        cells.append(Cell(pid, "pretrain", "pretrain"))
+        cells.append(Cell(pid, CellKind.PRETRAIN, "pretrain"))
         pre = [pid]
 
     def sets_of(task: str, out_of_domain: bool) -> list[tuple[str, str]]:
@@ -156,8 +171,8 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
         source = {"checkpoint": ck.identity, "upstream": pre}
         for task in base_tasks:
             units = eval_units(config, task_types, {task: sets_of(task, config.evaluation.out_of_domain)}, [task])
-            cid = digest({"kind": "base", **source, **eval_inputs(units), **common})
-            cells.append(Cell(cid, "base", f"BASE {ck.label} {task}", ck, units=units, depends_on=pre))
+            cid = digest({"kind": CellKind.BASE, **source, **eval_inputs(units), **common})
+            cells.append(Cell(cid, CellKind.BASE, f"BASE {ck.label} {task}", ck, units=units, depends_on=pre))
         for tc in config.tasks:
             if not tc.train:
                 continue
@@ -169,20 +184,20 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
             units = eval_units(config, task_types, sets, list(sets))
             for lr in tc.lr or config.finetune.learning_rates:
                 for seed in config.finetune.seeds:
-                    training = {"kind": "finetune", **source, "task": tc.name, "task_def": fp(tc.name, "task"),
+                    training = {"kind": CellKind.FINETUNE, **source, "task": tc.name, "task_def": fp(tc.name, "task"),
                                 "train": fp(tc.name, "train"), "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed,
                                 "finetune": ft_settings, **common}
                     thash = digest(training)
                     cid = digest({**training, **eval_inputs(units),
                                   "selection": config.finetune.selection_metric})
-                    cells.append(Cell(cid, "finetune", f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
+                    cells.append(Cell(cid, CellKind.FINETUNE, f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
                                       tc.name, lr, seed, thash, units, pre))
         if it.enabled:
             mc_units = eval_units(config, task_types, {s: sets_of(s, True) for s in it.suite}, it.suite)
             it_settings = {k: v for k, v in asdict(it).items() if k not in ("suite", "n_eval")}
-            training = {"kind": "instruct", **source, "it": it_settings, **common}
+            training = {"kind": CellKind.INSTRUCT, **source, "it": it_settings, **common}
             thash = digest(training)
             cid = digest({**training, **eval_inputs(mc_units)})
-            cells.append(Cell(cid, "instruct", f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,
+            cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,
                               mc_units, pre))
     return cells

@@ -25,10 +25,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell
+from ptft.engine.cells import Cell, CellKind
 from ptft.engine.work import CellOutput, run_cell, set_threads
 
 log = logging.getLogger("ptft.engine")
@@ -43,12 +42,11 @@ class CellFailure:
 
 
 Outcome = CellOutput | CellFailure
-OnStart = Callable[[Cell], None]
 
 
 def cell_threads(config: StudyConfig, cell: Cell) -> int:
     """The torch thread count a cell computes with: a study setting, whatever runs the cell."""
-    return config.executor.pretrain_threads if cell.kind == "pretrain" else config.executor.threads
+    return config.executor.pretrain_threads if cell.kind == CellKind.PRETRAIN else config.executor.threads
 
 
 def _guarded(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> Outcome:
@@ -79,22 +77,6 @@ def _release_gpu_memory() -> None:
 class _Executor:
     kind = "local"
     slots = 1
-
-    def run(self, config: StudyConfig, run_dir: Path, cells: list[Cell], on_start: OnStart,
-            progress: bool = True) -> Iterator[Outcome]:
-        """Run independent ``cells`` and yield their outcomes as they finish (convenience over
-        the submit/next_outcome protocol, for callers without dependencies to track)."""
-        queue = deque(cells)
-        self.start(config, run_dir, progress)
-        try:
-            while queue or self.in_flight():
-                while queue and self.free() > 0:
-                    cell = queue.popleft()
-                    on_start(cell)
-                    self.submit(cell)
-                yield self.next_outcome()
-        finally:
-            self.close(cancel=bool(queue or self.in_flight()))
 
 
 class InProcessExecutor(_Executor):
@@ -173,7 +155,7 @@ class PoolExecutor(_Executor):
         self._tries[cell.cell_id] = self._tries.get(cell.cell_id, 0) + 1
         # Pre-training is a stage of its own (every other cell waits for it): it shows its progress
         # bar, which cannot interleave with another cell's.
-        alone = cell.kind == "pretrain"
+        alone = cell.kind == CellKind.PRETRAIN
         fut = self._get_pool().submit(_guarded, self._config, self._run_dir, cell, alone and self._progress)
         self._futures[fut] = cell
 

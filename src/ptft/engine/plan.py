@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
+from ptft.engine.cells import CellKind
 from ptft.errors import ConfigError
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
@@ -59,7 +60,7 @@ class StudyPlan:
     parameters: int | None = None
     parameters_source: str = ""
 
-    def count(self, kind: str) -> int:
+    def count(self, kind: CellKind) -> int:
         return sum(c.kind == kind for c in self.cells)
 
     @property
@@ -118,11 +119,11 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
     study_tasks = {t.name for t in config.tasks}
     groups: dict[str, list] = defaultdict(list)
     for c in cells:
-        if c.kind == "base":
+        if c.kind == CellKind.BASE:
             suite_only = c.units and all(u.eval_task not in study_tasks for u in c.units)
             groups["BASE-MC" if suite_only else "BASE"].append(c)
-        elif c.kind in ("finetune", "instruct"):
-            groups["FT" if c.kind == "finetune" else "IT"].append(c)
+        elif c.kind in (CellKind.FINETUNE, CellKind.INSTRUCT):
+            groups["FT" if c.kind == CellKind.FINETUNE else "IT"].append(c)
     plan.units = {k: (len({c.model_id for c in v}), len(v), sum(len(c.units) for c in v))
                   for k, v in groups.items()}
     n_eval = {name: config.instruction_tuning.n_eval for name in types}
@@ -138,7 +139,7 @@ def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEst
     from ptft.tasks.instructions import registered_mixture
 
     ft = config.finetune
-    runs = Counter(c.train_task for c in plan.cells if c.kind == "finetune")
+    runs = Counter(c.train_task for c in plan.cells if c.kind == CellKind.FINETUNE)
     out = []
     for tc in config.tasks:
         if not tc.train:
@@ -153,7 +154,7 @@ def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEst
         typical = mixture.typical_tokens_per_conversation if mixture else None
         per, basis = (min(typical, max_length), "typical") if typical else (max_length, "upper bound (max_length)")
         n = it.n_train if it.n_train is not None else (mixture.size if mixture else None)
-        out.append(TrainingEstimate(f"IT {it.mixture}", plan.count("instruct"), n, it.epochs, per, basis))
+        out.append(TrainingEstimate(f"IT {it.mixture}", plan.count(CellKind.INSTRUCT), n, it.epochs, per, basis))
     return out
 
 
@@ -225,7 +226,7 @@ def format_plan(plan: StudyPlan) -> str:
                      ", ".join(ins) + (" | " + ", ".join(outs) if outs else "")])
     lines += _table(rows)
     n_ck, seeds = len(plan.checkpoints), len(cfg.finetune.seeds)
-    n_ft = plan.count("finetune")
+    n_ft = plan.count(CellKind.FINETUNE)
     lines += ["", "Runs"]
     lines.append(f"  pre-training runs:        {plan.count('pretrain')}")
     pairs = sum(len(lrs) for lrs in plan.finetune_runs.values())
@@ -288,8 +289,8 @@ def plan_dict(plan: StudyPlan) -> dict:
         "name": plan.config.name,
         "checkpoints": [{"label": c.label, "step": c.step, "revision": c.revision, "path": c.path}
                         for c in plan.checkpoints],
-        "finetune_runs": plan.count("finetune"), "instruct_runs": plan.count("instruct"),
-        "pretrain_runs": plan.count("pretrain"), "cells": len(plan.cells),
+        "finetune_runs": plan.count(CellKind.FINETUNE), "instruct_runs": plan.count(CellKind.INSTRUCT),
+        "pretrain_runs": plan.count(CellKind.PRETRAIN), "cells": len(plan.cells),
         "learning_rates": plan.finetune_runs,
         "units": {k: {"models": m, "cells": c, "units": u, "scored_examples": plan.scored.get(k)}
                   for k, (m, c, u) in plan.units.items()},

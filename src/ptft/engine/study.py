@@ -8,8 +8,9 @@ pending, skips every done cell, retries failed ones, and ends with the same numb
 uninterrupted run.
 
 Cells are submitted as soon as the cells they depend on are done and the executor has a free
-slot (no stage barrier). After the grid, the driver selects each (checkpoint, task, seed)'s
-learning rate on the dev split and computes the paired FT - BASE comparisons not yet stored.
+slot (no stage barrier). After the grid, the driver has :mod:`ptft.engine.selection` select each
+(checkpoint, task, seed)'s learning rate on the dev split and compute the paired FT - BASE
+comparisons not yet stored, and stores them.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, expand, task_fingerprints
+from ptft.engine.cells import Cell, CellKind, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
+from ptft.engine.selection import compare_with_base, select_learning_rates
 from ptft.engine.work import CellOutput, study_tasks
 from ptft.errors import PtftError, naming, raise_stop, stop_exception
-from ptft.store import ComparisonRow, ResultsStore
+from ptft.store import ResultsStore
 from ptft.tracking import StudyTracker, open_tracker
 
 log = logging.getLogger("ptft.engine")
@@ -309,10 +309,10 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
     if out.predictions:
         model_dir = run_dir / "predictions" / cell.model_id.replace("/", "__")
         model_dir.mkdir(parents=True, exist_ok=True)
-        for key, preds in out.predictions.items():
-            _write_jsonl(model_dir / f"{key}.jsonl", preds)
+        for name, preds in out.predictions.items():
+            _write_jsonl(model_dir / f"{name}.jsonl", preds)
     training = None
-    if cell.kind == "pretrain":
+    if cell.kind == CellKind.PRETRAIN:
         if out.training is not None:
             _write_json(run_dir / "pretrain.json", out.training)
     elif out.training is not None:
@@ -328,72 +328,20 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
 
 
 def _select_learning_rates(store: ResultsStore, config: StudyConfig, cells: list[Cell]) -> None:
-    """Per (checkpoint, task, seed): the learning rate with the lowest dev loss (or, with
-    ``finetune.selection_metric: metric``, the highest metric on the dev split) among the done
-    fine-tuning cells of the current plan; the dev split only, never an eval set. Ties go to the
-    smaller rate, so the choice never depends on the order cells finished in. Recorded even with a
-    single rate, so the choice is always explicit; the table is rebuilt for the current plan."""
-    by_metric = config.finetune.selection_metric == "metric"
-    criterion = "dev_metric" if by_metric else "dev_loss"
-    trainings = store.frame("trainings")
-    current = {c.cell_id for c in cells if c.kind == "finetune"}
-    trainings = trainings[trainings.cell_id.isin(current)]
-    rows = []
-    for (ck, task, seed), group in trainings.groupby(["checkpoint", "train_task", "seed"]):
-        scored = group[np.isfinite(group[criterion].astype(float))]
-        if scored.empty:
-            continue
-        order = scored.assign(key=-scored[criterion] if by_metric else scored[criterion]).sort_values(["key", "lr"])
-        best = order.iloc[0]
-        rows.append(dict(checkpoint=ck, train_task=task, seed=int(seed), lr=float(best.lr),
-                         dev_score=float(best[criterion]), criterion=criterion,
-                         candidates=json.dumps({f"{lr:g}": float(v) for lr, v in zip(group.lr, group[criterion])}),
-                         cell_id=best.cell_id))
-    store.write_selections(rows)
+    """Rebuilt for the current plan's fine-tuning cells whenever the grid ends."""
+    current = [c.cell_id for c in cells if c.kind == CellKind.FINETUNE]
+    store.write_selections(select_learning_rates(store.trainings(current),
+                                                 by_metric=config.finetune.selection_metric == "metric"))
 
 
 def _compare_with_base(store: ResultsStore, cells: list[Cell], config: StudyConfig) -> None:
-    """Paired bootstrap FT - BASE on the same examples, for every fine-tuned result whose BASE
-    counterpart (same checkpoint, eval set, format, shots, method) is done. Pairs of cells are
-    content-addressed, so a pair compared once is never recomputed."""
-    from ptft.evaluation import paired_bootstrap
-
+    """Pairs of cells are content-addressed, so a pair compared once is never recomputed."""
     status = store.cell_status()
     done = {c.cell_id for c in cells if status.get(c.cell_id) == "done"}
-    base_of = {(c.checkpoint.label, c.units[0].eval_task): c for c in cells
-               if c.kind == "base" and c.units and c.cell_id in done}
-    compared = store.compared_pairs()
-    rows: list[ComparisonRow] = []
-    for cell in cells:
-        if cell.kind != "finetune" or cell.cell_id not in done:
-            continue
-        ft_scores = None
-        for eval_task in dict.fromkeys(u.eval_task for u in cell.units):
-            base = base_of.get((cell.checkpoint.label, eval_task))
-            if base is None or (cell.cell_id, base.cell_id) in compared:
-                continue
-            ft_scores = ft_scores if ft_scores is not None else store.scores(cell.cell_id)
-            base_scores = store.scores(base.cell_id)
-            for key, metrics in ft_scores.items():
-                if key not in base_scores:
-                    continue
-                eval_set, fmt, shots, method = _split_key(key)
-                for metric, values in metrics.items():
-                    ref = base_scores[key].get(metric)
-                    if ref is None or len(ref) != len(values):
-                        continue
-                    diff, lo, hi = paired_bootstrap(np.asarray(values), np.asarray(ref), seed=config.seed,
-                                                    n_boot=config.evaluation.n_bootstrap)
-                    rows.append(ComparisonRow(cell.model_id, base.model_id, eval_set, fmt, shots, method, metric,
-                                              float(diff), float(lo), float(hi), len(values), cell.cell_id,
-                                              base.cell_id))
+    rows = compare_with_base(cells, done, store.compared_pairs(), store.scores, seed=config.seed,
+                             n_boot=config.evaluation.n_bootstrap)
     if rows:
         store.write_comparisons(rows)
-
-
-def _split_key(key: str) -> tuple[str, str, int, str]:
-    eval_set, fmt, shots, method = key.rsplit(".", 3)
-    return eval_set, fmt, int(shots.removesuffix("shot")), method
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

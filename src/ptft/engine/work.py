@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
+from ptft.engine.cells import Cell, CellKind, EvalUnit
 from ptft.task_types import get_task_type
-from ptft.engine.cells import Cell, EvalUnit
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
 
@@ -33,7 +33,7 @@ class CellOutput:
     cell_id: str
     rows: list[ResultRow] = field(default_factory=list)
     predictions: dict[str, list[dict]] = field(default_factory=dict)
-    scores: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    scores: dict[EvalUnit, dict[str, list[float]]] = field(default_factory=dict)
     training: dict | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -86,10 +86,6 @@ def task_label(config: StudyConfig, name: str) -> str:
     return tasks[name][0].name if name in tasks else name
 
 
-def unit_key(unit: EvalUnit) -> str:
-    return f"{unit.eval_set}.{unit.format}.{unit.shots}shot.{unit.method}"
-
-
 def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = True) -> CellOutput:
     """Run one cell and return what it produced. Its log goes to ``RUN/logs/<cell_id>.log``
     (appended: every attempt of the cell is in it)."""
@@ -106,11 +102,11 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
     try:
         log.info("cell %s: %s (pid %d on %s)", cell.cell_id, cell.label, os.getpid(), socket.gethostname())
         with _quiet_hf():
-            if cell.kind == "pretrain":
+            if cell.kind == CellKind.PRETRAIN:
                 out = _pretrain(config, run_dir, cell, progress)
-            elif cell.kind == "base":
+            elif cell.kind == CellKind.BASE:
                 out = _evaluate_checkpoint(config, run_dir, cell, progress)
-            elif cell.kind in ("finetune", "instruct"):
+            elif cell.kind in (CellKind.FINETUNE, CellKind.INSTRUCT):
                 out = _finetune_and_evaluate(config, run_dir, cell, progress)
             else:
                 raise ValueError(f"unknown cell kind {cell.kind!r}")
@@ -213,7 +209,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         model, tokenizer = _load(config, cell, dtype="float32")
         seed_everything(cell.seed)
         report = training_report(config, run_dir, cell.label)
-        if cell.kind == "instruct":
+        if cell.kind == CellKind.INSTRUCT:
             from ptft.training.instruct import instruction_tune
 
             stats = instruction_tune(model, tokenizer, InstructArgs.from_config(config, cell.seed), progress=progress,
@@ -236,7 +232,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
 
         model.to(DTYPES[config.checkpoints.dtype])
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
-    if cell.kind == "finetune" and config.finetune.selection_metric == "metric":
+    if cell.kind == CellKind.FINETUNE and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     _evaluate_units(config, cell, model, tokenizer, out, progress)
     if not config.finetune.keep_weights and weights.exists():
@@ -284,11 +280,10 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
         demos = select_demos(data.train, unit.shots, config.seed)
         result = evaluator.evaluate(task, unit.eval_set, data.eval[unit.eval_set], unit.format, demos, unit.method,
                                     seed=config.seed, n_boot=ev.n_bootstrap)
-        key = unit_key(unit)
-        out.predictions[key] = result.predictions
-        out.scores[key] = {m: [float(x) for x in v] for m, v in result.scores.items()}
-        out.notes += [f"{key}: {n}" for n in result.notes]
-        log.info("evaluated %s: %s (%.1fs)", key, {m: round(v.value, 4) for m, v in result.metrics.items()},
+        out.predictions[unit.name] = result.predictions
+        out.scores[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
+        out.notes += [f"{unit.name}: {n}" for n in result.notes]
+        log.info("evaluated %s: %s (%.1fs)", unit.name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
