@@ -93,8 +93,9 @@ def test_plan_tiny_agrees_with_the_engine(tmp_path, capsys):
         return [(c.kind, c.label, c.train_task, c.lr, c.seed, c.units, c.checkpoint) for c in cells]
 
     assert shape(plan.cells) == shape(engine)
-    assert plan.count("pretrain") == 1 and plan.count("finetune") == 4 * len(config.tasks)
-    assert f"fine-tuning runs (SFT):   {4 * len(config.tasks)}" in out and "pre-training runs:        1" in out
+    runs = 4 * sum(len(tc.lr or config.finetune.learning_rates) for tc in config.tasks) * len(config.finetune.seeds)
+    assert plan.count("pretrain") == 1 and plan.count("finetune") == runs
+    assert f"fine-tuning runs (SFT):   {runs}" in out and "pre-training runs:        1" in out
     assert "instruction-tuning runs:  0" in out
 
 
