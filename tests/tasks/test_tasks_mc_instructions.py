@@ -6,7 +6,7 @@ import pytest
 
 from ptft.errors import DataError
 from ptft.tasks import LoadRequest, build_prompt, get_task
-from ptft.tasks.instructions import (available_instructions, load_instructions, quotas, to_prompt_completion,
+from ptft.tasks.instructions import (available_instructions, load_instructions, quotas,
                                      validate_messages)
 
 BB_MC = ["bb_mc_fables", "bb_mc_physical_intuition", "bb_mc_timedial", "bb_mc_wikihow_goal"]
@@ -138,9 +138,3 @@ def test_bad_row_in_file_names_the_row(tmp_path):
         load_instructions(str(f), seed=0)
 
 
-def test_to_prompt_completion():
-    pc = to_prompt_completion(_conv(1))
-    assert pc == {"prompt": "Be brief.\n\nCapital of France? (1)", "completion": " Paris."}
-    with pytest.raises(DataError):
-        to_prompt_completion({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                                           {"role": "user", "content": "c"}, {"role": "assistant", "content": "d"}]})

@@ -119,20 +119,12 @@ class TaskData:
 
     ``notes`` carries what a loader wants reported but is not data, e.g.
     ``notes["skipped"] = {"bb_xsum": {"empty summary": 2}}`` (rows dropped on purpose, with counts)
-    or ``notes["pool_sizes"]``; it is not part of the fingerprint."""
+    or ``notes["pool_sizes"]``; it is not part of the fingerprints."""
 
     train: list[Example]
     dev: list[Example]
     eval: dict[str, list[Example]]
     notes: dict[str, Any] = field(default_factory=dict)
-
-    def fingerprint(self) -> str:
-        """Content hash of every split: new data means new results."""
-        h = hashlib.sha256()
-        for name, rows in [("train", self.train), ("dev", self.dev), *sorted(self.eval.items())]:
-            h.update(name.encode())
-            _hash_examples(h, rows)
-        return h.hexdigest()[:16]
 
     def split_fingerprints(self) -> dict[str, Any]:
         """Content hash of each split on its own (``train``, ``dev``, ``eval``: set -> hash), so a

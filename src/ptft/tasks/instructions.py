@@ -47,7 +47,6 @@ from ptft.tasks.splits import subsample
 log = logging.getLogger("ptft.tasks")
 
 ROLES = ("system", "user", "assistant")
-NI_SUBTASKS_FIRST, NI_SUBTASKS_LAST = 1, 61
 TULU_HUB_ID = "allenai/tulu-v2-sft-mixture"
 
 
@@ -298,16 +297,3 @@ def load_instructions(name_or_path: str, *, seed: int, n: int | None = None,
         return load_local(path, seed, n)
     raise DataError(f"unknown instruction dataset {name_or_path!r}; registered: "
                     f"{', '.join(available_instructions())} (or give a .json/.jsonl/.parquet path)")
-
-
-def to_prompt_completion(row: dict) -> dict[str, str]:
-    """A single-turn conversation as trl's ``{"prompt", "completion"}`` pair (plain text, study
-    whitespace rule: the completion starts with a space). Multi-turn rows raise DataError."""
-    msgs = row["messages"]
-    if [m["role"] for m in msgs if m["role"] != "system"] != ["user", "assistant"]:
-        raise DataError("to_prompt_completion needs one user turn followed by one assistant turn")
-    system = [m["content"].strip() for m in msgs if m["role"] == "system"]
-    user = next(m["content"] for m in msgs if m["role"] == "user").strip()
-    answer = next(m["content"] for m in msgs if m["role"] == "assistant").strip()
-    prompt = "\n\n".join([*system, user])
-    return {"prompt": prompt.rstrip(" "), "completion": " " + answer}
