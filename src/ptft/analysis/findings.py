@@ -315,6 +315,14 @@ def reading(frame: pd.DataFrame) -> str:
     return " ".join(f"Finding {r.finding}: {r.verdict} ({numbers(r)})." for r in frame.itertuples())
 
 
+def verdict_line(row: pd.Series) -> str:
+    """One finding as a line of plain text, for the terminal."""
+    number = int(row["finding"])
+    numbers = row["evidence"] if row["verdict"] == UNTESTABLE else \
+        f"{num(row['value'], '+.3g')} {ci(row['ci_low'], row['ci_high'], '+.3g')}"
+    return f"finding {number} ({SHORT[number]}): {row['verdict']}, {numbers}"
+
+
 def headline(row: pd.Series) -> str:
     """One finding as a line of markdown: the claim, the verdict, the statistic and its interval."""
     number = int(row["finding"])

@@ -44,8 +44,12 @@ def run(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from ptft.api import analyze
 
+    from ptft.analysis.findings import verdict_line
+
     frames = analyze(args.source, args.out, **slice_options(args))
     empty = [name for name, frame in frames.items() if frame.empty]
     print(f"wrote {len(frames)} tables, their figures and summary.md to {args.out}"
           + (f" (no data: {', '.join(empty)})" if empty else ""))
+    for _, row in frames["findings"].iterrows():
+        print(verdict_line(row))
     return 0
