@@ -90,12 +90,14 @@ SURFACE = {
     "help": "from ptft.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit as exit:\n    assert exit.code == 0",
     "plan": "from ptft.cli import main\nassert main(['plan', 'smoke']) == 0",
     "validation": "from ptft.config import load_config\nload_config('tiny')",
+    "prepare": "from ptft.cli import main\nassert main(['prepare', 'smoke']) == 0",
 }
 
 
 @pytest.mark.parametrize("command", sorted(SURFACE))
 def test_help_plan_and_validation_import_no_torch(command):
-    """What a user runs before a study (`ptft --help`, `ptft plan`, loading a config) stays fast:
+    """What a user runs before a study (`ptft --help`, `ptft plan`, loading a config, fetching its
+    data with `ptft prepare`) stays fast:
     torch and transformers (over a second to import) are imported only by the work that needs them."""
     import subprocess
     import sys

@@ -203,7 +203,7 @@ def prepare(config: str | Path | StudyConfig) -> Prepared:
     corpus, documents = None, 0
     with checking() as repaired:
         if config.checkpoints.source == "pretrain":
-            from ptft.training.pretrain import load_corpus
+            from ptft.training.corpus import load_corpus
 
             corpus = config.checkpoints.pretrain.corpus
             documents = len(load_corpus(corpus))
