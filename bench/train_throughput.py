@@ -68,12 +68,6 @@ def bench_finetune(preset: str, group_by_length: bool, checkpointing: bool, bf16
     return result.tokens_per_second, sum(p.numel() for p in model.parameters())
 
 
-def load_config_name(preset: str) -> str:
-    from ptft.config import load_config
-
-    return load_config(preset).tasks[0].name
-
-
 def stage_times(run_dir: Path) -> None:
     from ptft.store import ResultsStore
 
@@ -123,7 +117,7 @@ def main() -> None:
     for precision, runs in pre.items():
         line(f"{precision}", statistics.median(p[0] for p in runs), fpt, precision, None if precision == "fp32" else base)
 
-    print(f"fine-tuning (trl SFTTrainer, same model, 160 examples of {load_config_name(args.preset)}), "
+    print(f"fine-tuning (trl SFTTrainer, same model, 160 examples of the preset's first task), "
           f"medians of {args.repeats}:")
     variants = [("shuffled batches, activation checkpointing (trl's default)", False, True, False),
                 ("length-grouped batches, activation checkpointing", True, True, False),
