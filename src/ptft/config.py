@@ -154,6 +154,22 @@ class TrackingConfig:
 
 
 @dataclass
+class ProbesConfig:
+    """Probe cells: proxies measured on each checkpoint without fine-tuning (docs/method.md,
+    "Predicting fine-tuning from proxies"), off by default."""
+
+    enabled: bool = False
+    # noise std of each weight tensor = sigma x that tensor's root mean square
+    sigma: float = 0.05
+    draws: int = 3
+    # held-out text for a series ptft did not pre-train: paragraphs of this file (else the tasks'
+    # training prompts); a pre-trained series always uses its own held-out documents
+    text: str | None = None
+    windows: int = 32
+    seq_len: int = 256
+
+
+@dataclass
 class StudyConfig:
     name: str = "study"
     seed: int = 1234
@@ -168,6 +184,7 @@ class StudyConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    probes: ProbesConfig = field(default_factory=ProbesConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -322,7 +339,10 @@ def _normalized(config: StudyConfig, path: Path) -> StudyConfig:
         local = dataclasses.replace(ck.local, paths=[str(_local_folder(path, p).resolve()) for p in ck.local.paths])
         ck = dataclasses.replace(ck, local=local)
     tasks = [dataclasses.replace(t, name=_task_name(path, t.name)) for t in config.tasks]
-    return dataclasses.replace(config, checkpoints=ck, tasks=tasks)
+    probes = config.probes
+    if probes.text is not None:
+        probes = dataclasses.replace(probes, text=str(_local_folder(path, probes.text).resolve()))
+    return dataclasses.replace(config, checkpoints=ck, tasks=tasks, probes=probes)
 
 
 def _check_semantics(config: StudyConfig, path: Path) -> None:
@@ -429,6 +449,18 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
     for key in ("workers", "threads", "pretrain_threads"):
         if getattr(config.executor, key) < 1:
             raise ConfigError(f"{file}: executor.{key}: must be at least 1")
+    _check_probes(config.probes, path)
+
+
+def _check_probes(probes: ProbesConfig, path: Path) -> None:
+    file = path.name
+    if probes.sigma < 0:
+        raise ConfigError(f"{file}: probes.sigma: a relative noise scale, at least 0, got {probes.sigma:g}")
+    for key, least in (("draws", 1), ("windows", 1), ("seq_len", 2)):
+        if getattr(probes, key) < least:
+            raise ConfigError(f"{file}: probes.{key}: must be at least {least}, got {getattr(probes, key)}")
+    if probes.text is not None and not _local_folder(path, probes.text).is_file():
+        raise ConfigError(f"{file}: probes.text: no text file {probes.text}")
 
 
 def _check_pretrain(config: StudyConfig, file: str) -> None:

@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import findings, forgetting, formats, gain, groups, plots, trajectory
+from ptft.analysis import findings, forgetting, formats, gain, groups, plots, prediction, trajectory
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -26,7 +26,8 @@ class Analysis:
     empty: str
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
-    # (table, slice, seed, eps) -> the analysis's frame; None for findings, which also returns its detail
+    # (table, slice, seed, eps) -> the analysis's frame; None for findings and prediction, which also
+    # return their detail
     compute: Callable[..., pd.DataFrame] | None = None
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
@@ -45,13 +46,18 @@ ANALYSES: dict[str, Analysis] = {
                     forgetting.ood),
     "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading,
                                    lambda table, sl, seed, eps: formats.format_sensitivity(table, sl, seed=seed)),
+    "prediction": Analysis(prediction.TITLE, prediction.EMPTY, prediction.figure, prediction.reading,
+                           detail="prediction_points"),
+    "overtraining": Analysis(prediction.OVERTRAINING_TITLE, prediction.OVERTRAINING_EMPTY,
+                             prediction.overtraining_figure, prediction.overtraining_reading,
+                             lambda table, sl, seed, eps: prediction.overtraining(table, sl)),
 }
 
 
 @dataclass
 class Results:
-    """Every analysis table (plus ``gain_slope`` and ``findings_detail``), with the slice they were
-    computed on."""
+    """Every analysis table (plus ``gain_slope``, ``findings_detail`` and ``prediction_points``), with
+    the slice they were computed on."""
 
     frames: dict[str, pd.DataFrame]
     slice: Slice
@@ -90,7 +96,9 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
     cells, resolved = comparable(table, sl)
     findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
-    frames = {"findings": findings_rows, "findings_detail": findings_detail}
+    prediction_rows, prediction_points = prediction.evaluate(table, sl, seed=seed)
+    frames = {"findings": findings_rows, "findings_detail": findings_detail, "prediction": prediction_rows,
+              "prediction_points": prediction_points}
     frames.update({name: spec.compute(table, sl, seed=seed, eps=eps)
                    for name, spec in ANALYSES.items() if spec.compute is not None})
     frames["gain_slope"] = gain.gain_slope(frames["gain"])
@@ -105,7 +113,8 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
 def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
             lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> dict[str, pd.DataFrame]:
     """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
-    ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv`` and ``summary.md`` under
+    ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv``, ``prediction_points.csv`` and
+    ``summary.md`` under
     ``out_dir``."""
     results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
     out = Path(out_dir)
@@ -146,6 +155,10 @@ def summary_markdown(results: Results) -> str:
     if not f["groups"].empty:
         lines.append(markdown_table(f["groups"][["group", "eval_set", "rise", "ci_low", "ci_high", "ci_source",
                                                  "mean_gain", "n"]]))
+    lines += ["", "## Could we have predicted it?", "", results.reading("prediction"), ""]
+    lines += prediction.predicted_section(f["prediction_points"], f["prediction"])
+    lines += ["", f"Overtraining: {results.reading('overtraining')}", "",
+              "Proxies, orientation and the bootstrap: docs/method.md, \"Predicting fine-tuning from proxies\"."]
     lines += ["", "## All readings", ""]
     lines += [f"- **{name}**: {results.reading(name)}" for name in ANALYSES]
     if results.notes:

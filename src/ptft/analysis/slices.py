@@ -18,7 +18,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ptft.analysis.table import Source, load_table
+from ptft.analysis.table import Source, load_table, study_rows
 from ptft.errors import DataError
 
 BASE = ""
@@ -53,8 +53,9 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     anything :func:`load_table` reads; every analysis starts here, so each validates its input.
 
     Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; CI columns are kept only for
-    single-seed cells, where they are the evaluation's own bootstrap CI."""
-    table = load_table(source)
+    single-seed cells, where they are the evaluation's own bootstrap CI. Proxy rows (method
+    ``probe``) are left out: they are no BASE results."""
+    table = study_rows(load_table(source))
     if table.empty:
         return table[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
     formats = sorted(table["format"].unique())

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ptft.engine.cells import PROBE_METHOD
 from ptft.errors import DataError
 from ptft.store import EXPORT_COLUMNS, ResultsStore
 
@@ -56,10 +57,23 @@ def validate(raw: pd.DataFrame, name: str) -> pd.DataFrame:
         df[col] = _numbers(df[col] if col in df.columns else pd.Series(np.nan, index=df.index),
                            col, name, required=col in NUMBER_COLUMNS)
     df["selected"] = _flags(df["selected"], name) if "selected" in df.columns else True
+    # a model-level proxy (held-out loss, sensitivity) belongs to no task: no type, no domain
+    model_level = is_proxy(df) & (df["eval_set"] == "")
     for col, allowed in (("task_type", TASK_TYPES), ("domain", DOMAINS)):
-        _check_allowed(df[col], col, allowed, name)
+        _check_allowed(df[col].where(~model_level | (df[col] != ""), allowed[0]), col, allowed, name)
     _check_duplicates(df, name)
     return df[EXPORT_COLUMNS]
+
+
+def is_proxy(table: pd.DataFrame) -> pd.Series:
+    """Rows of probe cells (or imported proxies): method ``probe``. They are measurements of a
+    checkpoint, not BASE results, though their train_task is empty too (docs/method.md)."""
+    return table["method"] == PROBE_METHOD
+
+
+def study_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The table without its proxy rows: what every analysis of BASE and fine-tuned results reads."""
+    return table[~is_proxy(table)]
 
 
 def _read(source: Source) -> tuple[pd.DataFrame, str]:

@@ -6,7 +6,9 @@ Cell kinds:
   every comparison);
 - ``finetune``: fine-tune one checkpoint on one task at one learning rate and seed, then evaluate
   the fine-tuned model on the task's eval sets and the other tasks' in-domain sets;
-- ``instruct``: instruction-tune one checkpoint and evaluate it on the multiple-choice suite.
+- ``instruct``: instruction-tune one checkpoint and evaluate it on the multiple-choice suite;
+- ``probe``: measure one checkpoint's proxies (held-out loss, sensitivity to weight noise, gold
+  log-likelihood per in-domain eval set) without fine-tuning it; only when ``probes.enabled``.
 
 A cell's id is a content hash over everything that determines its result and nothing else
 (checkpoint identity, the fingerprints of the data it reads, hyperparameters, evaluation settings,
@@ -34,6 +36,7 @@ class CellKind(StrEnum):
     BASE = "base"
     FINETUNE = "finetune"
     INSTRUCT = "instruct"
+    PROBE = "probe"
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,8 @@ class Cell:
         ck = self.checkpoint.label if self.checkpoint else ""
         if self.kind == CellKind.PRETRAIN:
             return "pretrain"
-        if self.kind == CellKind.BASE:
-            return f"base/{ck}"
+        if self.kind in (CellKind.BASE, CellKind.PROBE):
+            return f"{self.kind}/{ck}"
         return f"{self.kind}/{ck}/{self.train_task}/lr{self.lr:g}/seed{self.seed}"
 
     def spec(self) -> dict:
@@ -81,6 +84,24 @@ class Cell:
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# The `method` of probe units and of the proxy rows they produce: what tells a proxy row from a
+# BASE row in the results table (both have an empty train_task).
+PROBE_METHOD = "probe"
+
+
+def heldout_source(config: StudyConfig) -> str:
+    """Which text the probes' held-out loss is measured on (the rows' ``eval_task``): the
+    pre-training held-out documents of a series ptft pre-trained, else ``probes.text``, else the
+    training prompts of the study's tasks."""
+    if config.checkpoints.source == "pretrain":
+        return "pretrain_heldout"
+    return "probes_text" if config.probes.text else "train_prompts"
+
+
+def file_digest(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def task_fingerprints(task, data) -> dict:
@@ -200,4 +221,29 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
             cid = digest({**training, **eval_inputs(mc_units)})
             cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,
                               mc_units, pre))
+        if config.probes.enabled:
+            cells.append(_probe_cell(config, ck, source, pre, task_types, task_eval_sets, fp, eval_inputs, common))
     return cells
+
+
+def _probe_cell(config: StudyConfig, ck: Checkpoint, source: dict, pre: list[str], task_types, task_eval_sets,
+                fp, eval_inputs, common) -> Cell:
+    """One checkpoint's probe cell. Its units are the gold log-likelihoods: every in-domain set of
+    the study's tasks in the default format at each shot count (the proxy is compared with FT
+    metrics on in-domain sets only). Its id hashes those units' inputs, the probe settings and the
+    held-out text: the pre-training cell (upstream), the file's content, or the tasks' definitions
+    and training splits."""
+    names = [t.name for t in config.tasks]
+    units = [EvalUnit(task, s, "default", shots, PROBE_METHOD) for task in names
+             for s, d in task_eval_sets[task] if d == "in" for shots in config.evaluation.shots]
+    text = heldout_source(config)
+    held = {"source": text}
+    if text == "probes_text":
+        held["file"] = file_digest(config.probes.text)
+    elif text == "train_prompts":
+        held["tasks"] = {t: [fp(t, "task"), fp(t, "train")] for t in names}
+    settings = asdict(config.probes)
+    settings.pop("text")  # its content is hashed above, not its path
+    cid = digest({"kind": CellKind.PROBE, **source, "probes": settings, "heldout": held, **eval_inputs(units),
+                  **common})
+    return Cell(cid, CellKind.PROBE, f"PROBE {ck.label}", ck, units=units, depends_on=pre)

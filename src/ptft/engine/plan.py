@@ -124,6 +124,8 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
             groups["BASE-MC" if suite_only else "BASE"].append(c)
         elif c.kind in (CellKind.FINETUNE, CellKind.INSTRUCT):
             groups["FT" if c.kind == CellKind.FINETUNE else "IT"].append(c)
+        elif c.kind == CellKind.PROBE:
+            groups["PROBE"].append(c)
     plan.units = {k: (len({c.model_id for c in v}), len(v), sum(len(c.units) for c in v))
                   for k, v in groups.items()}
     n_eval = {name: config.instruction_tuning.n_eval for name in types}
@@ -244,13 +246,20 @@ def format_plan(plan: StudyPlan) -> str:
                      f"suite: {', '.join(it.suite)}")
     else:
         lines.append("  instruction-tuning runs:  0 (instruction_tuning.enabled is false)")
+    pr = cfg.probes
+    if pr.enabled:
+        lines.append(f"  probe cells:              {plan.count(CellKind.PROBE)} = {n_ck} checkpoints x 1 (held-out "
+                     f"loss, sensitivity at sigma {pr.sigma:g} over {pr.draws} draws, gold log-likelihoods)")
+    else:
+        lines.append("  probe cells:              0 (probes.enabled is false)")
     lines.append(f"  cells in all:             {len(plan.cells)}")
     ev = cfg.evaluation
     lines += ["", f"Evaluation units (eval set x format x shots x method; formats {ev.formats}, shots {ev.shots}, "
                   f"classification methods {ev.methods})"]
-    names = {"BASE": "BASE (study tasks)", "FT": "FT", "BASE-MC": "BASE (IT suite)", "IT": "IT"}
+    names = {"BASE": "BASE (study tasks)", "FT": "FT", "BASE-MC": "BASE (IT suite)", "IT": "IT",
+             "PROBE": "PROBE (gold log-lik.)"}
     rows = [["kind", "models", "cells", "units", "scored examples"]]
-    for kind in ("BASE", "FT", "BASE-MC", "IT"):
+    for kind in ("BASE", "FT", "BASE-MC", "IT", "PROBE"):
         if kind in plan.units:
             models, cells, units = plan.units[kind]
             rows.append([names[kind], str(models), str(cells), str(units), _n(plan.scored.get(kind))])
@@ -290,7 +299,8 @@ def plan_dict(plan: StudyPlan) -> dict:
         "checkpoints": [{"label": c.label, "step": c.step, "revision": c.revision, "path": c.path}
                         for c in plan.checkpoints],
         "finetune_runs": plan.count(CellKind.FINETUNE), "instruct_runs": plan.count(CellKind.INSTRUCT),
-        "pretrain_runs": plan.count(CellKind.PRETRAIN), "cells": len(plan.cells),
+        "pretrain_runs": plan.count(CellKind.PRETRAIN), "probe_cells": plan.count(CellKind.PROBE),
+        "cells": len(plan.cells),
         "learning_rates": plan.finetune_runs,
         "units": {k: {"models": m, "cells": c, "units": u, "scored_examples": plan.scored.get(k)}
                   for k, (m, c, u) in plan.units.items()},

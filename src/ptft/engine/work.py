@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, CellKind, EvalUnit
+from ptft.engine.cells import PROBE_METHOD, Cell, CellKind, EvalUnit, heldout_source
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
@@ -108,6 +108,8 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
                 out = _evaluate_checkpoint(config, run_dir, cell, progress)
             elif cell.kind in (CellKind.FINETUNE, CellKind.INSTRUCT):
                 out = _finetune_and_evaluate(config, run_dir, cell, progress)
+            elif cell.kind == CellKind.PROBE:
+                out = _probe(config, cell)
             else:
                 raise ValueError(f"unknown cell kind {cell.kind!r}")
         out.seconds = time.perf_counter() - start
@@ -263,6 +265,81 @@ def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
     result = evaluator.evaluate(task, task.in_domain[0].name, data.dev, "default", [], method, seed=config.seed,
                                 n_boot=1)
     return float(result.metrics[task.metric].value)
+
+
+def _heldout_docs(config: StudyConfig) -> list[str]:
+    """The documents of the probes' held-out loss (see :func:`ptft.engine.cells.heldout_source`)."""
+    from ptft.tasks.base import completion_text
+    from ptft.training.corpus import load_corpus, split_documents
+
+    source = heldout_source(config)
+    if source == "pretrain_heldout":
+        settings = config.checkpoints.pretrain
+        return split_documents(load_corpus(settings.corpus, settings.max_documents), settings.heldout_fraction)[1]
+    if source == "probes_text":
+        return load_corpus([config.probes.text])
+    tasks = study_tasks(config)
+    return [task.formats["default"].render(ex) + completion_text(ex.target)
+            for task, data in (tasks[t.name] for t in config.tasks) for ex in data.train]
+
+
+def _probe(config: StudyConfig, cell: Cell) -> CellOutput:
+    """A checkpoint's proxies as result rows (method ``probe``, train_task ''): ``heldout_loss``
+    and ``sensitivity`` with eval_set '' and the held-out text's name as eval_task, and
+    ``gold_loglik`` per unit."""
+    import numpy as np
+
+    from ptft.evaluation import Evaluator, select_demos
+    from ptft.evaluation.probes import heldout_loss, sensitivity, text_windows
+    from ptft.evaluation.scoring import infer_max_length
+    from ptft.evaluation.stats import metric_value
+
+    model, tokenizer = _load(config, cell)
+    out = CellOutput(cell.cell_id)
+    ck, pr, ev = cell.checkpoint, config.probes, config.evaluation
+    config_hash = config.hash()
+
+    def row(eval_set: str, eval_task: str, task_type: str, domain: str, shots: int, metric: str, value: float,
+            ci_low=None, ci_high=None, n=None, seconds=0.0) -> ResultRow:
+        return ResultRow(model_id=cell.model_id, checkpoint=ck.label, step=ck.step, train_task="", lr=None,
+                         seed=None, eval_set=eval_set, eval_task=eval_task, task_type=task_type, domain=domain,
+                         format="default", shots=shots, method=PROBE_METHOD,
+                         metric=metric, value=value, ci_low=ci_low, ci_high=ci_high, n=n, seconds=seconds,
+                         config_hash=config_hash, cell_id=cell.cell_id)
+
+    start = time.perf_counter()
+    source = heldout_source(config)
+    if source == "pretrain_heldout":
+        settings = config.checkpoints.pretrain  # the very windows pre-training logged its held-out loss on
+        windows, seq_len = settings.heldout_windows, settings.seq_len
+    else:
+        windows, seq_len = pr.windows, pr.seq_len
+    batches = text_windows(tokenizer, _heldout_docs(config), windows, seq_len, ev.batch_size,
+                           infer_max_length(model, tokenizer))
+    clean = heldout_loss(model, batches)
+    n_windows = sum(len(b) for b in batches)
+    out.rows.append(row("", source, "", "", 0, "heldout_loss", clean, n=n_windows,
+                        seconds=time.perf_counter() - start))
+    start = time.perf_counter()
+    draws = sensitivity(model, batches, pr.sigma, pr.draws, config.seed, clean=clean)
+    mean = float(np.mean(draws))
+    half = 1.96 * float(np.std(draws, ddof=1)) / math.sqrt(len(draws)) if len(draws) > 1 else float("nan")
+    out.rows.append(row("", source, "", "", 0, "sensitivity", mean, mean - half, mean + half, len(draws),
+                        time.perf_counter() - start))
+    log.info("probe %s: held-out loss %.4f on %d windows of %s, sensitivity %.4f (sigma %g, %d draws)",
+             ck.label, clean, n_windows, source, mean, pr.sigma, pr.draws)
+    tasks = study_tasks(config)
+    evaluator = Evaluator(model, tokenizer, batch_size=ev.batch_size)
+    for unit in cell.units:
+        task, data = tasks[unit.eval_task]
+        start = time.perf_counter()
+        values, notes = evaluator.gold_logliks(task, unit.eval_set, data.eval[unit.eval_set], unit.format,
+                                               select_demos(data.train, unit.shots, config.seed))
+        out.notes += [f"{unit.name}: {n}" for n in notes]
+        mv = metric_value(values, config.seed, n_boot=ev.n_bootstrap)
+        out.rows.append(row(unit.eval_set, task.name, task.task_type, "in", unit.shots, "gold_loglik", mv.value,
+                            mv.ci_low, mv.ci_high, mv.n, time.perf_counter() - start))
+    return out
 
 
 def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool) -> None:

@@ -166,6 +166,21 @@ class Evaluator:
             seconds=time.perf_counter() - start, demo_uids=demo_uids,
         )
 
+    def gold_logliks(self, task: Task, eval_set_name: str, examples: Sequence[Example], fmt_name: str,
+                     demos: Sequence[Example] = ()) -> tuple[np.ndarray, list[str]]:
+        """Per example, the mean log-probability per token of its gold completion (" " + target)
+        after the few-shot prompt, and notes: the probes' likelihood proxy, whatever the task type."""
+        check_demos_not_scored(demos, examples, where=f"{task.name}/{eval_set_name}")
+        fmt = task.formats[fmt_name]
+        prefix = demo_prefix(fmt, demos)
+        notes: list[str] = []
+        self.prompt_tokens_dropped = []
+        ctx_ids, cont_ids = self.scorer.encode_pairs([prefix + fmt.render(ex) for ex in examples],
+                                                     [[completion_text(ex.target)] for ex in examples])
+        ctx_ids = self._fit_for_scoring(ctx_ids, cont_ids, notes)
+        lls = self.scorer.loglikelihoods(ctx_ids, cont_ids)
+        return np.array([total / n_tokens for ((total, _, n_tokens),) in lls]), notes
+
     # ------------------------------------------------------------------ helpers
     def _fit(self, ctx: list[int], room: int) -> tuple[list[int], bool]:
         room = max(room, 1)

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import plots
+from ptft.analysis import plots, prediction
 from ptft.analysis.api import ANALYSES, Results, compute
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.findings import BEHIND, CLAIMS
@@ -183,6 +183,9 @@ def _analysis(results: Results, name: str) -> str:
         fit = results.frames["gain_slope"].iloc[0]
         parts.append(_table(results.frames["gain_slope"],
                             f"slope of the mean gain per {unit_text(fit['steps_per_unit'], fit['tokens_per_unit'])}"))
+    if name == "prediction":
+        items = prediction.predicted_section(results.frames["prediction_points"], frame)
+        parts.append("<ul>" + "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in items) + "</ul>")
     parts.append(_table(frame) if not frame.empty else "<p>No rows.</p>")
     return "\n".join(parts)
 

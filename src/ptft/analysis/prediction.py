@@ -1,0 +1,275 @@
+"""Could we have predicted it? How well each proxy measured before fine-tuning orders the
+checkpoints by their fine-tuned result, and whether the last checkpoint fine-tunes worse than an
+earlier one (catastrophic overtraining). Definitions: docs/method.md, "Predicting fine-tuning from
+proxies".
+
+Proxies per (checkpoint, eval set): ``base`` (the few-shot BASE metric of the slice, always
+there) and the proxy rows of the table (method ``probe``): model-level ones (eval_set '') apply to
+every eval set, per-set ones (``gold_loglik``) to their set, at the slice's shots (else the
+largest shots they were measured at). Targets: ``ft``, the fine-tuned metric on the training
+task's own in-domain set, and ``gain`` = FT - BASE. Instruction tuning has no task of its own and
+is left out of the prediction (it is in overtraining.csv).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from scipy import stats
+
+from ptft.analysis import plots
+from ptft.analysis.findings import cell_se
+from ptft.analysis.stats import Z
+from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, comparable, own_sets
+from ptft.analysis.table import Source, is_proxy, load_table
+from ptft.analysis.text import num
+
+TITLE = "Could we have predicted it? Proxies before fine-tuning vs the fine-tuned metric"
+EMPTY = "no checkpoint has both a proxy and a fine-tuned result on its training task's own in-domain set"
+COLUMNS = ["eval_set", "proxy", "target", "n_checkpoints", "spearman", "kendall", "pairwise_accuracy",
+           "ci_low", "ci_high"]
+POINT_COLUMNS = ["train_task", "eval_set", "checkpoint", "step", "proxy", "proxy_value", "ft", "gain"]
+TARGETS = ("ft", "gain")
+# +1: a higher value predicts a better fine-tuned model; -1: a lower one (losses, sensitivity).
+# A proxy not listed here (an imported one) counts as higher-is-better.
+ORIENTATION = {"base": 1, "gold_loglik": 1, "heldout_loss": -1, "sensitivity": -1}
+N_BOOT = 1000
+# Values are compared after rounding to this many decimals: FT - BASE of two equal gains differs
+# in the last bits (0.7 - 0.4 != 0.8 - 0.5), and such a difference is a tie, not an ordering.
+DECIMALS = 12
+# the method column of the methods axis, once the table has one
+METHOD_COLUMNS = ("ft_method",)
+
+OVERTRAINING_TITLE = "Catastrophic overtraining: the last checkpoint against the best earlier one"
+OVERTRAINING_EMPTY = "no training task has fine-tuned results at two or more checkpoints"
+OVERTRAINING_COLUMNS = ["train_task", "eval_set", "metric", "n_checkpoints", "last_checkpoint", "last_value",
+                        "best_checkpoint", "best_value", "shortfall", "threshold", "overtrained"]
+
+
+def orientation(proxy: str) -> int:
+    return ORIENTATION.get(proxy, 1)
+
+
+def pair_scores(proxy: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Matrix of pair outcomes: 1 where the proxy orders checkpoints i and j as the target does,
+    0 where it reverses them, 1/2 where either ties."""
+    dp = np.sign(proxy[:, None] - proxy[None, :])
+    dt = np.sign(target[:, None] - target[None, :])
+    return np.where((dp == 0) | (dt == 0), 0.5, (dp == dt).astype(float))
+
+
+def pairwise_accuracy(proxy, target) -> float:
+    """Share of checkpoint pairs ordered alike by the (oriented) proxy and the target."""
+    p, t = np.asarray(proxy, float), np.asarray(target, float)
+    if len(p) < 2:
+        return np.nan
+    return float(pair_scores(p, t)[np.triu_indices(len(p), 1)].mean())
+
+
+def bootstrap_pairwise(proxy, target, seed: int, n_boot: int = N_BOOT) -> tuple[float, float]:
+    """95 % percentile interval of the pairwise accuracy, resampling *checkpoints* with
+    replacement; in a resample the pairs of two distinct original checkpoints count (a checkpoint
+    paired with its own copy says nothing about an ordering). Resamples with fewer than two
+    distinct checkpoints are skipped."""
+    p, t = np.asarray(proxy, float), np.asarray(target, float)
+    k = len(p)
+    if k < 2:
+        return np.nan, np.nan
+    scores = pair_scores(p, t)
+    rng = np.random.default_rng(seed)
+    upper = np.triu(np.ones((k, k), bool), 1)
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, k, k)
+        keep = upper & (idx[:, None] != idx[None, :])
+        if keep.any():
+            values.append(scores[np.ix_(idx, idx)][keep].mean())
+    if not values:
+        return np.nan, np.nan
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _correlation(fn, x: np.ndarray, y: np.ndarray) -> float:
+    if len(x) < 2 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return np.nan  # undefined for a constant series
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(fn(x, y).statistic)
+
+
+def _targets(cells: pd.DataFrame, sl: Slice) -> pd.DataFrame:
+    """Per (method columns, train task, eval set, checkpoint): the fine-tuned metric on the task's
+    own in-domain set, its BASE value and the gain, in the slice's format."""
+    cells = cells[cells["format"] == sl.fmt]
+    extra = [c for c in METHOD_COLUMNS if c in cells.columns]
+    key = ["checkpoint", "eval_set", "format", "shots", "method", "metric"]
+    ft = cells[own_sets(cells) & (cells["train_task"] != INSTRUCT)]
+    base = cells[cells["train_task"] == BASE][key + ["value"]].rename(columns={"value": "base"})
+    out = ft.merge(base, on=key, how="left").rename(columns={"value": "ft"})
+    out["gain"] = out["ft"] - out["base"]
+    return out[extra + ["train_task", "eval_set", "checkpoint", "step", "ft", "base", "gain"]]
+
+
+def _proxy_values(table: pd.DataFrame, targets: pd.DataFrame, shots: int | None) -> pd.DataFrame:
+    """(checkpoint, eval_set, proxy, proxy_value) for the targets' eval sets."""
+    parts = [targets[["checkpoint", "eval_set", "base"]].rename(columns={"base": "proxy_value"})
+             .assign(proxy="base")]
+    rows = table[is_proxy(table)]
+    model_level = rows[rows["eval_set"] == ""]
+    if not model_level.empty:
+        sets = targets[["checkpoint", "eval_set"]].drop_duplicates()
+        parts.append(model_level[["checkpoint", "metric", "value"]]
+                     .rename(columns={"metric": "proxy", "value": "proxy_value"}).merge(sets, on="checkpoint"))
+    per_set = rows[rows["eval_set"] != ""]
+    if not per_set.empty:
+        at = per_set.groupby(["eval_set", "metric"])["shots"].transform(
+            lambda s: shots if shots in set(s) else s.max())
+        per_set = per_set[per_set["shots"] == at]
+        parts.append(per_set[["checkpoint", "eval_set", "metric", "value"]]
+                     .rename(columns={"metric": "proxy", "value": "proxy_value"}))
+    values = pd.concat(parts, ignore_index=True)
+    return values[values["proxy_value"].notna()]
+
+
+def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """prediction.csv's rows (``COLUMNS``, plus the method column where the table has one) and
+    the points behind them (``POINT_COLUMNS``: every checkpoint's proxy value and targets)."""
+    table = load_table(table)
+    cells, shots = comparable(table, sl)
+    targets = _targets(cells, sl)
+    extra = [c for c in METHOD_COLUMNS if c in targets.columns]
+    if targets.empty:
+        return pd.DataFrame(columns=COLUMNS[:1] + extra + COLUMNS[1:]), pd.DataFrame(columns=extra + POINT_COLUMNS)
+    points = targets.merge(_proxy_values(table, targets, shots), on=["checkpoint", "eval_set"])
+    points = points[extra + POINT_COLUMNS]
+    rows = []
+    for (*group, proxy), part in points.groupby(extra + ["eval_set", "proxy"], sort=True):
+        for target in TARGETS:
+            both = part[part[target].notna()]
+            x = np.round(orientation(proxy) * both["proxy_value"].to_numpy(float), DECIMALS)
+            y = np.round(both[target].to_numpy(float), DECIMALS)
+            low, high = bootstrap_pairwise(x, y, seed)
+            rows.append([*group, proxy, target, len(both), _correlation(stats.spearmanr, x, y),
+                         _correlation(stats.kendalltau, x, y), pairwise_accuracy(x, y), low, high])
+    columns = extra + COLUMNS
+    return pd.DataFrame(rows, columns=columns), points.reset_index(drop=True)
+
+
+def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (train task, eval set) and proxy: the checkpoint the fine-tuned metric ranks first, the
+    one the proxy would have picked (its oriented maximum; ties: the earlier checkpoint, cheaper to
+    pre-train) and that proxy's pairwise accuracy on the ``ft`` target."""
+    out = []
+    acc = rows[rows["target"] == "ft"].set_index(["eval_set", "proxy"])
+    for (task, eval_set, proxy), part in points.groupby(["train_task", "eval_set", "proxy"], sort=True):
+        order = {c: i for i, c in enumerate(checkpoint_order(part))}
+        part = part.assign(_rank=part["checkpoint"].map(order)).sort_values("_rank")
+        best = part.loc[part["ft"].idxmax(), "checkpoint"]
+        picked = part.loc[(orientation(proxy) * part["proxy_value"]).idxmax(), "checkpoint"]
+        a = acc.loc[(eval_set, proxy)] if (eval_set, proxy) in acc.index else None
+        if isinstance(a, pd.DataFrame):  # several method rows: this frame has no method axis to pick one
+            a = a.iloc[0]
+        out.append([task, eval_set, proxy, best, picked, picked == best,
+                    np.nan if a is None else a["pairwise_accuracy"], len(part)])
+    return pd.DataFrame(out, columns=["train_task", "eval_set", "proxy", "best_checkpoint", "picked_checkpoint",
+                                      "picks_best", "pairwise_accuracy", "n_checkpoints"])
+
+
+def figure(rows: pd.DataFrame, points: pd.DataFrame) -> Figure:
+    """One panel per (eval set, proxy): the proxy's value against the fine-tuned metric, one point
+    per checkpoint, labelled."""
+    keys = list(points.groupby(["eval_set", "proxy"]).groups)
+    fig, axes = plots.panels(len(keys), TITLE, width=4.2, height=3.8)
+    acc = rows[rows["target"] == "ft"].drop_duplicates(["eval_set", "proxy"]).set_index(["eval_set", "proxy"])
+    for ax, (eval_set, proxy) in zip(axes, keys):
+        part = points[(points["eval_set"] == eval_set) & (points["proxy"] == proxy)]
+        ax.plot(part["proxy_value"], part["ft"], **(plots.style(0) | {"linestyle": "none"}))
+        for c, x, y in zip(part["checkpoint"], part["proxy_value"], part["ft"]):
+            ax.annotate(c, (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+        direction = "lower is better" if orientation(proxy) < 0 else "higher is better"
+        ax.set_xlabel(f"{proxy} ({direction})")
+        ax.set_title(f"{eval_set}: pairwise acc. {num(acc.loc[(eval_set, proxy), 'pairwise_accuracy'], '.2f')}",
+                     fontsize="small")
+        plots.finish(ax, ylabel="fine-tuned metric")
+    return fig
+
+
+def reading(rows: pd.DataFrame) -> str:
+    ft = rows[(rows["target"] == "ft") & rows["pairwise_accuracy"].notna()]
+    if ft.empty:
+        return "Fewer than two checkpoints per eval set: no ordering to predict."
+    means = ft.groupby("proxy")["pairwise_accuracy"].mean().sort_values(ascending=False)
+    k = int(ft["n_checkpoints"].max())
+    return (f"Ordering checkpoints by their fine-tuned metric, the best proxy is {means.index[0]} (mean pairwise "
+            f"accuracy {means.iloc[0]:.2f} over {ft['eval_set'].nunique()} eval set(s); 0.5 is chance); "
+            f"{', '.join(f'{p} {v:.2f}' for p, v in means.iloc[1:].items()) or 'no other proxy'}. "
+            f"With {k} checkpoints there are only {k * (k - 1) // 2} pairs.")
+
+
+def predicted_section(points: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """The lines of "Could we have predicted it?" (summary.md and the report)."""
+    if points.empty:
+        return [f"No data: {EMPTY}."]
+    lines = []
+    chosen = picks(points, rows)
+    for (task, eval_set), part in chosen.groupby(["train_task", "eval_set"], sort=True):
+        k = int(part["n_checkpoints"].max())
+        hits = part[part["picks_best"]]
+        who = ", ".join(f"{r.proxy} (pairwise accuracy {num(r.pairwise_accuracy, '.2f')})"
+                        for r in hits.itertuples()) or "no proxy"
+        lines.append(f"- {task} ({eval_set}): the best checkpoint to fine-tune is {part['best_checkpoint'].iloc[0]}; "
+                     f"{who} would have picked it. {k} checkpoints give {k * (k - 1) // 2} pairs, so one pair "
+                     f"moves the pairwise accuracy by {1 / max(k * (k - 1) // 2, 1):.2f}.")
+    return lines
+
+
+def overtraining(table: Source, sl: Slice = Slice()) -> pd.DataFrame:
+    """Per training task and own in-domain eval set (instruction tuning: per suite set): whether
+    the last checkpoint's fine-tuned metric is below the best earlier checkpoint's by more than
+    z sqrt(se_last^2 + se_best^2) (z = 1.96), se from each value's 95 % CI (width / 2z; else from its
+    example count, as the findings do). ``overtrained`` is empty where an se is unknown."""
+    cells, _ = comparable(table, sl)
+    cells = cells[(cells["format"] == sl.fmt) & own_sets(cells)]
+    cells = cells.assign(se=cell_se(cells))
+    extra = [c for c in METHOD_COLUMNS if c in cells.columns]
+    out = []
+    for group, part in cells.groupby(extra + ["train_task", "eval_set"], sort=True):
+        order = checkpoint_order(part)
+        if len(order) < 2:
+            continue
+        part = part.set_index("checkpoint").loc[order]
+        last, earlier = part.iloc[-1], part.iloc[:-1]
+        best = earlier["value"].idxmax()
+        shortfall = float(earlier.loc[best, "value"] - last["value"])
+        threshold = Z * float(np.sqrt(earlier.loc[best, "se"] ** 2 + last["se"] ** 2))
+        flag = pd.NA if np.isnan(threshold) else bool(shortfall > threshold)
+        out.append([*group, last["metric"], len(order), order[-1], float(last["value"]), best,
+                    float(earlier.loc[best, "value"]), shortfall, threshold, flag])
+    return pd.DataFrame(out, columns=extra + OVERTRAINING_COLUMNS)
+
+
+def overtraining_figure(frame: pd.DataFrame) -> Figure:
+    fig, (ax,) = plots.panels(1, OVERTRAINING_TITLE, width=max(6.0, 1.2 * len(frame)))
+    x = np.arange(len(frame))
+    ax.bar(x - 0.2, frame["best_value"], 0.4, label="best earlier checkpoint", color=plots.COLORS[0])
+    ax.bar(x + 0.2, frame["last_value"], 0.4, yerr=frame["threshold"], label="last checkpoint (bar: threshold)",
+           color=plots.COLORS[1], hatch="//")
+    ax.set_xticks(x, [f"{t}\n{s}" for t, s in zip(frame["train_task"], frame["eval_set"])], fontsize="small")
+    plots.finish(ax, ylabel="fine-tuned metric")
+    return fig
+
+
+def overtraining_reading(frame: pd.DataFrame) -> str:
+    hit = frame[frame["overtrained"].fillna(False).astype(bool)]
+    if hit.empty:
+        unknown = int(frame["overtrained"].isna().sum())
+        tail = f" ({unknown} without an uncertainty to judge)" if unknown else ""
+        return (f"No catastrophic overtraining: in none of {len(frame)} (task, eval set) pair(s) is the last "
+                f"checkpoint significantly below the best earlier one{tail}.")
+    return "Catastrophic overtraining: " + "; ".join(
+        f"{r.train_task} ({r.eval_set}) at {r.last_checkpoint} is {r.shortfall:.3f} below {r.best_checkpoint} "
+        f"(threshold {r.threshold:.3f})" for r in hit.itertuples()) + "."

@@ -1,0 +1,162 @@
+"""Prediction of fine-tuned results from proxies, and catastrophic overtraining, on the hand-made
+table of conftest.py plus proxy rows (method ``probe``), every value worked out by hand.
+
+Proxies added, per checkpoint c1, c2, c3:
+    heldout_loss (model level)   5.0   4.0   3.0   lower is better: orders like FT on nli_val
+    sensitivity (model level)    0.1   0.2   0.3   lower is better: the reverse of FT on nli_val
+    gold_loglik nli_val 4-shot  -2.0  -1.5  -1.0   (a 0-shot distractor -1, -2, -3 is not read)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ptft.analysis import prediction
+from ptft.analysis.api import analyze, compute
+from ptft.analysis.gain import gain
+from ptft.analysis.slices import Slice
+from ptft.analysis.table import load_table
+from ptft.analysis.trajectory import trajectory
+from ptft.errors import DataError
+
+CKPTS = ("c1", "c2", "c3")
+
+
+def proxy(make, checkpoint: str, metric: str, value: float, eval_set: str = "", shots: int = 0) -> dict:
+    r = make.row(checkpoint, "", "nli_val", value, shots=shots, method="probe", metric=metric, ci=None)
+    if not eval_set:
+        r.update(eval_set="", eval_task="pretrain_heldout", task_type="", domain="")
+    return r
+
+
+def proxy_rows(make) -> list[dict]:
+    rows = []
+    for c, loss, sens, ll, distractor in zip(CKPTS, (5.0, 4.0, 3.0), (0.1, 0.2, 0.3), (-2.0, -1.5, -1.0),
+                                             (-1.0, -2.0, -3.0)):
+        rows += [proxy(make, c, "heldout_loss", loss), proxy(make, c, "sensitivity", sens),
+                 proxy(make, c, "gold_loglik", ll, "nli_val", 4), proxy(make, c, "gold_loglik", distractor, "nli_val", 0)]
+    return rows
+
+
+@pytest.fixture
+def with_proxies(table, make):
+    return make.frame(table.to_dict("records") + proxy_rows(make))
+
+
+def result(rows, eval_set: str, proxy_name: str, target: str):
+    hit = rows[(rows["eval_set"] == eval_set) & (rows["proxy"] == proxy_name) & (rows["target"] == target)]
+    assert len(hit) == 1
+    return hit.iloc[0]
+
+
+def test_pairwise_accuracy_counts_ties_as_half_and_reversals_as_zero() -> None:
+    assert prediction.pairwise_accuracy([1, 2, 3], [10, 20, 30]) == 1.0
+    assert prediction.pairwise_accuracy([3, 2, 1], [10, 20, 30]) == 0.0
+    # pairs (1,2): proxy tie 0.5; (1,3): agree 1; (2,3): agree 1 -> 2.5 / 3
+    assert prediction.pairwise_accuracy([1, 1, 2], [1, 2, 3]) == pytest.approx(2.5 / 3)
+    # a tie in the target counts a half too: (1,2) 0.5, (1,3) 0 (reversed), (2,3) 0 -> 0.5 / 3
+    assert prediction.pairwise_accuracy([1, 2, 3], [5, 5, 1]) == pytest.approx(0.5 / 3)
+    assert math.isnan(prediction.pairwise_accuracy([1], [1]))
+
+
+def test_bootstrap_interval_is_seeded_and_degenerate_for_a_perfect_proxy() -> None:
+    assert prediction.bootstrap_pairwise([1, 2, 3, 4], [1, 2, 3, 4], seed=0) == (1.0, 1.0)
+    assert prediction.bootstrap_pairwise([4, 3, 2, 1], [1, 2, 3, 4], seed=0) == (0.0, 0.0)
+    a = prediction.bootstrap_pairwise([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6], seed=3)
+    assert a == prediction.bootstrap_pairwise([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6], seed=3)
+    assert 0.0 <= a[0] <= prediction.pairwise_accuracy([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6]) <= a[1] <= 1.0
+
+
+def test_prediction_values_by_hand(with_proxies) -> None:
+    rows, points = prediction.evaluate(with_proxies, Slice(), seed=0)
+    assert list(rows.columns) == prediction.COLUMNS
+    # every in-domain own set (nli_val for nli, summ_test for summ) x proxy x target
+    assert set(zip(rows["eval_set"], rows["proxy"])) == {
+        ("nli_val", "base"), ("nli_val", "heldout_loss"), ("nli_val", "sensitivity"), ("nli_val", "gold_loglik"),
+        ("summ_test", "base"), ("summ_test", "heldout_loss"), ("summ_test", "sensitivity")}
+    assert len(rows) == 14
+    # BASE ranking = FT ranking on nli_val (.4 .5 .6 vs .7 .8 .9)
+    base = result(rows, "nli_val", "base", "ft")
+    assert (base.n_checkpoints, base.spearman, base.kendall, base.pairwise_accuracy) == (3, 1.0, 1.0, 1.0)
+    assert (base.ci_low, base.ci_high) == (1.0, 1.0)
+    # lower loss = better: oriented, it predicts perfectly; sensitivity rises as FT rises: reversed
+    assert result(rows, "nli_val", "heldout_loss", "ft").pairwise_accuracy == 1.0
+    sens = result(rows, "nli_val", "sensitivity", "ft")
+    assert (sens.spearman, sens.kendall, sens.pairwise_accuracy, sens.ci_low, sens.ci_high) == (-1, -1, 0, 0, 0)
+    assert result(rows, "nli_val", "gold_loglik", "ft").pairwise_accuracy == 1.0  # the 4-shot rows, not 0-shot
+    # gain on nli_val is .3 at every checkpoint: all pairs tie, correlations undefined
+    flat = result(rows, "nli_val", "base", "gain")
+    assert flat.pairwise_accuracy == 0.5 and np.isnan(flat.spearman) and np.isnan(flat.kendall)
+    # summ_test: BASE 0 .1 .1 vs FT .2 .3 .4: pairs 1, 1, tie 0.5; tau-b 2/sqrt(6); rho 1.5/sqrt(3)
+    summ = result(rows, "summ_test", "base", "ft")
+    assert summ.pairwise_accuracy == pytest.approx(2.5 / 3)
+    assert summ.kendall == pytest.approx(2 / math.sqrt(6))
+    assert summ.spearman == pytest.approx(1.5 / math.sqrt(3))
+    assert summ.ci_low <= summ.pairwise_accuracy <= summ.ci_high
+    # gain .2 .2 .3 against BASE 0 .1 .1: tie .5, agree 1, tie .5
+    assert result(rows, "summ_test", "base", "gain").pairwise_accuracy == pytest.approx(2 / 3)
+    assert len(points) == 3 * 7
+
+
+def test_base_proxy_needs_nothing_but_base_and_ft_rows(table) -> None:
+    rows, _ = prediction.evaluate(table, Slice(), seed=0)
+    assert set(rows["proxy"]) == {"base"}
+    assert result(rows, "nli_val", "base", "ft").pairwise_accuracy == 1.0
+
+
+def test_picks_name_the_best_checkpoint_and_who_found_it(with_proxies) -> None:
+    rows, points = prediction.evaluate(with_proxies, Slice(), seed=0)
+    chosen = prediction.picks(points, rows).set_index(["eval_set", "proxy"])
+    assert chosen.loc[("nli_val", "base"), "best_checkpoint"] == "c3"
+    assert chosen.loc[("nli_val", "heldout_loss"), "picks_best"]
+    assert chosen.loc[("nli_val", "sensitivity"), "picked_checkpoint"] == "c1"
+    lines = prediction.predicted_section(points, rows)
+    nli = next(line for line in lines if line.startswith("- nli (nli_val)"))
+    assert "best checkpoint to fine-tune is c3" in nli and "sensitivity" not in nli
+    assert "3 checkpoints give 3 pairs" in nli
+
+
+def test_proxy_rows_change_no_other_analysis(table, with_proxies) -> None:
+    for fn in (gain, lambda t, sl: trajectory(t, sl)):
+        assert fn(table, Slice()).equals(fn(with_proxies, Slice()))
+
+
+def test_model_level_proxies_may_lack_type_and_domain_but_results_may_not(make, with_proxies) -> None:
+    assert len(load_table(with_proxies)) == len(with_proxies)
+    bad = make.row("c1", "", "nli_val", 0.5)
+    bad.update(domain="")
+    with pytest.raises(DataError, match="unknown domain ''"):
+        load_table(make.frame([bad]))
+
+
+def test_overtraining_by_hand(make) -> None:
+    # FT nli on nli_val .70 .90 .80 with CI half-width .02: se .04/3.92, threshold 1.96 sqrt(2) se = .02 sqrt(2)
+    rows = (make.series("", "nli_val", (0.4, 0.5, 0.6)) + make.series("nli", "nli_val", (0.70, 0.90, 0.80))
+            + make.series("", "summ_test", (0.1, 0.1, 0.1)) + make.series("summ", "summ_test", (0.3, 0.4, 0.35),
+                                                                         ci=0.1))
+    frame = prediction.overtraining(make.frame(rows)).set_index("train_task")
+    nli = frame.loc["nli"]
+    assert (nli.last_checkpoint, nli.best_checkpoint) == ("c3", "c2")
+    assert nli.shortfall == pytest.approx(0.1) and nli.threshold == pytest.approx(0.02 * math.sqrt(2))
+    assert bool(nli.overtrained)
+    # summ: shortfall .05 against threshold .1 sqrt(2): not significant
+    assert frame.loc["summ", "threshold"] == pytest.approx(0.1 * math.sqrt(2))
+    assert not frame.loc["summ", "overtrained"]
+    reading = prediction.overtraining_reading(frame.reset_index())
+    assert reading.startswith("Catastrophic overtraining: nli (nli_val) at c3 is 0.100 below c2")
+
+
+def test_analyze_writes_prediction_and_overtraining(with_proxies, tmp_path) -> None:
+    analyze(with_proxies, tmp_path)
+    import pandas as pd
+
+    written = pd.read_csv(tmp_path / "prediction.csv")
+    assert list(written.columns) == prediction.COLUMNS
+    for name in ("prediction.png", "prediction.svg", "overtraining.csv", "overtraining.png"):
+        assert (tmp_path / name).is_file()
+    summary = (tmp_path / "summary.md").read_text()
+    assert "## Could we have predicted it?" in summary and "Overtraining: " in summary
+    assert compute(with_proxies).reading("prediction").startswith("Ordering checkpoints")
