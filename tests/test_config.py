@@ -36,12 +36,22 @@ def test_presets_load():
     ("tasks: [{name: bb_vitaminc_nli, lr: [0.0]}]\n", "tasks[0].lr: learning rates must be positive"),
     ("- just\n- a list\n", "the top level must be a mapping"),
     ("tasks: [{name: bb_vitaminc_nli}\n", "not valid YAML"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {sigma: -0.1}\n", "probes.sigma: a relative noise scale"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {draws: 0}\n", "probes.draws: must be at least 1"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {text: missing.txt}\n", "probes.text: no text file missing.txt"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
         load_config(write(tmp_path, text))
     assert message in str(err.value)
     assert "study.yaml" in str(err.value)
+
+
+def test_probe_text_is_found_beside_the_config(tmp_path):
+    (tmp_path / "held.txt").write_text("Some text.\n")
+    config = load_config(write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\nprobes: {enabled: true, text: held.txt}\n"))
+    assert config.probes.text == str((tmp_path / "held.txt").resolve())
+    assert not load_config(write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\n")).probes.enabled
 
 
 def test_numbers_written_like_2e_5_are_numbers(tmp_path):
