@@ -183,7 +183,7 @@ def _analysis(results: Results, name: str) -> str:
         fit = results.frames["gain_slope"].iloc[0]
         parts.append(_table(results.frames["gain_slope"],
                             f"slope of the mean gain per {unit_text(fit['steps_per_unit'], fit['tokens_per_unit'])}"))
-    if name == "prediction":
+    if name == "prediction" and not frame.empty:
         items = prediction.predicted_section(results.frames["prediction_points"], frame)
         parts.append("<ul>" + "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in items) + "</ul>")
     parts.append(_table(frame) if not frame.empty else "<p>No rows.</p>")
