@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from ptft.engine.cells import PROBE_METHOD
 from ptft.errors import ConfigError
 
 TENSORBOARD_DIR = "tensorboard"
@@ -115,6 +116,8 @@ def metric_tag(row) -> str:
     """The tag of a result row: what was trained and what was measured, not the checkpoint (the
     x axis)."""
     measure = f"{row.eval_set}/{row.format}.{row.shots}shot.{row.method}/{row.metric}"
+    if row.method == PROBE_METHOD:  # a proxy of the checkpoint, not a BASE result
+        return f"probe/{row.eval_set}/{row.shots}shot/{row.metric}" if row.eval_set else f"probe/model/{row.metric}"
     if not row.train_task:
         return f"base/{measure}"
     prefix = "it" if row.train_task == "instruct" else f"ft/{row.train_task}"

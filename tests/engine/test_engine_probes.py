@@ -92,6 +92,10 @@ def test_ptft_analyze_reads_the_proxies_of_a_run(reference_run, small_config_fac
     assert set(rows.proxy) == {"base", "heldout_loss", "sensitivity", "gold_loglik"}
     assert set(rows.pairwise_accuracy) <= {0.0, 0.5, 1.0}
     assert len(points) == 2 * 4 * 2
+    from ptft.report import write_report
+
+    page = write_report(run, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Could we have predicted it?" in page and "the best checkpoint to fine-tune is" in page
 
 
 @pytest.fixture
