@@ -53,6 +53,10 @@ def orientation(proxy: str) -> int:
     return ORIENTATION.get(proxy, 1)
 
 
+def _methods(frame: pd.DataFrame) -> list[str]:
+    return [c for c in METHOD_COLUMNS if c in frame.columns]
+
+
 def pair_scores(proxy: np.ndarray, target: np.ndarray) -> np.ndarray:
     """Matrix of pair outcomes: 1 where the proxy orders checkpoints i and j as the target does,
     0 where it reverses them, 1/2 where either ties."""
@@ -105,7 +109,7 @@ def _targets(cells: pd.DataFrame, sl: Slice) -> pd.DataFrame:
     """Per (method columns, train task, eval set, checkpoint): the fine-tuned metric on the task's
     own in-domain set, its BASE value and the gain, in the slice's format."""
     cells = cells[cells["format"] == sl.fmt]
-    extra = [c for c in METHOD_COLUMNS if c in cells.columns]
+    extra = _methods(cells)
     key = ["checkpoint", "eval_set", "format", "shots", "method", "metric"]
     ft = cells[own_sets(cells) & (cells["train_task"] != INSTRUCT)]
     base = cells[cells["train_task"] == BASE][key + ["value"]].rename(columns={"value": "base"})
@@ -141,7 +145,7 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.D
     table = load_table(table)
     cells, shots = comparable(table, sl)
     targets = _targets(cells, sl)
-    extra = [c for c in METHOD_COLUMNS if c in targets.columns]
+    extra = _methods(targets)
     if targets.empty:
         return pd.DataFrame(columns=COLUMNS[:1] + extra + COLUMNS[1:]), pd.DataFrame(columns=extra + POINT_COLUMNS)
     points = targets.merge(_proxy_values(table, targets, shots), on=["checkpoint", "eval_set"])
@@ -163,36 +167,37 @@ def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """Per (train task, eval set) and proxy: the checkpoint the fine-tuned metric ranks first, the
     one the proxy would have picked (its oriented maximum; ties: the earlier checkpoint, cheaper to
     pre-train) and that proxy's pairwise accuracy on the ``ft`` target."""
+    extra = _methods(points)
+    acc = rows[rows["target"] == "ft"].set_index(extra + ["eval_set", "proxy"])["pairwise_accuracy"]
     out = []
-    acc = rows[rows["target"] == "ft"].set_index(["eval_set", "proxy"])
-    for (task, eval_set, proxy), part in points.groupby(["train_task", "eval_set", "proxy"], sort=True):
+    for key, part in points.groupby(extra + ["train_task", "eval_set", "proxy"], sort=True):
+        *methods, task, eval_set, proxy = key
         order = {c: i for i, c in enumerate(checkpoint_order(part))}
         part = part.assign(_rank=part["checkpoint"].map(order)).sort_values("_rank")
         best = part.loc[part["ft"].idxmax(), "checkpoint"]
         picked = part.loc[(orientation(proxy) * part["proxy_value"]).idxmax(), "checkpoint"]
-        a = acc.loc[(eval_set, proxy)] if (eval_set, proxy) in acc.index else None
-        if isinstance(a, pd.DataFrame):  # several method rows: this frame has no method axis to pick one
-            a = a.iloc[0]
-        out.append([task, eval_set, proxy, best, picked, picked == best,
-                    np.nan if a is None else a["pairwise_accuracy"], len(part)])
-    return pd.DataFrame(out, columns=["train_task", "eval_set", "proxy", "best_checkpoint", "picked_checkpoint",
-                                      "picks_best", "pairwise_accuracy", "n_checkpoints"])
+        out.append([*methods, task, eval_set, proxy, best, picked, picked == best,
+                    acc.get((*methods, eval_set, proxy), np.nan), len(part)])
+    return pd.DataFrame(out, columns=extra + ["train_task", "eval_set", "proxy", "best_checkpoint",
+                                              "picked_checkpoint", "picks_best", "pairwise_accuracy",
+                                              "n_checkpoints"])
 
 
 def figure(rows: pd.DataFrame, points: pd.DataFrame) -> Figure:
-    """One panel per (eval set, proxy): the proxy's value against the fine-tuned metric, one point
-    per checkpoint, labelled."""
-    keys = list(points.groupby(["eval_set", "proxy"]).groups)
-    fig, axes = plots.panels(len(keys), TITLE, width=4.2, height=3.8)
-    acc = rows[rows["target"] == "ft"].drop_duplicates(["eval_set", "proxy"]).set_index(["eval_set", "proxy"])
-    for ax, (eval_set, proxy) in zip(axes, keys):
-        part = points[(points["eval_set"] == eval_set) & (points["proxy"] == proxy)]
+    """One panel per (method, eval set, proxy): the proxy's value against the fine-tuned metric,
+    one point per checkpoint, labelled."""
+    by = _methods(points) + ["eval_set", "proxy"]
+    groups = list(points.groupby(by, sort=True))
+    fig, axes = plots.panels(len(groups), TITLE, width=4.2, height=3.8)
+    acc = rows[rows["target"] == "ft"].set_index(by)["pairwise_accuracy"]
+    for ax, (key, part) in zip(axes, groups):
+        *_, eval_set, proxy = key
         ax.plot(part["proxy_value"], part["ft"], **(plots.style(0) | {"linestyle": "none"}))
         for c, x, y in zip(part["checkpoint"], part["proxy_value"], part["ft"]):
             ax.annotate(c, (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
         direction = "lower is better" if orientation(proxy) < 0 else "higher is better"
         ax.set_xlabel(f"{proxy} ({direction})")
-        ax.set_title(f"{eval_set}: pairwise acc. {num(acc.loc[(eval_set, proxy), 'pairwise_accuracy'], '.2f')}",
+        ax.set_title(f"{' '.join(map(str, key[:-1]))}: pairwise acc. {num(acc.get(key, np.nan), '.2f')}",
                      fontsize="small")
         plots.finish(ax, ylabel="fine-tuned metric")
     return fig
@@ -216,12 +221,13 @@ def predicted_section(points: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
         return [f"No data: {EMPTY}."]
     lines = []
     chosen = picks(points, rows)
-    for (task, eval_set), part in chosen.groupby(["train_task", "eval_set"], sort=True):
+    for key, part in chosen.groupby(_methods(chosen) + ["train_task", "eval_set"], sort=True):
+        *methods, task, eval_set = key
         k = int(part["n_checkpoints"].max())
         hits = part[part["picks_best"]]
         who = ", ".join(f"{r.proxy} (pairwise accuracy {num(r.pairwise_accuracy, '.2f')})"
                         for r in hits.itertuples()) or "no proxy"
-        lines.append(f"- {task} ({eval_set}): the best checkpoint to fine-tune is {part['best_checkpoint'].iloc[0]}; "
+        lines.append(f"- {' '.join([task, *map(str, methods)])} ({eval_set}): the best checkpoint to fine-tune is {part['best_checkpoint'].iloc[0]}; "
                      f"{who} would have picked it. {k} checkpoints give {k * (k - 1) // 2} pairs, so one pair "
                      f"moves the pairwise accuracy by {1 / max(k * (k - 1) // 2, 1):.2f}.")
     return lines
@@ -235,7 +241,7 @@ def overtraining(table: Source, sl: Slice = Slice()) -> pd.DataFrame:
     cells, _ = comparable(table, sl)
     cells = cells[(cells["format"] == sl.fmt) & own_sets(cells)]
     cells = cells.assign(se=cell_se(cells))
-    extra = [c for c in METHOD_COLUMNS if c in cells.columns]
+    extra = _methods(cells)
     out = []
     for group, part in cells.groupby(extra + ["train_task", "eval_set"], sort=True):
         order = checkpoint_order(part)

@@ -222,12 +222,12 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
             cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,
                               mc_units, pre))
         if config.probes.enabled:
-            cells.append(_probe_cell(config, ck, source, pre, task_types, task_eval_sets, fp, eval_inputs, common))
+            cells.append(_probe_cell(config, ck, source, pre, task_eval_sets, fp, eval_inputs, common))
     return cells
 
 
-def _probe_cell(config: StudyConfig, ck: Checkpoint, source: dict, pre: list[str], task_types, task_eval_sets,
-                fp, eval_inputs, common) -> Cell:
+def _probe_cell(config: StudyConfig, ck: Checkpoint, source: dict, pre: list[str], task_eval_sets, fp, eval_inputs,
+                common: dict) -> Cell:
     """One checkpoint's probe cell. Its units are the gold log-likelihoods: every in-domain set of
     the study's tasks in the default format at each shot count (the proxy is compared with FT
     metrics on in-domain sets only). Its id hashes those units' inputs, the probe settings and the
