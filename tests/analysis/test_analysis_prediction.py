@@ -110,13 +110,21 @@ def test_base_proxy_needs_nothing_but_base_and_ft_rows(table) -> None:
 def test_picks_name_the_best_checkpoint_and_who_found_it(with_proxies) -> None:
     rows, points = prediction.evaluate(with_proxies, Slice(), seed=0)
     chosen = prediction.picks(points, rows).set_index(["eval_set", "proxy"])
-    assert chosen.loc[("nli_val", "base"), "best_checkpoint"] == "c3"
+    assert chosen.loc[("nli_val", "base"), "best_checkpoints"] == "c3"
     assert chosen.loc[("nli_val", "heldout_loss"), "picks_best"]
     assert chosen.loc[("nli_val", "sensitivity"), "picked_checkpoint"] == "c1"
     lines = prediction.predicted_section(points, rows)
     nli = next(line for line in lines if line.startswith("- nli (nli_val)"))
     assert "best checkpoint to fine-tune is c3" in nli and "sensitivity" not in nli
     assert "3 checkpoints give 3 pairs" in nli
+
+
+def test_a_fine_tuned_metric_that_ties_has_no_best_checkpoint(make) -> None:
+    rows = make.series("", "nli_val", (0.4, 0.5, 0.6)) + make.series("nli", "nli_val", (0.5, 0.5, 0.5))
+    rows_, points = prediction.evaluate(make.frame(rows), Slice(), seed=0)
+    assert prediction.picks(points, rows_).loc[0, "best_checkpoints"] == "c1 c2 c3"
+    assert prediction.predicted_section(points, rows_) == [
+        "- nli (nli_val): the fine-tuned metric ties at its best at c1, c2, c3: no single checkpoint to pick."]
 
 
 def test_proxy_rows_change_no_other_analysis(table, with_proxies) -> None:

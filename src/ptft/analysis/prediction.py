@@ -164,9 +164,10 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.D
 
 
 def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (train task, eval set) and proxy: the checkpoint the fine-tuned metric ranks first, the
-    one the proxy would have picked (its oriented maximum; ties: the earlier checkpoint, cheaper to
-    pre-train) and that proxy's pairwise accuracy on the ``ft`` target."""
+    """Per (train task, eval set) and proxy: the checkpoints the fine-tuned metric ranks first
+    (``best_checkpoints``, several when they tie), the one the proxy would have picked (its
+    oriented maximum; ties: the earlier checkpoint, cheaper to pre-train), whether it is among the
+    best, and that proxy's pairwise accuracy on the ``ft`` target."""
     extra = _methods(points)
     acc = rows[rows["target"] == "ft"].set_index(extra + ["eval_set", "proxy"])["pairwise_accuracy"]
     out = []
@@ -174,11 +175,12 @@ def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
         *methods, task, eval_set, proxy = key
         order = {c: i for i, c in enumerate(checkpoint_order(part))}
         part = part.assign(_rank=part["checkpoint"].map(order)).sort_values("_rank")
-        best = part.loc[part["ft"].idxmax(), "checkpoint"]
+        ft = part["ft"].round(DECIMALS)
+        best = part.loc[ft == ft.max(), "checkpoint"].tolist()
         picked = part.loc[(orientation(proxy) * part["proxy_value"]).idxmax(), "checkpoint"]
-        out.append([*methods, task, eval_set, proxy, best, picked, picked == best,
+        out.append([*methods, task, eval_set, proxy, " ".join(best), picked, picked in best,
                     acc.get((*methods, eval_set, proxy), np.nan), len(part)])
-    return pd.DataFrame(out, columns=extra + ["train_task", "eval_set", "proxy", "best_checkpoint",
+    return pd.DataFrame(out, columns=extra + ["train_task", "eval_set", "proxy", "best_checkpoints",
                                               "picked_checkpoint", "picks_best", "pairwise_accuracy",
                                               "n_checkpoints"])
 
@@ -224,12 +226,19 @@ def predicted_section(points: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     for key, part in chosen.groupby(_methods(chosen) + ["train_task", "eval_set"], sort=True):
         *methods, task, eval_set = key
         k = int(part["n_checkpoints"].max())
+        pairs = k * (k - 1) // 2
+        best = part["best_checkpoints"].iloc[0].split()
+        head = f"- {' '.join([task, *map(str, methods)])} ({eval_set}): "
+        if len(best) > 1:
+            lines.append(head + f"the fine-tuned metric ties at its best at {', '.join(best)}: no single "
+                         "checkpoint to pick.")
+            continue
         hits = part[part["picks_best"]]
         who = ", ".join(f"{r.proxy} (pairwise accuracy {num(r.pairwise_accuracy, '.2f')})"
                         for r in hits.itertuples()) or "no proxy"
-        lines.append(f"- {' '.join([task, *map(str, methods)])} ({eval_set}): the best checkpoint to fine-tune is {part['best_checkpoint'].iloc[0]}; "
-                     f"{who} would have picked it. {k} checkpoints give {k * (k - 1) // 2} pairs, so one pair "
-                     f"moves the pairwise accuracy by {1 / max(k * (k - 1) // 2, 1):.2f}.")
+        lines.append(head + f"the best checkpoint to fine-tune is {best[0]}; {who} would have picked it. "
+                     f"{k} checkpoints give {pairs} pairs, so one pair moves the pairwise accuracy by "
+                     f"{1 / max(pairs, 1):.2f}.")
     return lines
 
 
