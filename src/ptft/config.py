@@ -160,7 +160,7 @@ class ProbesConfig:
 
     enabled: bool = False
     # noise std of each weight tensor = sigma x that tensor's root mean square
-    sigma: float = 0.05
+    sigma: float = 0.1
     draws: int = 3
     # held-out text for a series ptft did not pre-train: paragraphs of this file (else the tasks'
     # training prompts); a pre-trained series always uses its own held-out documents
