@@ -150,7 +150,9 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     - FT (checkpoint x task x lr x seed): its *training* hash (checkpoint, the task's definition,
       train and dev data, fine-tuning settings, lr, seed, dtype, version; not the list of other
       learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
-      scores. Kept weights are addressed by the training hash alone.
+      scores. Kept weights are addressed by the training hash alone;
+    - PROBE (checkpoint, only with ``probes.enabled``): see :func:`_probe_cell`. No other cell
+      hashes the probe settings, so turning probes on or off changes no other id.
     """
     series = resolve_series(config, run_dir)
     task_names = [t.name for t in config.tasks]
