@@ -34,7 +34,7 @@ def test_probe_cells_are_off_by_default_and_add_to_the_grid_only(small_config_fa
         ("bb_vitaminc_nli", "bb_vitaminc", 1, PROBE_METHOD),
         ("bb_socialiqa_qg", "bb_socialiqa_qg", 1, PROBE_METHOD)]
     # a probe setting reruns the probe cells only
-    other = plan_cells(small_config_factory(**PROBES, **{"probes.sigma": 0.1}), tmp_path)
+    other = plan_cells(small_config_factory(**PROBES, **{"probes.sigma": 0.2}), tmp_path)
     assert ids(other) - ids(probed) and ids(other) - ids(other, "probe") == ids(plain)
     assert ids(other, "probe").isdisjoint(ids(probed, "probe"))
 
@@ -95,7 +95,8 @@ def test_ptft_analyze_reads_the_proxies_of_a_run(reference_run, small_config_fac
     from ptft.report import write_report
 
     page = write_report(run, tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "Could we have predicted it?" in page and "the best checkpoint to fine-tune is" in page
+    assert "Could we have predicted it?" in page
+    assert "the best checkpoint to fine-tune is" in page or "no single checkpoint to pick" in page
 
 
 @pytest.fixture
