@@ -60,7 +60,7 @@ def test_probe_text_file_is_hashed_by_content(small_config_factory, tmp_path: Pa
 def test_probe_cells_run_resume_and_store_proxy_rows(reference_run, small_config_factory, tmp_path: Path) -> None:
     run = reference_run.copy_to(tmp_path / "run")
     config = small_config_factory(**PROBES)
-    result = run_study(config, run_dir=run, progress=False)
+    result = run_study(config, run_dir=run, workers=2, progress=False)  # on the local worker pool
     assert (result.ran, result.skipped, result.failed) == (2, 8, [])  # only the probe cells were new
     df = results_frame(run)
     proxies = df[df.method == PROBE_METHOD]
@@ -78,6 +78,16 @@ def test_probe_cells_run_resume_and_store_proxy_rows(reference_run, small_config
     assert (sens.n == 2).all() and (sens.ci_low <= sens.value).all() and (sens.value <= sens.ci_high).all()
     again = run_study(config, run_dir=run, progress=False)
     assert (again.ran, again.skipped) == (0, 10)
+    assert_same_numbers(results_frame(run), df)
+    # an interrupted probe cell is pending again and reruns to the very same numbers
+    from ptft.store import ResultsStore
+
+    probe_id = next(c.cell_id for c in result.cells if c.kind == "probe")
+    with ResultsStore(run / "results.sqlite") as store:
+        store.mark_cell(probe_id, "running")
+        store.reset_running()
+    resumed = run_study(config, run_dir=run, progress=False)
+    assert (resumed.ran, resumed.skipped) == (1, 9)
     assert_same_numbers(results_frame(run), df)
 
 
