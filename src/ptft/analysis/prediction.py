@@ -120,8 +120,8 @@ def _targets(cells: pd.DataFrame, sl: Slice) -> pd.DataFrame:
 
 def _proxy_values(table: pd.DataFrame, targets: pd.DataFrame, shots: int | None) -> pd.DataFrame:
     """(checkpoint, eval_set, proxy, proxy_value) for the targets' eval sets."""
-    parts = [targets[["checkpoint", "eval_set", "base"]].rename(columns={"base": "proxy_value"})
-             .assign(proxy="base")]
+    parts = [targets[["checkpoint", "eval_set", "base"]].drop_duplicates(["checkpoint", "eval_set"])
+             .rename(columns={"base": "proxy_value"}).assign(proxy="base")]
     rows = table[is_proxy(table)]
     model_level = rows[rows["eval_set"] == ""]
     if not model_level.empty:
@@ -147,7 +147,7 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.D
     targets = _targets(cells, sl)
     extra = _methods(targets)
     if targets.empty:
-        return pd.DataFrame(columns=COLUMNS[:1] + extra + COLUMNS[1:]), pd.DataFrame(columns=extra + POINT_COLUMNS)
+        return pd.DataFrame(columns=extra + COLUMNS), pd.DataFrame(columns=extra + POINT_COLUMNS)
     points = targets.merge(_proxy_values(table, targets, shots), on=["checkpoint", "eval_set"])
     points = points[extra + POINT_COLUMNS]
     rows = []
