@@ -132,8 +132,11 @@ def test_proxy_rows_change_no_other_analysis(table, with_proxies) -> None:
         assert fn(table, Slice()).equals(fn(with_proxies, Slice()))
 
 
-def test_model_level_proxies_may_lack_type_and_domain_but_results_may_not(make, with_proxies) -> None:
+def test_model_level_proxies_may_lack_type_and_domain_but_results_may_not(make, with_proxies, tmp_path) -> None:
     assert len(load_table(with_proxies)) == len(with_proxies)
+    csv = tmp_path / "table.csv"  # blank cells in a file read back as the empty strings they were
+    with_proxies.to_csv(csv, index=False)
+    assert prediction.evaluate(csv)[0].equals(prediction.evaluate(with_proxies)[0])
     bad = make.row("c1", "", "nli_val", 0.5)
     bad.update(domain="")
     with pytest.raises(DataError, match="unknown domain ''"):
