@@ -186,22 +186,30 @@ def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def figure(rows: pd.DataFrame, points: pd.DataFrame) -> Figure:
-    """One panel per (method, eval set, proxy): the proxy's value against the fine-tuned metric,
-    one point per checkpoint, labelled."""
+    """A grid of panels, one row per (method, eval set), one column per proxy: the proxy's value
+    against the fine-tuned metric, one labelled point per checkpoint."""
+    sets = list(points.groupby(_methods(points) + ["eval_set"], sort=True).groups)
+    sets = [key if isinstance(key, tuple) else (key,) for key in sets]
+    proxies = sorted(points["proxy"].unique())
+    fig = Figure(figsize=(3.6 * len(proxies), 3.2 * len(sets)), layout="constrained")
+    grid = fig.subplots(len(sets), len(proxies), squeeze=False)
+    fig.suptitle(TITLE)
     by = _methods(points) + ["eval_set", "proxy"]
-    groups = list(points.groupby(by, sort=True))
-    fig, axes = plots.panels(len(groups), TITLE, width=4.2, height=3.8)
     acc = rows[rows["target"] == "ft"].set_index(by)["pairwise_accuracy"]
-    for ax, (key, part) in zip(axes, groups):
-        *_, eval_set, proxy = key
-        ax.plot(part["proxy_value"], part["ft"], **(plots.style(0) | {"linestyle": "none"}))
-        for c, x, y in zip(part["checkpoint"], part["proxy_value"], part["ft"]):
-            ax.annotate(c, (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
-        direction = "lower is better" if orientation(proxy) < 0 else "higher is better"
-        ax.set_xlabel(f"{proxy} ({direction})")
-        ax.set_title(f"{' '.join(map(str, key[:-1]))}: pairwise acc. {num(acc.get(key, np.nan), '.2f')}",
-                     fontsize="small")
-        plots.finish(ax, ylabel="fine-tuned metric")
+    for axes, key in zip(grid, sets):
+        for ax, proxy in zip(axes, proxies):
+            part = points[(points[by[:-1]] == pd.Series(key, index=by[:-1])).all(axis=1) & (points["proxy"] == proxy)]
+            if part.empty:
+                ax.set_axis_off()
+                continue
+            ax.plot(part["proxy_value"], part["ft"], **(plots.style(0) | {"linestyle": "none"}))
+            for c, x, y in zip(part["checkpoint"], part["proxy_value"], part["ft"]):
+                ax.annotate(c, (x, y), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+            direction = "lower is better" if orientation(proxy) < 0 else "higher is better"
+            ax.set_xlabel(f"{proxy} ({direction})")
+            ax.set_title(f"{' '.join(map(str, key))}: pairwise acc. {num(acc.get((*key, proxy), np.nan), '.2f')}",
+                         fontsize="small")
+            plots.finish(ax, ylabel="fine-tuned metric")
     return fig
 
 
