@@ -188,13 +188,12 @@ def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 def figure(rows: pd.DataFrame, points: pd.DataFrame) -> Figure:
     """A grid of panels, one row per (method, eval set), one column per proxy: the proxy's value
     against the fine-tuned metric, one labelled point per checkpoint."""
-    sets = list(points.groupby(_methods(points) + ["eval_set"], sort=True).groups)
-    sets = [key if isinstance(key, tuple) else (key,) for key in sets]
+    by = _methods(points) + ["eval_set", "proxy"]
+    sets = [tuple(key) for key in points[by[:-1]].drop_duplicates().sort_values(by[:-1]).itertuples(index=False)]
     proxies = sorted(points["proxy"].unique())
     fig = Figure(figsize=(3.6 * len(proxies), 3.2 * len(sets)), layout="constrained")
     grid = fig.subplots(len(sets), len(proxies), squeeze=False)
     fig.suptitle(TITLE)
-    by = _methods(points) + ["eval_set", "proxy"]
     acc = rows[rows["target"] == "ft"].set_index(by)["pairwise_accuracy"]
     for axes, key in zip(grid, sets):
         for ax, proxy in zip(axes, proxies):
