@@ -34,6 +34,9 @@ def test_presets_load():
      "checkpoints.local.paths[0]: folder nowhere/step1 does not exist"),
     ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {warmup: 3}\n", "finetune.warmup: a fraction"),
     ("tasks: [{name: bb_vitaminc_nli, lr: [0.0]}]\n", "tasks[0].lr: learning rates must be positive"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nlenses: {intruder_k: 0}\n", "lenses.intruder_k: must be at least 1"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nlenses: {intruder_epsilon: 1.5}\n", "lenses.intruder_epsilon: a cosine"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nlines: {alpha: high}\n", "lines.alpha: expected a number"),
     ("- just\n- a list\n", "the top level must be a mapping"),
     ("tasks: [{name: bb_vitaminc_nli}\n", "not valid YAML"),
 ])

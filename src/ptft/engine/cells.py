@@ -24,7 +24,7 @@ from pathlib import Path
 
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
-from ptft.config import StudyConfig
+from ptft.config import LensesConfig, StudyConfig
 from ptft.task_types import get_task_type
 
 
@@ -116,6 +116,20 @@ _FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 
+def weight_inputs(config: StudyConfig) -> dict:
+    """What the weight lenses and LiNeS add to a fine-tuning cell's id: nothing at their defaults,
+    so the cells of a config written before they existed keep their ids (such cells, resumed, lack
+    lenses instead of rerunning). Non-default lens settings change the stored lenses; LiNeS adds
+    rows. Neither touches the training hash: kept weights are reused."""
+    out = {}
+    lenses = asdict(config.lenses)
+    if config.lenses.enabled and lenses != asdict(LensesConfig()):
+        out["lenses"] = {k: v for k, v in lenses.items() if k != "enabled"}
+    if config.lines.enabled:
+        out["lines"] = {"alpha": config.lines.alpha, "beta": config.lines.beta}
+    return out
+
+
 def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
            task_types: dict[str, str], task_eval_sets: dict[str, list[tuple[str, str]]]) -> list[Cell]:
     """The study's cells in dependency order. ``fingerprints`` maps task name to its data hash:
@@ -129,7 +143,8 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     - FT (checkpoint x task x lr x seed): its *training* hash (checkpoint, the task's definition,
       train and dev data, fine-tuning settings, lr, seed, dtype, version; not the list of other
       learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
-      scores. Kept weights are addressed by the training hash alone.
+      scores, and the lens and LiNeS settings where they differ from their defaults
+      (:func:`weight_inputs`). Kept weights are addressed by the training hash alone.
     """
     series = resolve_series(config, run_dir)
     task_names = [t.name for t in config.tasks]
@@ -165,6 +180,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     def sets_of(task: str, out_of_domain: bool) -> list[tuple[str, str]]:
         return [(s, d) for s, d in task_eval_sets[task] if d == "in" or out_of_domain]
 
+    post_training = weight_inputs(config)
     it = config.instruction_tuning
     base_tasks = list(task_names) + [s for s in (it.suite if it.enabled else []) if s not in task_names]
     for ck in series:
@@ -189,7 +205,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
                                 "finetune": ft_settings, **common}
                     thash = digest(training)
                     cid = digest({**training, **eval_inputs(units),
-                                  "selection": config.finetune.selection_metric})
+                                  "selection": config.finetune.selection_metric, **post_training})
                     cells.append(Cell(cid, CellKind.FINETUNE, f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
                                       tc.name, lr, seed, thash, units, pre))
         if it.enabled:
