@@ -30,20 +30,23 @@ def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, 
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv") -> Path:
-    """Write the run's long-format results table (README: "Results table") and return its path."""
-    from ptft.engine.study import results_frame
+    """Write the run's long-format results table (README: "Results table") and, beside it at
+    ``ptft.store.weights_path``, its weight-lenses table (README: "Weights table"); return the results
+    table's path."""
+    from ptft.engine.study import results_frame, weights_frame
+    from ptft.store import weights_path
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / f"results.{fmt}"
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the table's file name (e.g. {out / f'results.{fmt}'})")
-    df = results_frame(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with naming(out):
-        if fmt == "parquet":
-            df.to_parquet(out, index=False)
-        else:
-            df.to_csv(out, index=False)
+    for df, path in ((results_frame(run_dir), out), (weights_frame(run_dir), weights_path(out))):
+        with naming(path):
+            if fmt == "parquet":
+                df.to_parquet(path, index=False)
+            else:
+                df.to_csv(path, index=False)
     return out
 
 

@@ -7,7 +7,9 @@ so re-running a cell replaces its own rows, never duplicates them, and never ove
 of another config's cell.
 
 Tables:
-- ``results``: one row per (cell, model, eval set, format, shots, method, metric).
+- ``results``: one row per (cell, model, eval set, format, shots, method, metric); ``variant``
+  says whether the model was evaluated as trained (``none``) or LiNeS-edited (``lines``, with
+  its own model id ``.../lines``).
 - ``scores``: per-example scores of each cell's evaluation units (for paired comparisons), keyed
   by the unit's typed columns (eval task, eval set, format, shots, method).
 - ``comparisons``: paired-bootstrap FT - BASE differences on the same examples.
@@ -15,6 +17,8 @@ Tables:
   done, failed) with errors, tracebacks, attempts and timings.
 - ``plan``: the cells of the current config (what `export`, `status` and the analyses show).
 - ``trainings``: losses, steps and throughput of each fine-tuning or instruction-tuning run.
+- ``weights``: the weight-space lenses of each fine-tuned model against its BASE checkpoint, one
+  row per weight matrix (``ptft.evaluation.weights``).
 - ``selections``: the learning rate chosen per (checkpoint, train task, seed) on the dev split.
 - ``runs``: each `ptft run` of the directory: who ran it, with which executor, when it ended.
 """
@@ -58,6 +62,7 @@ CREATE TABLE IF NOT EXISTS results (
     config_hash TEXT,
     cell_id TEXT NOT NULL DEFAULT '',
     created_at REAL,
+    variant TEXT NOT NULL DEFAULT 'none',
     PRIMARY KEY (cell_id, model_id, eval_set, format, shots, method, metric)
 );
 CREATE TABLE IF NOT EXISTS scores (
@@ -133,6 +138,26 @@ CREATE TABLE IF NOT EXISTS selections (
     cell_id TEXT,
     PRIMARY KEY (checkpoint, train_task, seed)
 );
+CREATE TABLE IF NOT EXISTS weights (
+    cell_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    checkpoint TEXT,
+    step INTEGER,
+    train_task TEXT,
+    lr REAL,
+    seed INTEGER,
+    name TEXT NOT NULL,
+    module TEXT NOT NULL,
+    layer INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    cols INTEGER NOT NULL,
+    relative_change REAL,
+    effective_rank INTEGER,
+    intruders INTEGER,
+    intruder_k INTEGER,
+    intruder_epsilon REAL,
+    PRIMARY KEY (cell_id, name)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     pid INTEGER,
@@ -148,7 +173,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 # PRAGMA user_version of a store in this schema; 0 is every store written before the version was kept.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Less free space than this on the store's device makes an SQLite I/O error a full disk.
 LOW_SPACE_BYTES = 16 << 20
@@ -166,8 +191,20 @@ _ADDED_COLUMNS = [
 # The long-format table that `ptft export` writes and `ptft analyze` reads (README: "Results table").
 EXPORT_COLUMNS = [
     "checkpoint", "step", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
-    "shots", "metric", "value", "lr", "seed", "method", "ci_low", "ci_high", "n", "selected",
+    "shots", "metric", "value", "lr", "seed", "method", "ci_low", "ci_high", "n", "selected", "variant",
 ]
+
+# The per-matrix table that `ptft export` writes beside it (README: "Weights table").
+WEIGHTS_COLUMNS = [
+    "checkpoint", "step", "train_task", "lr", "seed", "name", "module", "layer", "rows", "cols",
+    "relative_change", "effective_rank", "intruders", "intruder_k", "intruder_epsilon", "selected",
+]
+
+
+def weights_path(results: str | Path) -> Path:
+    """Where the weights table of the results table ``results`` lies: ``NAME.weights.EXT`` beside it."""
+    results = Path(results)
+    return results.with_name(f"{results.stem}.weights{results.suffix}")
 
 
 @dataclass
@@ -194,6 +231,7 @@ class ResultRow:
     config_hash: str = ""
     cell_id: str = ""
     created_at: float = field(default_factory=time.time)
+    variant: str = "none"
 
 
 @dataclass
@@ -330,6 +368,8 @@ class ResultsStore:
             with self.transaction() as db:
                 if "unit" in columns("scores"):
                     _type_score_units(db)
+                if "variant" not in columns("results"):
+                    _add_variant(db)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- results -------------------------------------------------------------------------
@@ -340,13 +380,15 @@ class ResultsStore:
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
                     seconds: float, scores: dict[EvalUnit, dict[str, list[float]]] | None = None,
-                    numerics: str | None = None) -> None:
+                    numerics: str | None = None, weights: Sequence[dict] = ()) -> None:
         """A cell's rows, per-example scores, training figures and its 'done' mark in one
         transaction: after a crash a cell is either complete in the store or absent from it.
         Rows a previous attempt of the same cell left behind are replaced, never duplicated."""
         with self.transaction() as db:
             db.execute("DELETE FROM results WHERE cell_id=?", (cell_id,))
             db.execute("DELETE FROM scores WHERE cell_id=?", (cell_id,))
+            db.execute("DELETE FROM weights WHERE cell_id=?", (cell_id,))
+            _upsert(db, "weights", [dict(w) | {"cell_id": cell_id} for w in weights])
             _upsert(db, "results", [asdict(r) | {"cell_id": cell_id} for r in rows])
             _upsert(db, "scores", [{"cell_id": cell_id, **asdict(unit), "metric": metric, "vals": json.dumps(vals)}
                                    for unit, metrics in (scores or {}).items() for metric, vals in metrics.items()])
@@ -414,6 +456,26 @@ class ResultsStore:
             df = df[df["cell_id"].isin(set(cell_ids))]
         df["selected"] = df["selected"].astype(bool)
         return df[EXPORT_COLUMNS].reset_index(drop=True)
+
+    def weights_frame(self, cell_ids: Sequence[str] | None = None):
+        """The per-matrix lenses table (columns: WEIGHTS_COLUMNS), ``selected`` as in
+        :meth:`export_frame`; by default the current plan's cells."""
+        import pandas as pd
+
+        if cell_ids is None:
+            cell_ids = self.plan() or None
+        df = pd.read_sql_query(
+            """SELECT w.*, CASE WHEN s.lr IS NULL THEN 1
+                               WHEN ABS(s.lr - w.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
+               FROM weights w LEFT JOIN selections s
+                 ON s.checkpoint = w.checkpoint AND s.train_task = w.train_task AND s.seed = w.seed
+               ORDER BY w.step, w.checkpoint, w.train_task, w.lr, w.seed, w.layer, w.name""",
+            self._db,
+        )
+        if cell_ids is not None:
+            df = df[df["cell_id"].isin(set(cell_ids))]
+        df["selected"] = df["selected"].astype(bool)
+        return df[WEIGHTS_COLUMNS].reset_index(drop=True)
 
     # -- comparisons -------------------------------------------------------------------------
     def compared_pairs(self) -> set[tuple[str, str]]:
@@ -511,6 +573,12 @@ def _upsert(db: sqlite3.Connection, table: str, rows: list[dict]) -> None:
         f"INSERT OR REPLACE INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
         [tuple(r[c] for c in cols) for r in rows],
     )
+
+
+def _add_variant(db: sqlite3.Connection) -> None:
+    """Stores before schema 2 hold only unedited models: their rows are variant ``none``. (The
+    ``weights`` table is new: the schema script creates it empty.)"""
+    db.execute("ALTER TABLE results ADD COLUMN variant TEXT NOT NULL DEFAULT 'none'")
 
 
 def _type_score_units(db: sqlite3.Connection) -> None:

@@ -87,7 +87,7 @@ def test_duplicate_key_is_shown(make: SimpleNamespace) -> None:
     doubled = make.frame(rows + [dict(rows[1], value=0.99)])
     with pytest.raises(DataError, match=r"duplicate key \(checkpoint='c2', train_task='', lr='', seed='', "
                                         r"eval_set='nli_val', format='default', shots='4', method='tokenprob', "
-                                        rf"metric='accuracy'\) at rows 2, {len(rows) + 1}"):
+                                        rf"metric='accuracy', variant='none'\) at rows 2, {len(rows) + 1}"):
         load_table(doubled)
 
 

@@ -3,6 +3,7 @@
 FT and BASE are only ever compared at the same checkpoint, eval set, format, shots, method and
 metric, so that they differ in the weights alone. Before pairing:
 
+- one variant of the fine-tuned models (as trained, or LiNeS-edited), BASE rows being unedited;
 - one learning rate per (checkpoint, train task, seed): the one selected on the dev split, or the
   user's override;
 - seeds are averaged;
@@ -40,6 +41,8 @@ class Slice:
     fmt: str = "default"
     shots: int | None = None
     lr: Mapping[str, float] = field(default_factory=dict)
+    # the fine-tuned models compared with BASE: as trained ('none') or LiNeS-edited ('lines')
+    variant: str = "none"
 
 
 def default_shots(table: pd.DataFrame) -> int:
@@ -55,6 +58,7 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; CI columns are kept only for
     single-seed cells, where they are the evaluation's own bootstrap CI."""
     table = load_table(source)
+    table = table[(table["train_task"] == BASE) | (table["variant"] == sl.variant)]
     if table.empty:
         return table[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
     formats = sorted(table["format"].unique())

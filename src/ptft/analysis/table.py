@@ -22,7 +22,9 @@ REQUIRED_COLUMNS = (
 )
 TASK_TYPES = ("classification", "generation", "multiple_choice")
 DOMAINS = ("in", "out")
-KEY = ("checkpoint", "train_task", "lr", "seed", "eval_set", "format", "shots", "method", "metric")
+KEY = ("checkpoint", "train_task", "lr", "seed", "eval_set", "format", "shots", "method", "metric", "variant")
+# a fine-tuned model as trained, or edited after training (LiNeS: docs/method.md)
+VARIANTS = ("none", "lines")
 
 STRING_COLUMNS = ("checkpoint", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
                   "method", "metric")
@@ -38,7 +40,7 @@ def load_table(source: Source) -> pd.DataFrame:
     """The results table of a run directory, a CSV or Parquet file, or a DataFrame, validated.
 
     Returns the columns of ``EXPORT_COLUMNS`` in that order; optional columns absent from the
-    source get their defaults (no lr/seed/CI/n, method '', selected True). Raises
+    source get their defaults (no lr/seed/CI/n, method '', selected True, variant 'none'). Raises
     :class:`DataError` naming the source, the column and the first bad row."""
     raw, name = _read(source)
     return validate(raw, name)
@@ -56,6 +58,9 @@ def validate(raw: pd.DataFrame, name: str) -> pd.DataFrame:
         df[col] = _numbers(df[col] if col in df.columns else pd.Series(np.nan, index=df.index),
                            col, name, required=col in NUMBER_COLUMNS)
     df["selected"] = _flags(df["selected"], name) if "selected" in df.columns else True
+    # tables written before variants existed hold unedited models only
+    df["variant"] = df["variant"].map(_as_text).replace("", "none") if "variant" in df.columns else "none"
+    _check_allowed(df["variant"], "variant", VARIANTS, name)
     for col, allowed in (("task_type", TASK_TYPES), ("domain", DOMAINS)):
         _check_allowed(df[col], col, allowed, name)
     _check_duplicates(df, name)

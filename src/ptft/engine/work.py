@@ -35,6 +35,8 @@ class CellOutput:
     predictions: dict[str, list[dict]] = field(default_factory=dict)
     scores: dict[EvalUnit, dict[str, list[float]]] = field(default_factory=dict)
     training: dict | None = None
+    # weight-space lenses, one dict per matrix (the store's ``weights`` table)
+    weights: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     numerics: str = ""
@@ -227,18 +229,55 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         log.info("trained: %s", out.training)
         if config.finetune.keep_weights:
             _keep(model, tokenizer, weights, out.training, save_model)
-        # evaluated at the precision BASE is evaluated at, so FT - BASE differs only in the weights
-        from ptft.checkpoints.loading import DTYPES
+    base = _base_weights(config, cell)
+    # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
+    # are loaded at that dtype already)
+    _lenses(config, cell, model, base, out)
+    # evaluated at the precision BASE is evaluated at, so FT - BASE differs only in the weights
+    from ptft.checkpoints.loading import DTYPES
 
-        model.to(DTYPES[config.checkpoints.dtype])
+    model.to(DTYPES[config.checkpoints.dtype])
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
     if cell.kind == CellKind.FINETUNE and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     _evaluate_units(config, cell, model, tokenizer, out, progress)
+    if base is not None and config.lines.enabled:
+        from ptft.evaluation.weights import apply_lines
+
+        apply_lines(model, base, config.lines.alpha, config.lines.beta)
+        _evaluate_units(config, cell, model, tokenizer, out, progress, variant="lines")
     if not config.finetune.keep_weights and weights.exists():
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
     return out
+
+
+def _base_weights(config: StudyConfig, cell: Cell) -> dict | None:
+    """The BASE checkpoint's parameters by name, in float32 on the model's device, when a fine-tuning
+    cell computes lenses or LiNeS (instruction tuning does neither); None otherwise."""
+    if cell.kind != CellKind.FINETUNE or not (config.lenses.enabled or config.lines.enabled):
+        return None
+    base, _ = _load(config, cell, dtype="float32")
+    return {n: p.detach() for n, p in base.named_parameters()}
+
+
+def _lenses(config: StudyConfig, cell: Cell, model, base: dict | None, out: CellOutput) -> None:
+    """The weight-space lenses of the fine-tuned ``model`` against ``base``, one row per matrix."""
+    if base is None or not config.lenses.enabled:
+        return
+    from ptft.evaluation.weights import weight_lenses
+
+    start = time.perf_counter()
+    lenses = weight_lenses(base, dict(model.named_parameters()), k=config.lenses.intruder_k,
+                           epsilon=config.lenses.intruder_epsilon)
+    ck = cell.checkpoint
+    out.weights = [{"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
+                    "train_task": task_label(config, cell.train_task), "lr": cell.lr, "seed": cell.seed,
+                    "name": x.name, "module": x.module, "layer": x.layer, "rows": x.rows, "cols": x.cols,
+                    "relative_change": x.relative_change, "effective_rank": x.effective_rank,
+                    "intruders": x.intruders, "intruder_k": config.lenses.intruder_k,
+                    "intruder_epsilon": config.lenses.intruder_epsilon} for x in lenses]
+    out.notes.append(f"weight lenses: {len(lenses)} matrices in {time.perf_counter() - start:.2f}s")
 
 
 def _keep(model, tokenizer, weights: Path, training: dict, save_model) -> None:
@@ -265,7 +304,11 @@ def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
     return float(result.metrics[task.metric].value)
 
 
-def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool) -> None:
+def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool,
+                    variant: str = "none") -> None:
+    """Score every unit of the cell. An edited ``variant`` of the model (``lines``) gets rows of its
+    own model id ``<model>/<variant>`` and prediction files ``<unit>.<variant>``; its per-example
+    scores are not kept (the paired FT - BASE comparisons are of the models as trained)."""
     from ptft.evaluation import Evaluator, select_demos
 
     tasks = study_tasks(config)
@@ -275,21 +318,27 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
     config_hash = config.hash()
     from tqdm.auto import tqdm
 
-    for unit in tqdm(cell.units, desc=f"evaluate {cell.label}", unit="set", disable=not progress, leave=False):
+    edited = variant != "none"
+    model_id = f"{cell.model_id}/{variant}" if edited else cell.model_id
+    label = f"{cell.label} ({variant})" if edited else cell.label
+    for unit in tqdm(cell.units, desc=f"evaluate {label}", unit="set", disable=not progress, leave=False):
         task, data = tasks[unit.eval_task]
         demos = select_demos(data.train, unit.shots, config.seed)
         result = evaluator.evaluate(task, unit.eval_set, data.eval[unit.eval_set], unit.format, demos, unit.method,
                                     seed=config.seed, n_boot=ev.n_bootstrap)
-        out.predictions[unit.name] = result.predictions
-        out.scores[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
-        out.notes += [f"{unit.name}: {n}" for n in result.notes]
+        name = f"{unit.name}.{variant}" if edited else unit.name
+        out.predictions[name] = result.predictions
+        if not edited:
+            out.scores[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
+        out.notes += [f"{name}: {n}" for n in result.notes]
         log.info("evaluated %s: %s (%.1fs)", unit.name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
-                model_id=cell.model_id, checkpoint=ck.label, step=ck.step,
+                model_id=model_id, checkpoint=ck.label, step=ck.step,
                 train_task=task_label(config, cell.train_task), lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set,
                 eval_task=task.name,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
-                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id))
+                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id,
+                variant=variant))
