@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import findings, forgetting, formats, gain, groups, plots, trajectory
+from ptft.analysis import findings, forgetting, formats, gain, groups, lenses, methods, plots, trajectory
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -26,7 +26,8 @@ class Analysis:
     empty: str
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
-    # (table, slice, seed, eps) -> the analysis's frame; None for findings, which also returns its detail
+    # (table, slice, seed, eps) -> the analysis's frame; None for findings, which also returns its
+    # detail, and for weights, which reads the weights table instead
     compute: Callable[..., pd.DataFrame] | None = None
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
@@ -45,6 +46,8 @@ ANALYSES: dict[str, Analysis] = {
                     forgetting.ood),
     "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading,
                                    lambda table, sl, seed, eps: formats.format_sensitivity(table, sl, seed=seed)),
+    "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading, methods.methods),
+    "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading),
 }
 
 
@@ -80,12 +83,15 @@ class Results:
 
 
 def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> Results:
+            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
+            weights: Source | None = None) -> Results:
     """All analyses of a run directory, results file or table (see :func:`load_table`).
 
     ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the count
     present at the most checkpoints, ties to the largest); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
-    every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio)."""
+    every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio); ``weights``
+    is the weights table (default: the run directory's, or the file beside a results file; none
+    beside a DataFrame)."""
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
     sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
     cells, resolved = comparable(table, sl)
@@ -93,6 +99,9 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     frames = {"findings": findings_rows, "findings_detail": findings_detail}
     frames.update({name: spec.compute(table, sl, seed=seed, eps=eps)
                    for name, spec in ANALYSES.items() if spec.compute is not None})
+    if weights is None and not isinstance(source, pd.DataFrame):
+        weights = source
+    frames["weights"] = lenses.weights(lenses.load_weights(weights), seed=seed)
     frames["gain_slope"] = gain.gain_slope(frames["gain"])
     notes = []
     unpaired = unpaired_count(cells)
@@ -103,11 +112,12 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
 
 
 def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> dict[str, pd.DataFrame]:
+            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
+            weights: Source | None = None) -> dict[str, pd.DataFrame]:
     """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
     ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv`` and ``summary.md`` under
     ``out_dir``."""
-    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
+    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, weights=weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in results.frames.items():
@@ -146,6 +156,10 @@ def summary_markdown(results: Results) -> str:
     if not f["groups"].empty:
         lines.append(markdown_table(f["groups"][["group", "eval_set", "rise", "ci_low", "ci_high", "ci_source",
                                                  "mean_gain", "n"]]))
+    lines += ["", "## Per fine-tuning method", "", results.reading("methods"), ""]
+    lines += [f"- {line}" for line in (methods.headlines(f["methods"]) if not f["methods"].empty else [])]
+    lines += ["", results.reading("weights"), ""]
+    lines += [f"- {line}" for line in (lenses.headlines(f["weights"]) if not f["weights"].empty else [])]
     lines += ["", "## All readings", ""]
     lines += [f"- **{name}**: {results.reading(name)}" for name in ANALYSES]
     if results.notes:
