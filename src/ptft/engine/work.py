@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, CellKind, EvalUnit
+from ptft.engine.cells import FINAL, Cell, CellKind, ModelState, Scores
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
@@ -33,7 +33,7 @@ class CellOutput:
     cell_id: str
     rows: list[ResultRow] = field(default_factory=list)
     predictions: dict[str, list[dict]] = field(default_factory=dict)
-    scores: dict[EvalUnit, dict[str, list[float]]] = field(default_factory=dict)
+    scores: Scores = field(default_factory=dict)
     training: dict | None = None
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -234,7 +234,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
     if cell.kind == CellKind.FINETUNE and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
-    _evaluate_units(config, cell, model, tokenizer, out, progress)
+    _evaluate_units(config, cell, model, tokenizer, out, progress, ModelState(ft_step=out.training.get("steps")))
     if not config.finetune.keep_weights and weights.exists():
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
@@ -265,7 +265,9 @@ def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
     return float(result.metrics[task.metric].value)
 
 
-def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool) -> None:
+def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool,
+                    state: ModelState = FINAL) -> None:
+    """Score every unit of the cell on ``model`` in its ``state`` (the rows and scores say which)."""
     from ptft.evaluation import Evaluator, select_demos
 
     tasks = study_tasks(config)
@@ -276,14 +278,15 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
     from tqdm.auto import tqdm
 
     for unit in tqdm(cell.units, desc=f"evaluate {cell.label}", unit="set", disable=not progress, leave=False):
+        name = unit.name + state.suffix
         task, data = tasks[unit.eval_task]
         demos = select_demos(data.train, unit.shots, config.seed)
         result = evaluator.evaluate(task, unit.eval_set, data.eval[unit.eval_set], unit.format, demos, unit.method,
                                     seed=config.seed, n_boot=ev.n_bootstrap)
-        out.predictions[unit.name] = result.predictions
-        out.scores[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
-        out.notes += [f"{unit.name}: {n}" for n in result.notes]
-        log.info("evaluated %s: %s (%.1fs)", unit.name, {m: round(v.value, 4) for m, v in result.metrics.items()},
+        out.predictions[name] = result.predictions
+        out.scores.setdefault(state, {})[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
+        out.notes += [f"{name}: {n}" for n in result.notes]
+        log.info("evaluated %s: %s (%.1fs)", name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
@@ -292,4 +295,6 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
                 eval_task=task.name,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
-                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id))
+                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id,
+                ft_method=cell.ft_method, variant=state.variant, ft_step=state.ft_step,
+                ft_fraction=state.ft_fraction))
