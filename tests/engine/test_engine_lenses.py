@@ -1,7 +1,7 @@
 """Weight lenses and LiNeS in the grid: every fine-tuning cell stores the lenses of its model
 against BASE, `ptft export` writes them beside the results, LiNeS rows are evaluated on the same
 units (at alpha 1, beta 0 the fine-tuned numbers, at alpha = beta = 0 BASE's), and a store of
-schema 1 migrates."""
+schema 2 migrates."""
 
 from __future__ import annotations
 
@@ -65,17 +65,15 @@ def test_lines_endpoints_repeat_the_fine_tuned_and_the_base_rows(reference_run, 
     pd.testing.assert_frame_equal(edited.sort_index(), base.loc[edited.index].sort_index(), check_exact=True)
 
 
-def test_a_store_of_schema_1_migrates(reference_run, tmp_path: Path) -> None:
+def test_a_store_of_schema_2_migrates(reference_run, tmp_path: Path) -> None:
     run = reference_run.copy_to(tmp_path / "run")
     db = sqlite3.connect(run / "results.sqlite", isolation_level=None)
     db.execute("DROP TABLE weights")
-    db.execute("ALTER TABLE results DROP COLUMN variant")
-    db.execute("PRAGMA user_version=1")
+    db.execute("PRAGMA user_version=2")
     db.close()
     with ResultsStore(run / "results.sqlite") as store:
         assert store.count("weights") == 0
-        assert set(store.frame()["variant"]) == {"none"}
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     assert_same_numbers(results_frame(run), reference_run.frame)
     # the resumed run has nothing to do: cells done before the lenses existed simply lack them
     result = run_study(reference_run.config, run_dir=run, progress=False)

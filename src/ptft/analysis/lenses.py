@@ -36,7 +36,7 @@ MEASURES = {
     "intruders_per_model": "intruder dimensions per model",
 }
 REQUIRED = ("checkpoint", "step", "train_task", "name", "layer", "relative_change", "effective_rank", "intruders")
-MODEL = ["checkpoint", "train_task", "lr", "seed"]
+MODEL = ["checkpoint", "train_task", "ft_method", "lr", "seed"]
 COLUMNS = ["method", "part", "measure", "checkpoint", "step", "value", "ci_low", "ci_high", "n"]
 
 
@@ -70,8 +70,8 @@ def weights(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
     t = table.copy()
     if "selected" in t.columns:
         t = t[t["selected"].astype(str).str.lower().isin(["true", "1", "1.0"])]
-    t["method"] = (t["ft_method"].fillna("").astype(str).replace("", DEFAULT_METHOD) if "ft_method" in t.columns
-                   else DEFAULT_METHOD)
+    t["method"] = (t["ft_method"].map(lambda v: "" if pd.isna(v) else str(v)).replace("", DEFAULT_METHOD)
+                   if "ft_method" in t.columns else DEFAULT_METHOD)
     t["part"] = t["layer"].map(lambda layer: "blocks" if layer > 0 else "embeddings")
     out = []
     for (method, part, checkpoint), g in t.groupby(["method", "part", "checkpoint"], sort=False):

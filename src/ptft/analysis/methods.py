@@ -40,7 +40,8 @@ def methods(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = R
     of that checkpoint; a checkpoint whose every ratio was guarded out has no row)."""
     out = []
     for method, part in by_method(table).items():
-        for variant in sorted(set(load_table(part)["variant"])):
+        checked = load_table(part)
+        for variant in sorted(set(checked.loc[checked["train_task"] != BASE, "variant"])):
             label = method if variant == "none" else f"{method}+{variant}"
             mine = Slice(fmt=sl.fmt, shots=sl.shots, lr=sl.lr, variant=variant)
             for r in gain.checkpoint_means(gain.gain(part, mine, seed=seed, eps=eps)).itertuples():
@@ -70,10 +71,14 @@ def by_method(table: Source) -> dict[str, pd.DataFrame]:
     frame = table if isinstance(table, pd.DataFrame) else load_table(table)
     if "ft_method" not in frame.columns:
         return {DEFAULT_METHOD: frame}
-    is_base = frame["train_task"].fillna("").astype(str) == BASE
-    method = frame["ft_method"].fillna("").astype(str).replace("", DEFAULT_METHOD)
+    is_base = frame["train_task"].map(_text) == BASE
+    method = frame["ft_method"].map(_text).replace("", DEFAULT_METHOD)
     return {m: pd.concat([frame[is_base], frame[~is_base & (method == m)]]).drop(columns="ft_method")
             for m in sorted(method[~is_base].unique())}
+
+
+def _text(value) -> str:
+    return "" if pd.isna(value) else str(value)
 
 
 def _row(label, method, variant, measure, checkpoint, step, value, low, high, n) -> dict:

@@ -51,6 +51,37 @@ class EvalUnit:
         return f"{self.eval_set}.{self.format}.{self.shots}shot.{self.method}"
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """Which state of a cell's model a score belongs to: the final fine-tuned model
+    (``ft_fraction`` 1.0), an intermediate point of the same training run, or an evaluation-only
+    edit of it (``variant``). A BASE or pre-training cell has the one state ``ModelState()``.
+
+    ``ft_step`` is carried, not compared: the fraction names the point (it is what the config
+    asks for), the step is where it fell in this cell's run."""
+    variant: str = "none"
+    ft_fraction: float = 1.0
+    ft_step: int | None = field(default=None, compare=False)
+
+    @property
+    def final(self) -> bool:
+        """The state every analysis uses unless told otherwise (and learning-rate selection)."""
+        return self == FINAL
+
+    @property
+    def suffix(self) -> str:
+        """What a prediction file name adds for this state ('' for the final, unedited model)."""
+        parts = ([f"ft{self.ft_fraction:g}"] if self.ft_fraction != 1.0 else []) + \
+            ([self.variant] if self.variant != "none" else [])
+        return "".join(f".{p}" for p in parts)
+
+
+FINAL = ModelState()
+
+# Per-example scores of a cell: model state -> evaluation unit -> metric -> one value per example.
+Scores = dict[ModelState, dict[EvalUnit, dict[str, list[float]]]]
+
+
 @dataclass
 class Cell:
     cell_id: str
@@ -72,6 +103,11 @@ class Cell:
         if self.kind == CellKind.BASE:
             return f"base/{ck}"
         return f"{self.kind}/{ck}/{self.train_task}/lr{self.lr:g}/seed{self.seed}"
+
+    @property
+    def ft_method(self) -> str:
+        """How the cell's model was fine-tuned: '' for a model that was not (BASE)."""
+        return "full" if self.kind in (CellKind.FINETUNE, CellKind.INSTRUCT) else ""
 
     def spec(self) -> dict:
         d = asdict(self)

@@ -16,11 +16,11 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, CellKind, EvalUnit
+from ptft.engine.cells import FINAL, Cell, CellKind, ModelState, Scores
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
@@ -33,7 +33,7 @@ class CellOutput:
     cell_id: str
     rows: list[ResultRow] = field(default_factory=list)
     predictions: dict[str, list[dict]] = field(default_factory=dict)
-    scores: dict[EvalUnit, dict[str, list[float]]] = field(default_factory=dict)
+    scores: Scores = field(default_factory=dict)
     training: dict | None = None
     # weight-space lenses, one dict per matrix (the store's ``weights`` table)
     weights: list[dict] = field(default_factory=list)
@@ -240,12 +240,13 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
     if cell.kind == CellKind.FINETUNE and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
-    _evaluate_units(config, cell, model, tokenizer, out, progress)
+    trained = ModelState(ft_step=out.training.get("steps"))
+    _evaluate_units(config, cell, model, tokenizer, out, progress, trained)
     if base is not None and config.lines.enabled:
         from ptft.evaluation.weights import apply_lines
 
         apply_lines(model, base, config.lines.alpha, config.lines.beta)
-        _evaluate_units(config, cell, model, tokenizer, out, progress, variant="lines")
+        _evaluate_units(config, cell, model, tokenizer, out, progress, replace(trained, variant="lines"))
     if not config.finetune.keep_weights and weights.exists():
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
@@ -272,8 +273,8 @@ def _lenses(config: StudyConfig, cell: Cell, model, base: dict | None, out: Cell
                            epsilon=config.lenses.intruder_epsilon)
     ck = cell.checkpoint
     out.weights = [{"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
-                    "train_task": task_label(config, cell.train_task), "lr": cell.lr, "seed": cell.seed,
-                    "name": x.name, "module": x.module, "layer": x.layer, "rows": x.rows, "cols": x.cols,
+                    "train_task": task_label(config, cell.train_task), "ft_method": cell.ft_method, "lr": cell.lr,
+                    "seed": cell.seed, "name": x.name, "module": x.module, "layer": x.layer, "rows": x.rows, "cols": x.cols,
                     "relative_change": x.relative_change, "effective_rank": x.effective_rank,
                     "intruders": x.intruders, "intruder_k": config.lenses.intruder_k,
                     "intruder_epsilon": config.lenses.intruder_epsilon} for x in lenses]
@@ -305,10 +306,8 @@ def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
 
 
 def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool,
-                    variant: str = "none") -> None:
-    """Score every unit of the cell. An edited ``variant`` of the model (``lines``) gets rows of its
-    own model id ``<model>/<variant>`` and prediction files ``<unit>.<variant>``; its per-example
-    scores are not kept (the paired FT - BASE comparisons are of the models as trained)."""
+                    state: ModelState = FINAL) -> None:
+    """Score every unit of the cell on ``model`` in its ``state`` (the rows and scores say which)."""
     from ptft.evaluation import Evaluator, select_demos
 
     tasks = study_tasks(config)
@@ -318,27 +317,24 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
     config_hash = config.hash()
     from tqdm.auto import tqdm
 
-    edited = variant != "none"
-    model_id = f"{cell.model_id}/{variant}" if edited else cell.model_id
-    label = f"{cell.label} ({variant})" if edited else cell.label
-    for unit in tqdm(cell.units, desc=f"evaluate {label}", unit="set", disable=not progress, leave=False):
+    for unit in tqdm(cell.units, desc=f"evaluate {cell.label}", unit="set", disable=not progress, leave=False):
+        name = unit.name + state.suffix
         task, data = tasks[unit.eval_task]
         demos = select_demos(data.train, unit.shots, config.seed)
         result = evaluator.evaluate(task, unit.eval_set, data.eval[unit.eval_set], unit.format, demos, unit.method,
                                     seed=config.seed, n_boot=ev.n_bootstrap)
-        name = f"{unit.name}.{variant}" if edited else unit.name
         out.predictions[name] = result.predictions
-        if not edited:
-            out.scores[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
+        out.scores.setdefault(state, {})[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
         out.notes += [f"{name}: {n}" for n in result.notes]
-        log.info("evaluated %s: %s (%.1fs)", unit.name, {m: round(v.value, 4) for m, v in result.metrics.items()},
+        log.info("evaluated %s: %s (%.1fs)", name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
-                model_id=model_id, checkpoint=ck.label, step=ck.step,
+                model_id=cell.model_id, checkpoint=ck.label, step=ck.step,
                 train_task=task_label(config, cell.train_task), lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set,
                 eval_task=task.name,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
                 ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id,
-                variant=variant))
+                ft_method=cell.ft_method, variant=state.variant, ft_step=state.ft_step,
+                ft_fraction=state.ft_fraction))
