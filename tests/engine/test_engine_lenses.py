@@ -63,6 +63,17 @@ def test_lines_endpoints_repeat_the_fine_tuned_and_the_base_rows(reference_run, 
     edited = table[table["variant"] == "lines"].set_index(UNIT)[NUMBERS]
     assert len(edited) == 4  # 2 checkpoints x 2 tasks, one in-domain set and one metric each
     pd.testing.assert_frame_equal(edited.sort_index(), base.loc[edited.index].sort_index(), check_exact=True)
+    # ... and on the same examples: every paired FT - BASE difference of the edited models is 0
+    with ResultsStore(run / "results.sqlite") as store:
+        comparisons = store.frame("comparisons")
+    plan = set(store_plan(run))
+    lines = comparisons[(comparisons["variant"] == "lines") & comparisons["cell_id"].isin(plan)]
+    assert len(lines) == 4 and (lines["diff"] == 0).all()
+
+
+def store_plan(run: Path) -> list[str]:
+    with ResultsStore(run / "results.sqlite") as store:
+        return store.plan()
 
 
 def test_a_store_of_schema_2_migrates(reference_run, tmp_path: Path) -> None:
