@@ -122,3 +122,17 @@ def test_thread_counts_are_part_of_every_cells_identity(small_config_factory, tm
     pre = plan_cells(load_config("smoke"), tmp_path)
     pre4 = plan_cells(load_config("smoke", {"executor.pretrain_threads": 4}), tmp_path)
     assert not ids(pre) & ids(pre4)
+
+
+def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_path: Path) -> None:
+    """``finetune.eval_at`` at its default, or listing only the final model, keeps every cell id
+    of the presets; intermediate points change the FT cells' ids but not what they train."""
+    for preset in ("tiny", "smoke"):
+        before = plan_cells(load_config(preset), tmp_path)
+        assert [c.cell_id for c in plan_cells(load_config(preset, {"finetune.eval_at": [1.0]}), tmp_path)] == \
+            [c.cell_id for c in before]
+        during = plan_cells(load_config(preset, {"finetune.eval_at": [0.5, 1.0]}), tmp_path)
+        assert ids(before) - ids(during) == ids(before, kind="finetune") != set()
+        assert [c.training_hash for c in during] == [c.training_hash for c in before]
+        # the final model is evaluated anyway: leaving it out of the list names the same cells
+        assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
