@@ -162,25 +162,25 @@ def eval(model, task, *, tokenizer=None, format: str = "default", method: str | 
 
 
 def analyze(source: str | Path, out: str | Path, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0) -> dict:
+            lr: Mapping[str, float] | None = None, seed: int = 0, ft_fraction: float = 1.0) -> dict:
     """Every analysis of the study written under ``out`` (tables, figures, summary.md); returns
     the tables by name."""
     from ptft.analysis import analyze as write_analyses
 
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; analyze writes a folder of tables and figures: name a folder")
-    return write_analyses(source, out, fmt=fmt, shots=shots, lr=lr, seed=seed)
+    return write_analyses(source, out, fmt=fmt, shots=shots, lr=lr, seed=seed, ft_fraction=ft_fraction)
 
 
 def report(run_dir: str | Path, out: str | Path = "report.html", *, fmt: str = "default", shots: int | None = None,
-           lr: Mapping[str, float] | None = None, seed: int = 0) -> Path:
+           lr: Mapping[str, float] | None = None, seed: int = 0, ft_fraction: float = 1.0) -> Path:
     """Write the self-contained HTML report of a run and return its path."""
     from ptft.report import write_report
 
     if Path(out).is_dir():
         raise ConfigError(f"--out {out} is a folder; give the report's file name "
                           f"(e.g. {Path(out) / 'report.html'})")
-    return write_report(run_dir, out, fmt=fmt, shots=shots, lr=lr, seed=seed)
+    return write_report(run_dir, out, fmt=fmt, shots=shots, lr=lr, seed=seed, ft_fraction=ft_fraction)
 
 
 @dataclass

@@ -84,6 +84,9 @@ class FinetuneConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     keep_weights: bool = False
     selection_metric: Literal["loss", "metric"] = "loss"
+    # fractions of each fine-tuning run's steps at which the model is evaluated during that run;
+    # the final model (1.0) always is
+    eval_at: list[float] = field(default_factory=lambda: [1.0])
 
 
 @dataclass
@@ -425,6 +428,10 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: finetune.warmup: a fraction of the training steps in [0, 1), got {ft.warmup}")
     if not ft.learning_rates or any(lr <= 0 for lr in ft.learning_rates):
         raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
+    if not ft.eval_at or any(not 0 < f <= 1 for f in ft.eval_at):
+        raise ConfigError(f"{file}: finetune.eval_at: fractions of the training steps in (0, 1], got {ft.eval_at}")
+    if not ft.seeds or len(set(ft.seeds)) != len(ft.seeds):
+        raise ConfigError(f"{file}: finetune.seeds: give one or more distinct seeds, got {ft.seeds}")
     ev = config.evaluation
     if ev.shots and max(ev.shots) > 0:
         for i, t in enumerate(config.tasks):

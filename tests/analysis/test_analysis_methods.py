@@ -107,10 +107,10 @@ def test_weights_per_method_and_checkpoint() -> None:
     embeddings = frame[(frame["part"] == "embeddings") & (frame["measure"] == "effective_rank")]
     assert embeddings.set_index(["method", "checkpoint"])["value"].to_dict() == {
         ("full", "c1"): 90, ("full", "c2"): 80, ("lora", "c1"): 0, ("lora", "c2"): 0}
-    assert lenses.reading(frame) == ("At c2: full moves its matrices by 0.02 of their norm with effective rank 40.0 "
-                                     "(95% CI [30.0, 50.0]) and 1.0 intruder dimensions per model; lora moves its "
-                                     "matrices by 0.02 of their norm with effective rank 8.0 (95% CI [8.0, 8.0]) and 2.0 "
-                                     "intruder dimensions per model.")
+    assert lenses.reading(frame) == (
+        "At c2: full moves its matrices by 0.02 of their norm with effective rank 40.0 (95% CI [30.0, 50.0]) "
+        "and 1.0 intruder dimensions per model; lora moves its matrices by 0.02 of their norm with effective "
+        "rank 8.0 (95% CI [8.0, 8.0]) and 2.0 intruder dimensions per model.")
 
 
 def test_analyze_writes_methods_and_weights(make: SimpleNamespace, tmp_path) -> None:

@@ -126,6 +126,20 @@ def test_thread_counts_are_part_of_every_cells_identity(small_config_factory, tm
     assert not ids(pre) & ids(pre4)
 
 
+def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_path: Path) -> None:
+    """``finetune.eval_at`` at its default, or listing only the final model, keeps every cell id
+    of the presets; intermediate points change the FT cells' ids but not what they train."""
+    for preset in ("tiny", "smoke"):
+        before = plan_cells(load_config(preset), tmp_path)
+        assert [c.cell_id for c in plan_cells(load_config(preset, {"finetune.eval_at": [1.0]}), tmp_path)] == \
+            [c.cell_id for c in before]
+        during = plan_cells(load_config(preset, {"finetune.eval_at": [0.5, 1.0]}), tmp_path)
+        assert ids(before) - ids(during) == ids(before, kind="finetune") != set()
+        assert [c.training_hash for c in during] == [c.training_hash for c in before]
+        # the final model is evaluated anyway: leaving it out of the list names the same cells
+        assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
+
+
 # Every cell id of the tiny and smoke presets before the weight lenses and LiNeS existed (ptft's
 # version is part of each id: a version bump changes them all, and these with it).
 _PRESET_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d1e9db9e"),

@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import findings, forgetting, formats, gain, groups, lenses, methods, plots, trajectory
+from ptft.analysis import dynamics, findings, forgetting, formats, gain, groups, lenses, methods, plots, trajectory
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -46,6 +46,7 @@ ANALYSES: dict[str, Analysis] = {
                     forgetting.ood),
     "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading,
                                    lambda table, sl, seed, eps: formats.format_sensitivity(table, sl, seed=seed)),
+    "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading, dynamics.dynamics),
     "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading, methods.methods),
     "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading),
 }
@@ -67,7 +68,9 @@ class Results:
         """The slice and settings behind every number, in one sentence."""
         lr = ", ".join(f"{t}={v:g}" for t, v in self.slice.lr.items()) or "the dev-selected one per task"
         shots = "no results, hence no" if self.shots is None else str(self.shots)
-        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}; bootstrap seed {self.seed}; "
+        point = "the final fine-tuned model" if self.slice.ft_fraction == 1.0 else \
+            f"the fine-tuned models at {self.slice.ft_fraction:g} of their training steps"
+        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}, {point}; bootstrap seed {self.seed}; "
                 f"change ratios need |BASE| >= {self.eps:g}.")
 
     def reading(self, name: str) -> str:
@@ -84,16 +87,17 @@ class Results:
 
 def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
             lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
-            weights: Source | None = None) -> Results:
+            weights: Source | None = None, ft_fraction: float = 1.0) -> Results:
     """All analyses of a run directory, results file or table (see :func:`load_table`).
 
     ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the count
     present at the most checkpoints, ties to the largest); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
     every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio); ``weights``
     is the weights table (default: the run directory's, or the file beside a results file; none
-    beside a DataFrame)."""
+    beside a DataFrame); ``ft_fraction`` the point of fine-tuning (``finetune.eval_at``) the
+    analyses use, the final model by default (the dynamics analysis uses every point)."""
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
-    sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
+    sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}), ft_fraction=ft_fraction)
     cells, resolved = comparable(table, sl)
     findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
     frames = {"findings": findings_rows, "findings_detail": findings_detail}
@@ -113,11 +117,12 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
 
 def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
             lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
-            weights: Source | None = None) -> dict[str, pd.DataFrame]:
+            weights: Source | None = None, ft_fraction: float = 1.0) -> dict[str, pd.DataFrame]:
     """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
     ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv`` and ``summary.md`` under
     ``out_dir``."""
-    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, weights=weights)
+    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, weights=weights,
+                      ft_fraction=ft_fraction)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in results.frames.items():

@@ -10,6 +10,8 @@ forgetting analyses themselves (``gain``, ``forgetting``), so the numbers are th
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -43,7 +45,7 @@ def methods(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = R
         checked = load_table(part)
         for variant in sorted(set(checked.loc[checked["train_task"] != BASE, "variant"])):
             label = method if variant == "none" else f"{method}+{variant}"
-            mine = Slice(fmt=sl.fmt, shots=sl.shots, lr=sl.lr, variant=variant)
+            mine = replace(sl, variant=variant)
             for r in gain.checkpoint_means(gain.gain(part, mine, seed=seed, eps=eps)).itertuples():
                 out.append(_row(label, method, variant, "gain", r.checkpoint, r.step, r.raw_change, r.ci_low,
                                 r.ci_high, r.n))

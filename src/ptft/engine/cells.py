@@ -130,6 +130,12 @@ def task_fingerprints(task, data) -> dict:
     return {"task": digest(definition), **data.split_fingerprints()}
 
 
+def intermediate_fractions(eval_at: list[float]) -> list[float]:
+    """The points of ``finetune.eval_at`` before the end of training, in order: the final model
+    is evaluated anyway, so ``[1.0]`` (the default) and ``[]`` mean none."""
+    return sorted({float(f) for f in eval_at if f < 1.0})
+
+
 def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[str, list[tuple[str, str]]],
                tasks: list[str]) -> list[EvalUnit]:
     """Every (eval set, format, shots, method) to score for the given eval tasks' sets."""
@@ -148,7 +154,9 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
 
 # Settings that are execution details, not inputs of a result: changing them reruns nothing
 # (activation checkpointing recomputes the same activations: test_finetune checks the losses agree).
-_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing")
+# ``eval_at`` is not training either: the points it adds are part of the FT cells' ids instead.
+_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing",
+                          "eval_at")
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 
@@ -179,13 +187,15 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     - FT (checkpoint x task x lr x seed): its *training* hash (checkpoint, the task's definition,
       train and dev data, fine-tuning settings, lr, seed, dtype, version; not the list of other
       learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
-      scores, and the lens and LiNeS settings where they differ from their defaults
-      (:func:`weight_inputs`). Kept weights are addressed by the training hash alone.
+      scores, the intermediate points of ``finetune.eval_at`` when there are any, and the lens
+      and LiNeS settings where they differ from their defaults (:func:`weight_inputs`; both so
+      the defaults keep every id). Kept weights are addressed by the training hash alone.
     """
     series = resolve_series(config, run_dir)
     task_names = [t.name for t in config.tasks]
     ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
     ft_settings = {k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING}
+    during = intermediate_fractions(config.finetune.eval_at)
     common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
               "threads": config.executor.threads}
 
@@ -240,8 +250,9 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
                                 "train": fp(tc.name, "train"), "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed,
                                 "finetune": ft_settings, **common}
                     thash = digest(training)
+                    points = {"eval_at": during} if during else {}
                     cid = digest({**training, **eval_inputs(units),
-                                  "selection": config.finetune.selection_metric, **post_training})
+                                  "selection": config.finetune.selection_metric, **points, **post_training})
                     cells.append(Cell(cid, CellKind.FINETUNE, f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
                                       tc.name, lr, seed, thash, units, pre))
         if it.enabled:

@@ -16,11 +16,11 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import FINAL, Cell, CellKind, ModelState, Scores
+from ptft.engine.cells import FINAL, Cell, CellKind, ModelState, Scores, intermediate_fractions
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
@@ -200,7 +200,12 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
 
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
-    if (weights / "config.json").exists() and (weights / TRAINING_FILE).exists():
+    during = intermediate_fractions(config.finetune.eval_at) if cell.kind == CellKind.FINETUNE else []
+    kept = (weights / "config.json").exists() and (weights / TRAINING_FILE).exists()
+    if kept and during:
+        out.notes.append(f"kept weights models/{cell.training_hash} not reused: finetune.eval_at evaluates "
+                         "the model during its training, so it is trained again (to the same weights)")
+    if kept and not during:
         model, tokenizer = _load(config, cell, str(weights))
         out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
@@ -219,8 +224,13 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         else:
             task, data = study_tasks(config)[cell.train_task]
             args = FinetuneArgs.from_settings(config.finetune, lr=cell.lr, seed=cell.seed)
+
+            def evaluate_during(trained, fraction: float, step: int) -> None:
+                _evaluate_units(config, cell, _at_eval_precision(config, trained), tokenizer, out, progress,
+                                ModelState(ft_fraction=fraction, ft_step=step))
+
             stats = finetune(model, tokenizer, data.train, data.dev, task.formats["default"], args,
-                             progress=progress, report=report)
+                             progress=progress, report=report, during=during, evaluate=evaluate_during)
         if not math.isfinite(stats.dev_loss):
             raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
@@ -233,10 +243,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
     # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
     # are loaded at that dtype already)
     _lenses(config, cell, model, base, out)
-    # evaluated at the precision BASE is evaluated at, so FT - BASE differs only in the weights
-    from ptft.checkpoints.loading import DTYPES
-
-    model.to(DTYPES[config.checkpoints.dtype])
+    model = _at_eval_precision(config, model, in_place=True)
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
     if cell.kind == CellKind.FINETUNE and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
@@ -251,6 +258,20 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
     return out
+
+
+def _at_eval_precision(config: StudyConfig, model, in_place: bool = False):
+    """The model at the precision BASE is evaluated at, so FT - BASE differs only in the weights.
+    During training (not ``in_place``) a copy: casting the float32 master weights down and back
+    would change the training."""
+    import copy
+
+    from ptft.checkpoints.loading import DTYPES
+
+    dtype = DTYPES[config.checkpoints.dtype]
+    if next(model.parameters()).dtype == dtype:
+        return model
+    return model.to(dtype) if in_place else copy.deepcopy(model).to(dtype)
 
 
 def _base_weights(config: StudyConfig, cell: Cell) -> dict | None:
@@ -272,12 +293,11 @@ def _lenses(config: StudyConfig, cell: Cell, model, base: dict | None, out: Cell
     lenses = weight_lenses(base, dict(model.named_parameters()), k=config.lenses.intruder_k,
                            epsilon=config.lenses.intruder_epsilon)
     ck = cell.checkpoint
-    out.weights = [{"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
-                    "train_task": task_label(config, cell.train_task), "ft_method": cell.ft_method, "lr": cell.lr,
-                    "seed": cell.seed, "name": x.name, "module": x.module, "layer": x.layer, "rows": x.rows, "cols": x.cols,
-                    "relative_change": x.relative_change, "effective_rank": x.effective_rank,
-                    "intruders": x.intruders, "intruder_k": config.lenses.intruder_k,
-                    "intruder_epsilon": config.lenses.intruder_epsilon} for x in lenses]
+    model_columns = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
+                     "train_task": task_label(config, cell.train_task), "ft_method": cell.ft_method, "lr": cell.lr,
+                     "seed": cell.seed, "intruder_k": config.lenses.intruder_k,
+                     "intruder_epsilon": config.lenses.intruder_epsilon}
+    out.weights = [model_columns | asdict(x) for x in lenses]
     out.notes.append(f"weight lenses: {len(lenses)} matrices in {time.perf_counter() - start:.2f}s")
 
 
