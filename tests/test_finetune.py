@@ -124,3 +124,44 @@ def test_every_training_setting_of_the_config_reaches_the_trainer():
     assert (args.epochs, args.group_by_length, args.lr, args.seed) == (2.0, True, 1e-3, 5)
     with pytest.raises(ValueError, match="warmup"):
         FinetuneArgs(lr=1e-3, seed=0, warmup=1.5)
+
+
+def test_evaluating_during_training_changes_nothing_of_the_training(tiny_model_dir):
+    """With dropout on (so the training draws random numbers every step) and an evaluation that
+    draws from every generator itself, the trained weights and losses are bit for bit those of a
+    run without it; the evaluation sees the model in eval mode at the steps the fractions name."""
+    import random
+
+    import numpy as np
+
+    train, dev = examples(48), examples(8, offset=100)
+    seen = []
+
+    def evaluate(model, fraction, step):
+        seen.append((fraction, step, model.training))
+        random.random(), np.random.rand(), torch.rand(3)
+        model(torch.tensor([[1, 2, 3]]))
+
+    def trained(during):
+        model, tok = load_causal_lm(tiny_model_dir)
+        for layer in model.model.layers:
+            layer.self_attn.attention_dropout = 0.3
+        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0)
+        return finetune(model, tok, train, dev, FMT, args, progress=False, during=during, evaluate=evaluate), model
+
+    (plain, m1), (watched, m2) = trained(()), trained((0.25, 0.5))
+    assert plain.steps == 6 and seen == [(0.25, 2, False), (0.5, 3, False)]  # round(1.5) = 2, round(3.0) = 3
+    assert (plain.train_loss, plain.dev_loss) == (watched.train_loss, watched.dev_loss)
+    assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
+    # the dropout masks matter (so a draw the evaluation left behind would have changed them)
+    model, tok = load_causal_lm(tiny_model_dir)
+    finetune(model, tok, train, dev, FMT, FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0),
+             progress=False)
+    assert not torch.equal(model.state_dict()["lm_head.weight"], m1.state_dict()["lm_head.weight"])
+
+
+def test_fractions_fall_on_the_nearest_step_and_at_least_the_first():
+    from ptft.training.finetune import steps_at
+
+    assert steps_at([0.1, 0.25, 0.5, 0.75, 1.0], 8) == {0.1: 1, 0.25: 2, 0.5: 4, 0.75: 6, 1.0: 8}
+    assert steps_at([0.01], 3) == {0.01: 1}

@@ -9,7 +9,7 @@ import pytest
 
 from ptft.cli import main
 from ptft.config import load_config
-from ptft.engine.plan import plan_study
+from ptft.engine.plan import format_plan, plan_study
 
 OLMO_PAPER_REVISIONS = ["step1000-tokens4B", "step18000-tokens75B", "step342000-tokens1433B",
                         "step424000-tokens1777B", "step505000-tokens2117B", "step592000-tokens2482B",
@@ -142,3 +142,20 @@ def test_plan_asks_the_task_and_mixture_for_their_lengths(offline, monkeypatch):
     monkeypatch.setitem(registry._TASKS, task, dataclasses.replace(get_task(task), typical_tokens_per_example=None))
     unknown = {t.name: t for t in plan_study(config).training}[task]
     assert unknown.tokens_per_example == config.finetune.max_length and unknown.basis == "upper bound (max_length)"
+
+
+def test_plan_counts_evaluations_during_fine_tuning_and_seeds(offline, capsys):
+    """Each point of finetune.eval_at evaluates every FT model's units once more; each seed is a
+    fine-tuning run (and a model) of its own."""
+    plain = plan_study(load_config("smoke"))
+    more = plan_study(load_config("smoke", {"finetune.eval_at": [0.25, 0.5, 1.0], "finetune.seeds": [0, 1]}))
+    models, cells, units = plain.units["FT"]
+    assert more.units["FT"] == (2 * models, 2 * cells, 3 * 2 * units)
+    assert more.scored["FT"] == 3 * 2 * plain.scored["FT"] and more.units["BASE"] == plain.units["BASE"]
+    ft = [t for t in plain.training if not t.name.startswith("IT")]
+    assert [t.runs * 2 for t in ft] == [t.runs for t in more.training if not t.name.startswith("IT")]
+    assert main(["plan", "smoke", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["ft_eval_points"] == [1.0] and data["seeds"] == [0]
+    text = format_plan(more)
+    assert "FT units count each of the 3 points of finetune.eval_at" in text and "(0.25, 0.5, 1 of its steps)" in text

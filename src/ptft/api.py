@@ -30,20 +30,23 @@ def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, 
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv") -> Path:
-    """Write the run's long-format results table (README: "Results table") and return its path."""
-    from ptft.engine.study import results_frame
+    """Write the run's long-format results table (README: "Results table") and, beside it at
+    ``ptft.store.weights_path``, its weight-lenses table (README: "Weights table"); return the results
+    table's path."""
+    from ptft.engine.study import results_frame, weights_frame
+    from ptft.store import weights_path
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / f"results.{fmt}"
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the table's file name (e.g. {out / f'results.{fmt}'})")
-    df = results_frame(run_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with naming(out):
-        if fmt == "parquet":
-            df.to_parquet(out, index=False)
-        else:
-            df.to_csv(out, index=False)
+    for df, path in ((results_frame(run_dir), out), (weights_frame(run_dir), weights_path(out))):
+        with naming(path):
+            if fmt == "parquet":
+                df.to_parquet(path, index=False)
+            else:
+                df.to_csv(path, index=False)
     return out
 
 
@@ -159,25 +162,25 @@ def eval(model, task, *, tokenizer=None, format: str = "default", method: str | 
 
 
 def analyze(source: str | Path, out: str | Path, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0) -> dict:
+            lr: Mapping[str, float] | None = None, seed: int = 0, ft_fraction: float = 1.0) -> dict:
     """Every analysis of the study written under ``out`` (tables, figures, summary.md); returns
     the tables by name."""
     from ptft.analysis import analyze as write_analyses
 
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; analyze writes a folder of tables and figures: name a folder")
-    return write_analyses(source, out, fmt=fmt, shots=shots, lr=lr, seed=seed)
+    return write_analyses(source, out, fmt=fmt, shots=shots, lr=lr, seed=seed, ft_fraction=ft_fraction)
 
 
 def report(run_dir: str | Path, out: str | Path = "report.html", *, fmt: str = "default", shots: int | None = None,
-           lr: Mapping[str, float] | None = None, seed: int = 0) -> Path:
+           lr: Mapping[str, float] | None = None, seed: int = 0, ft_fraction: float = 1.0) -> Path:
     """Write the self-contained HTML report of a run and return its path."""
     from ptft.report import write_report
 
     if Path(out).is_dir():
         raise ConfigError(f"--out {out} is a folder; give the report's file name "
                           f"(e.g. {Path(out) / 'report.html'})")
-    return write_report(run_dir, out, fmt=fmt, shots=shots, lr=lr, seed=seed)
+    return write_report(run_dir, out, fmt=fmt, shots=shots, lr=lr, seed=seed, ft_fraction=ft_fraction)
 
 
 @dataclass

@@ -84,6 +84,9 @@ class FinetuneConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     keep_weights: bool = False
     selection_metric: Literal["loss", "metric"] = "loss"
+    # fractions of each fine-tuning run's steps at which the model is evaluated during that run;
+    # the final model (1.0) always is
+    eval_at: list[float] = field(default_factory=lambda: [1.0])
 
 
 @dataclass
@@ -110,6 +113,29 @@ class EvaluationConfig:
     cross_task: bool = True
     out_of_domain: bool = True
     max_new_tokens: int | None = None
+
+
+@dataclass
+class LensesConfig:
+    """Weight-space lenses of each fine-tuned model against its BASE checkpoint (docs/method.md)."""
+
+    enabled: bool = True
+    # intruder dimensions: W1's top-k left singular vectors whose max |cos| with W0's is below epsilon
+    # (Shuttleworth et al. examine the top 10 and use 0.5 or 0.6)
+    intruder_k: int = 10
+    intruder_epsilon: float = 0.5
+
+
+@dataclass
+class LinesConfig:
+    """LiNeS (Wang et al. 2025): each fine-tuned model is also evaluated with block l of L at
+    theta0 + (alpha + beta (l-1)/(L-1)) (theta1 - theta0). The paper's single-task setting ties
+    beta = 1 - alpha (the last block keeps its whole change) and picks alpha on validation data
+    from 0, 0.1, ..., 1; 0.5 is the middle of that range, fixed here (no search)."""
+
+    enabled: bool = False
+    alpha: float = 0.5
+    beta: float = 0.5
 
 
 @dataclass
@@ -181,6 +207,8 @@ class StudyConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     instruction_tuning: InstructionTuningConfig = field(default_factory=InstructionTuningConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    lenses: LensesConfig = field(default_factory=LensesConfig)
+    lines: LinesConfig = field(default_factory=LinesConfig)
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     estimate: EstimateConfig = field(default_factory=EstimateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -420,6 +448,10 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: finetune.warmup: a fraction of the training steps in [0, 1), got {ft.warmup}")
     if not ft.learning_rates or any(lr <= 0 for lr in ft.learning_rates):
         raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
+    if not ft.eval_at or any(not 0 < f <= 1 for f in ft.eval_at):
+        raise ConfigError(f"{file}: finetune.eval_at: fractions of the training steps in (0, 1], got {ft.eval_at}")
+    if not ft.seeds or len(set(ft.seeds)) != len(ft.seeds):
+        raise ConfigError(f"{file}: finetune.seeds: give one or more distinct seeds, got {ft.seeds}")
     ev = config.evaluation
     if ev.shots and max(ev.shots) > 0:
         for i, t in enumerate(config.tasks):
@@ -446,6 +478,10 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: evaluation.shots: give one or more non-negative counts")
     if not ev.formats or not ev.methods:
         raise ConfigError(f"{file}: evaluation.formats and evaluation.methods must not be empty")
+    if config.lenses.intruder_k < 1:
+        raise ConfigError(f"{file}: lenses.intruder_k: must be at least 1, got {config.lenses.intruder_k}")
+    if not 0 < config.lenses.intruder_epsilon <= 1:
+        raise ConfigError(f"{file}: lenses.intruder_epsilon: a cosine in (0, 1], got {config.lenses.intruder_epsilon}")
     for key in ("workers", "threads", "pretrain_threads"):
         if getattr(config.executor, key) < 1:
             raise ConfigError(f"{file}: executor.{key}: must be at least 1")

@@ -91,7 +91,7 @@ def import_lm_eval(paths: Sequence[str | Path], *, seed: int = 0, n_boot: int = 
                         "model's checkpoint series: import each model into its own table")
     if not rows:
         raise DataError(f"no metrics in {', '.join(map(str, files))}")
-    table = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    table = pd.DataFrame(rows, columns=EXPORT_COLUMNS).assign(ft_method="", variant="none")  # BASE rows
     table = table.sort_values(["step", "checkpoint", "eval_set", "shots", "metric"], na_position="last",
                               kind="stable").reset_index(drop=True)
     table["step"] = table["step"].astype("Int64")

@@ -7,14 +7,20 @@ so re-running a cell replaces its own rows, never duplicates them, and never ove
 of another config's cell.
 
 Tables:
-- ``results``: one row per (cell, model, eval set, format, shots, method, metric).
+- ``results``: one row per (cell, model, model state, eval set, format, shots, method, metric);
+  the model state (``variant``, ``ft_fraction``, with ``ft_step`` carried) tells the final
+  fine-tuned model (``none``, 1.0) from intermediate points of its training and from
+  evaluation-only edits of it. ``ft_method`` is the cell's fine-tuning method.
 - ``scores``: per-example scores of each cell's evaluation units (for paired comparisons), keyed
-  by the unit's typed columns (eval task, eval set, format, shots, method).
-- ``comparisons``: paired-bootstrap FT - BASE differences on the same examples.
+  by the model state and the unit's typed columns (eval task, eval set, format, shots, method).
+- ``comparisons``: paired-bootstrap FT - BASE differences on the same examples, per state of the
+  fine-tuned model (BASE has one state).
 - ``cells``: every cell ever planned in this run directory and its state (pending, running,
   done, failed) with errors, tracebacks, attempts and timings.
 - ``plan``: the cells of the current config (what `export`, `status` and the analyses show).
 - ``trainings``: losses, steps and throughput of each fine-tuning or instruction-tuning run.
+- ``weights``: the weight-space lenses of each fine-tuned model against its BASE checkpoint, one
+  row per weight matrix (``ptft.evaluation.weights``).
 - ``selections``: the learning rate chosen per (checkpoint, train task, seed) on the dev split.
 - ``runs``: each `ptft run` of the directory: who ran it, with which executor, when it ended.
 """
@@ -31,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ptft.engine.cells import EvalUnit
+from ptft.engine.cells import EvalUnit, ModelState, Scores
 from ptft.errors import StoreError
 
 SCHEMA = """
@@ -58,7 +64,11 @@ CREATE TABLE IF NOT EXISTS results (
     config_hash TEXT,
     cell_id TEXT NOT NULL DEFAULT '',
     created_at REAL,
-    PRIMARY KEY (cell_id, model_id, eval_set, format, shots, method, metric)
+    ft_method TEXT NOT NULL DEFAULT '',
+    variant TEXT NOT NULL DEFAULT 'none',
+    ft_step INTEGER,
+    ft_fraction REAL NOT NULL DEFAULT 1.0,
+    PRIMARY KEY (cell_id, model_id, variant, ft_fraction, eval_set, format, shots, method, metric)
 );
 CREATE TABLE IF NOT EXISTS scores (
     cell_id TEXT NOT NULL,
@@ -69,7 +79,10 @@ CREATE TABLE IF NOT EXISTS scores (
     method TEXT NOT NULL,
     metric TEXT NOT NULL,
     vals TEXT NOT NULL,
-    PRIMARY KEY (cell_id, eval_set, format, shots, method, metric)
+    variant TEXT NOT NULL DEFAULT 'none',
+    ft_fraction REAL NOT NULL DEFAULT 1.0,
+    ft_step INTEGER,
+    PRIMARY KEY (cell_id, variant, ft_fraction, eval_set, format, shots, method, metric)
 );
 CREATE TABLE IF NOT EXISTS comparisons (
     model_id TEXT NOT NULL,
@@ -85,7 +98,9 @@ CREATE TABLE IF NOT EXISTS comparisons (
     n INTEGER NOT NULL,
     cell_id TEXT NOT NULL DEFAULT '',
     base_cell_id TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (cell_id, base_cell_id, model_id, eval_set, format, shots, method, metric)
+    variant TEXT NOT NULL DEFAULT 'none',
+    ft_fraction REAL NOT NULL DEFAULT 1.0,
+    PRIMARY KEY (cell_id, base_cell_id, model_id, variant, ft_fraction, eval_set, format, shots, method, metric)
 );
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY,
@@ -133,6 +148,27 @@ CREATE TABLE IF NOT EXISTS selections (
     cell_id TEXT,
     PRIMARY KEY (checkpoint, train_task, seed)
 );
+CREATE TABLE IF NOT EXISTS weights (
+    cell_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    checkpoint TEXT,
+    step INTEGER,
+    train_task TEXT,
+    ft_method TEXT NOT NULL DEFAULT '',
+    lr REAL,
+    seed INTEGER,
+    name TEXT NOT NULL,
+    module TEXT NOT NULL,
+    layer INTEGER NOT NULL,
+    rows INTEGER NOT NULL,
+    cols INTEGER NOT NULL,
+    relative_change REAL,
+    effective_rank INTEGER,
+    intruders INTEGER,
+    intruder_k INTEGER,
+    intruder_epsilon REAL,
+    PRIMARY KEY (cell_id, name)
+);
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
     pid INTEGER,
@@ -148,7 +184,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 # PRAGMA user_version of a store in this schema; 0 is every store written before the version was kept.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 # Less free space than this on the store's device makes an SQLite I/O error a full disk.
 LOW_SPACE_BYTES = 16 << 20
@@ -167,7 +203,20 @@ _ADDED_COLUMNS = [
 EXPORT_COLUMNS = [
     "checkpoint", "step", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
     "shots", "metric", "value", "lr", "seed", "method", "ci_low", "ci_high", "n", "selected",
+    "ft_method", "variant", "ft_step", "ft_fraction",
 ]
+
+# The per-matrix table that `ptft export` writes beside it (README: "Weights table").
+WEIGHTS_COLUMNS = [
+    "checkpoint", "step", "train_task", "ft_method", "lr", "seed", "name", "module", "layer", "rows", "cols",
+    "relative_change", "effective_rank", "intruders", "intruder_k", "intruder_epsilon", "selected",
+]
+
+
+def weights_path(results: str | Path) -> Path:
+    """Where the weights table of the results table ``results`` lies: ``NAME.weights.EXT`` beside it."""
+    results = Path(results)
+    return results.with_name(f"{results.stem}.weights{results.suffix}")
 
 
 @dataclass
@@ -194,6 +243,10 @@ class ResultRow:
     config_hash: str = ""
     cell_id: str = ""
     created_at: float = field(default_factory=time.time)
+    ft_method: str = ""  # 'full' for fine-tuned and instruction-tuned rows, '' for BASE
+    variant: str = "none"
+    ft_step: int | None = None
+    ft_fraction: float = 1.0
 
 
 @dataclass
@@ -211,6 +264,8 @@ class ComparisonRow:
     n: int
     cell_id: str = ""
     base_cell_id: str = ""
+    variant: str = "none"  # the fine-tuned model's state; BASE has only its one state
+    ft_fraction: float = 1.0
 
 
 class ResultsStore:
@@ -325,11 +380,16 @@ class ResultsStore:
         for table, column, decl in _ADDED_COLUMNS:
             if column not in columns(table):
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
-        if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version < SCHEMA_VERSION:
             # one transaction, version mark included: a crash leaves the old schema, migrated next time
             with self.transaction() as db:
                 if "unit" in columns("scores"):
                     _type_score_units(db)
+                if version < 2:
+                    _add_model_states(db)
+                if version < 3:
+                    _add_weights(db)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- results -------------------------------------------------------------------------
@@ -339,17 +399,21 @@ class ResultsStore:
             _upsert(db, "comparisons", [asdict(c) for c in comparisons])
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
-                    seconds: float, scores: dict[EvalUnit, dict[str, list[float]]] | None = None,
-                    numerics: str | None = None) -> None:
+                    seconds: float, scores: Scores | None = None,
+                    numerics: str | None = None, weights: Sequence[dict] = ()) -> None:
         """A cell's rows, per-example scores, training figures and its 'done' mark in one
         transaction: after a crash a cell is either complete in the store or absent from it.
         Rows a previous attempt of the same cell left behind are replaced, never duplicated."""
         with self.transaction() as db:
             db.execute("DELETE FROM results WHERE cell_id=?", (cell_id,))
             db.execute("DELETE FROM scores WHERE cell_id=?", (cell_id,))
+            db.execute("DELETE FROM weights WHERE cell_id=?", (cell_id,))
+            _upsert(db, "weights", [dict(w) | {"cell_id": cell_id} for w in weights])
             _upsert(db, "results", [asdict(r) | {"cell_id": cell_id} for r in rows])
-            _upsert(db, "scores", [{"cell_id": cell_id, **asdict(unit), "metric": metric, "vals": json.dumps(vals)}
-                                   for unit, metrics in (scores or {}).items() for metric, vals in metrics.items()])
+            _upsert(db, "scores", [{"cell_id": cell_id, **asdict(state), **asdict(unit), "metric": metric,
+                                    "vals": json.dumps(vals)}
+                                   for state, units in (scores or {}).items() for unit, metrics in units.items()
+                                   for metric, vals in metrics.items()])
             if training is not None:
                 _upsert(db, "trainings", [{"cell_id": cell_id, **training}])
             db.execute(
@@ -375,13 +439,14 @@ class ResultsStore:
 
         return pd.read_sql_query(f"SELECT * FROM {table}", self._db)
 
-    def scores(self, cell_id: str) -> dict[EvalUnit, dict[str, list[float]]]:
-        """Per-example scores of one cell: unit -> metric -> values."""
-        out: dict[EvalUnit, dict[str, list[float]]] = {}
-        for *unit, metric, vals in self._db.execute(
-                "SELECT eval_task, eval_set, format, shots, method, metric, vals FROM scores WHERE cell_id=?",
-                (cell_id,)):
-            out.setdefault(EvalUnit(*unit), {})[metric] = json.loads(vals)
+    def scores(self, cell_id: str) -> Scores:
+        """Per-example scores of one cell: model state -> unit -> metric -> values."""
+        out: Scores = {}
+        for variant, fraction, ft_step, *unit, metric, vals in self._db.execute(
+                "SELECT variant, ft_fraction, ft_step, eval_task, eval_set, format, shots, method, metric, vals "
+                "FROM scores WHERE cell_id=? ORDER BY rowid", (cell_id,)):
+            units = out.setdefault(ModelState(variant, fraction, ft_step), {})
+            units.setdefault(EvalUnit(*unit), {})[metric] = json.loads(vals)
         return out
 
     def trainings(self, cell_ids: Sequence[str]) -> list[dict]:
@@ -393,7 +458,8 @@ class ResultsStore:
 
     def export_frame(self, cell_ids: Sequence[str] | None = None):
         """The long-format results table (columns: EXPORT_COLUMNS), with ``selected`` marking the
-        learning rate chosen on the dev split for each fine-tuned (checkpoint, task, seed).
+        learning rate chosen on the dev split for each fine-tuned (checkpoint, task, seed) (at every
+        point of its training: the choice is the final model's).
         ``cell_ids`` limits it to the rows of those cells; by default, the current plan's cells
         (every row when no plan was ever recorded)."""
         import pandas as pd
@@ -406,14 +472,37 @@ class ResultsStore:
                                WHEN ABS(s.lr - r.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
                FROM results r LEFT JOIN selections s
                  ON s.checkpoint = r.checkpoint AND s.train_task = r.train_task AND s.seed = r.seed
-               ORDER BY r.step, r.checkpoint, r.train_task, r.lr, r.seed, r.eval_set, r.format, r.shots,
-                        r.method, r.metric""",
+               ORDER BY r.step, r.checkpoint, r.train_task, r.ft_method, r.lr, r.seed, r.variant, r.ft_fraction,
+                        r.eval_set, r.format, r.shots, r.method, r.metric""",
             self._db,
         )
         if cell_ids is not None:
             df = df[df["cell_id"].isin(set(cell_ids))]
         df["selected"] = df["selected"].astype(bool)
+        # BASE is no point of a fine-tuning run: its fraction (1.0 in the store, for the keys) is blank
+        df["ft_fraction"] = df["ft_fraction"].where(df["train_task"] != "")
+        df["ft_step"] = df["ft_step"].astype("Int64")
         return df[EXPORT_COLUMNS].reset_index(drop=True)
+
+    def weights_frame(self, cell_ids: Sequence[str] | None = None):
+        """The per-matrix lenses table (columns: WEIGHTS_COLUMNS), ``selected`` as in
+        :meth:`export_frame`; by default the current plan's cells."""
+        import pandas as pd
+
+        if cell_ids is None:
+            cell_ids = self.plan() or None
+        df = pd.read_sql_query(
+            """SELECT w.*, CASE WHEN s.lr IS NULL THEN 1
+                               WHEN ABS(s.lr - w.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
+               FROM weights w LEFT JOIN selections s
+                 ON s.checkpoint = w.checkpoint AND s.train_task = w.train_task AND s.seed = w.seed
+               ORDER BY w.step, w.checkpoint, w.train_task, w.ft_method, w.lr, w.seed, w.layer, w.name""",
+            self._db,
+        )
+        if cell_ids is not None:
+            df = df[df["cell_id"].isin(set(cell_ids))]
+        df["selected"] = df["selected"].astype(bool)
+        return df[WEIGHTS_COLUMNS].reset_index(drop=True)
 
     # -- comparisons -------------------------------------------------------------------------
     def compared_pairs(self) -> set[tuple[str, str]]:
@@ -530,3 +619,29 @@ def _type_score_units(db: sqlite3.Connection) -> None:
                      "vals": vals})
     _upsert(db, "scores", rows)
     db.execute("DROP TABLE scores_old")
+
+
+def _add_model_states(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: the model-state columns (``variant``, ``ft_fraction``, ``ft_step``) join
+    results, scores and comparisons, the first two in their keys; results also get ``ft_method``.
+    Every row of a schema-1 store is a final, unedited model ('none', 1.0); its fine-tuned and
+    instruction-tuned rows are full fine-tuning at the step count their training recorded.
+    SQLite cannot change a primary key, so each table is rebuilt with its rows."""
+    for table in ("results", "scores", "comparisons"):
+        have = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        if "variant" in have:  # rebuilt from SCHEMA already, by the migration to schema 1
+            continue
+        db.execute(f"ALTER TABLE {table} RENAME TO {table}_v1")
+        db.execute(next(s for s in SCHEMA.split(";") if f"TABLE IF NOT EXISTS {table} (" in s))
+        db.execute(f"INSERT INTO {table} ({', '.join(have)}) SELECT {', '.join(have)} FROM {table}_v1")
+        db.execute(f"DROP TABLE {table}_v1")
+    db.execute("UPDATE results SET ft_method='full' WHERE train_task != '' AND ft_method = ''")
+    for table in ("results", "scores"):
+        db.execute(f"UPDATE {table} SET ft_step=(SELECT t.steps FROM trainings t WHERE t.cell_id={table}.cell_id) "
+                   f"WHERE ft_step IS NULL AND cell_id IN (SELECT cell_id FROM trainings)")
+
+
+def _add_weights(db: sqlite3.Connection) -> None:
+    """Schema 2 -> 3: the ``weights`` table of weight lenses. Stores of earlier schemas have no
+    lenses (their cells were computed before them): the table starts empty."""
+    db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS weights (" in s))

@@ -15,7 +15,8 @@ Headline slice (format default, 4 shots, selected lr, tokenprob/greedy):
 BASE summ_test at c1 is 0: the ratio guard must leave it out, and count it.
 
 Rows that the headline slice must ignore: 0-shot rows, the "io" format (used by format
-sensitivity only), a constrained-method row, and an unselected learning rate for nli.
+sensitivity only), a constrained-method row, an unselected learning rate for nli, and two other
+states of the fine-tuned nli models: half way through their training, and an edited ("lines") one.
 """
 
 from __future__ import annotations
@@ -40,14 +41,15 @@ LR = {"": None, "nli": 2e-6, "summ": 2e-7, "instruct": 2e-6}
 
 def row(checkpoint: str, train_task: str, eval_set: str, value: float, *, fmt: str = "default", shots: int = 4,
         method: str | None = None, metric: str | None = None, lr: float | None = None, selected: bool = True,
-        ci: float | None = 0.02, n: int = 200) -> dict:
+        ci: float | None = 0.02, n: int = 200, ft_fraction: float | None = None, variant: str | None = None,
+        ft_step: int | None = None) -> dict:
     eval_task, task_type, domain, default_metric, default_method = SETS[eval_set]
     return dict(checkpoint=checkpoint, step=STEPS[checkpoint], train_task=train_task, eval_set=eval_set,
                 eval_task=eval_task, task_type=task_type, domain=domain, format=fmt, shots=shots,
                 metric=metric or default_metric, value=value, lr=lr if lr is not None else LR[train_task],
                 seed=None if train_task == "" else 0, method=method or default_method,
                 ci_low=None if ci is None else value - ci, ci_high=None if ci is None else value + ci,
-                n=n, selected=selected)
+                n=n, selected=selected, ft_fraction=ft_fraction, variant=variant, ft_step=ft_step)
 
 
 def series(train_task: str, eval_set: str, values: tuple[float, float, float], **kw) -> list[dict]:
@@ -76,7 +78,10 @@ def distractor_rows() -> list[dict]:
             + series("summ", "summ_test", (0.10, 0.25, 0.38), fmt="io")
             + series("", "nli_val", (0.99, 0.99, 0.99), method="constrained")
             + series("nli", "nli_val", (0.01, 0.01, 0.01), method="constrained")
-            + series("nli", "nli_val", (0.45, 0.55, 0.65), lr=2e-7, selected=False))
+            + series("nli", "nli_val", (0.45, 0.55, 0.65), lr=2e-7, selected=False)
+            + series("nli", "nli_val", (0.02, 0.02, 0.02), ft_fraction=0.5, ft_step=10)
+            + series("nli", "nli_ood", (0.03, 0.03, 0.03), ft_fraction=0.5, ft_step=10)
+            + series("nli", "nli_val", (0.04, 0.04, 0.04), variant="lines", ft_step=20))
 
 
 def frame(rows: list[dict]) -> pd.DataFrame:

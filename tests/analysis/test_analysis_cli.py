@@ -13,7 +13,7 @@ from ptft.analysis.forgetting import MRC_COLUMNS
 from ptft.cli import main
 
 ANALYSES = ("findings", "trajectory", "gain", "groups", "mrc", "ood", "format_sensitivity", "prediction",
-            "overtraining")
+            "overtraining", "dynamics", "methods", "weights")
 
 
 def outputs(out: Path) -> set[str]:

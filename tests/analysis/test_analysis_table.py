@@ -85,8 +85,8 @@ def test_unknown_category(table: pd.DataFrame, column: str, bad: str) -> None:
 def test_duplicate_key_is_shown(make: SimpleNamespace) -> None:
     rows = make.headline_rows()
     doubled = make.frame(rows + [dict(rows[1], value=0.99)])
-    with pytest.raises(DataError, match=r"duplicate key \(checkpoint='c2', train_task='', lr='', seed='', "
-                                        r"eval_set='nli_val', format='default', shots='4', method='tokenprob', "
+    with pytest.raises(DataError, match=r"duplicate key \(checkpoint='c2', train_task='', ft_method='', lr='', seed='', "
+                                        r"variant='none', ft_fraction='', eval_set='nli_val', format='default', shots='4', method='tokenprob', "
                                         rf"metric='accuracy'\) at rows 2, {len(rows) + 1}"):
         load_table(doubled)
 
@@ -102,3 +102,41 @@ def test_missing_run_and_file(tmp_path: Path) -> None:
     assert not (tmp_path / "results.sqlite").exists()
     with pytest.raises(DataError, match="no such file"):
         load_table(tmp_path / "nope.csv")
+
+
+def test_a_table_without_model_state_columns_is_the_final_full_fine_tuning(make: SimpleNamespace) -> None:
+    old = make.frame(make.headline_rows()).drop(columns=["ft_method", "variant", "ft_step", "ft_fraction"])
+    loaded = load_table(old)
+    ft = loaded["train_task"] != ""
+    assert list(loaded.columns) == EXPORT_COLUMNS
+    assert (loaded["variant"] == "none").all() and loaded["ft_step"].isna().all()
+    assert (loaded.loc[ft, "ft_method"] == "full").all() and (loaded.loc[~ft, "ft_method"] == "").all()
+    assert (loaded.loc[ft, "ft_fraction"] == 1.0).all() and loaded.loc[~ft, "ft_fraction"].isna().all()
+
+
+def test_points_of_one_training_are_not_duplicates(make: SimpleNamespace) -> None:
+    final = make.row("c1", "nli", "nli_val", 0.7)
+    half = make.row("c1", "nli", "nli_val", 0.6, ft_fraction=0.5, ft_step=4)
+    loaded = load_table(make.frame([final, half]))
+    assert loaded["ft_fraction"].tolist() == [1.0, 0.5] and loaded["ft_step"].tolist()[1] == 4
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-0.25"])
+def test_ft_fraction_outside_zero_one(make: SimpleNamespace, bad: str) -> None:
+    rows = make.frame([make.row("c1", "nli", "nli_val", 0.7)]).astype({"ft_fraction": object})
+    rows.loc[0, "ft_fraction"] = bad
+    with pytest.raises(DataError, match=rf"column 'ft_fraction' must lie in \(0, 1\], found {float(bad):g} at row 1"):
+        load_table(rows)
+
+
+def test_a_fraction_the_table_lacks_is_named_with_those_it_has(table: pd.DataFrame) -> None:
+    from ptft.analysis.slices import Slice, comparable
+
+    with pytest.raises(DataError, match=r"no fine-tuned rows at ft_fraction 0.25 with variant 'none' "
+                                        r"\(present, variant@fraction: lines@1, none@0.5, none@1\)"):
+        comparable(table, Slice(ft_fraction=0.25))
+    half, _ = comparable(table, Slice(ft_fraction=0.5))
+    ft = half[half["train_task"] != ""]
+    # the half-way rows of nli (0.02 on nli_val, 0.03 on nli_ood) and BASE's rows, nothing else
+    assert sorted(zip(ft["eval_set"], ft["value"])) == [("nli_ood", 0.03)] * 3 + [("nli_val", 0.02)] * 3
+    assert set(half["train_task"]) == {"", "nli"}

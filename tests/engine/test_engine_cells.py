@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ptft.config import load_config
 from ptft.engine.study import plan_cells
 
@@ -122,3 +124,52 @@ def test_thread_counts_are_part_of_every_cells_identity(small_config_factory, tm
     pre = plan_cells(load_config("smoke"), tmp_path)
     pre4 = plan_cells(load_config("smoke", {"executor.pretrain_threads": 4}), tmp_path)
     assert not ids(pre) & ids(pre4)
+
+
+def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_path: Path) -> None:
+    """``finetune.eval_at`` at its default, or listing only the final model, keeps every cell id
+    of the presets; intermediate points change the FT cells' ids but not what they train."""
+    for preset in ("tiny", "smoke"):
+        before = plan_cells(load_config(preset), tmp_path)
+        assert [c.cell_id for c in plan_cells(load_config(preset, {"finetune.eval_at": [1.0]}), tmp_path)] == \
+            [c.cell_id for c in before]
+        during = plan_cells(load_config(preset, {"finetune.eval_at": [0.5, 1.0]}), tmp_path)
+        assert ids(before) - ids(during) == ids(before, kind="finetune") != set()
+        assert [c.training_hash for c in during] == [c.training_hash for c in before]
+        # the final model is evaluated anyway: leaving it out of the list names the same cells
+        assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
+
+
+# Every cell id of the tiny and smoke presets before the weight lenses and LiNeS existed (ptft's
+# version is part of each id: a version bump changes them all, and these with it).
+_PRESET_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d1e9db9e"),
+               "smoke": (9, "89972315cfd33184", "6493cdacad17c542", "ab60ad623cd0253e")}
+
+
+def _id_digest(cells) -> str:
+    import hashlib
+
+    return hashlib.sha256(" ".join(c.cell_id for c in cells).encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("preset", sorted(_PRESET_IDS))
+def test_lens_and_lines_defaults_keep_every_preset_cell_id(preset: str, tmp_path: Path) -> None:
+    cells = plan_cells(load_config(preset), tmp_path)
+    ft = next(c for c in cells if c.kind == "finetune")
+    assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _PRESET_IDS[preset]
+    # lenses off: the same cells (they only add an output)
+    assert ids(plan_cells(load_config(preset, {"lenses.enabled": False}), tmp_path)) == ids(cells)
+
+
+def test_lens_settings_and_lines_change_only_fine_tuning_cells_not_their_training(small_config_factory,
+                                                                                  tmp_path: Path) -> None:
+    before = plan_cells(small_config_factory(), tmp_path)
+    for overrides in ({"lenses.intruder_k": 5}, {"lenses.intruder_epsilon": 0.6}, {"lines.enabled": True}):
+        after = plan_cells(small_config_factory(**overrides), tmp_path)
+        assert ids(before) - ids(after) == ids(before, kind="finetune"), overrides
+        assert [c.training_hash for c in before] == [c.training_hash for c in after]
+    # LiNeS settings matter only when it is on
+    assert ids(plan_cells(small_config_factory(**{"lines.alpha": 0.3}), tmp_path)) == ids(before)
+    a = plan_cells(small_config_factory(**{"lines.enabled": True}), tmp_path)
+    b = plan_cells(small_config_factory(**{"lines.enabled": True, "lines.alpha": 0.3}), tmp_path)
+    assert ids(a, kind="finetune").isdisjoint(ids(b, kind="finetune"))

@@ -13,7 +13,8 @@ from typing import Callable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import findings, forgetting, formats, gain, groups, plots, prediction, trajectory
+from ptft.analysis import (dynamics, findings, forgetting, formats, gain, groups, lenses, methods, plots, prediction,
+                           trajectory)
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -27,7 +28,7 @@ class Analysis:
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
     # (table, slice, seed, eps) -> the analysis's frame; None for findings and prediction, which also
-    # return their detail
+    # return their detail, and for weights, which reads the weights table instead
     compute: Callable[..., pd.DataFrame] | None = None
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
@@ -51,6 +52,9 @@ ANALYSES: dict[str, Analysis] = {
     "overtraining": Analysis(prediction.OVERTRAINING_TITLE, prediction.OVERTRAINING_EMPTY,
                              prediction.overtraining_figure, prediction.overtraining_reading,
                              lambda table, sl, seed, eps: prediction.overtraining(table, sl)),
+    "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading, dynamics.dynamics),
+    "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading, methods.methods),
+    "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading),
 }
 
 
@@ -70,7 +74,9 @@ class Results:
         """The slice and settings behind every number, in one sentence."""
         lr = ", ".join(f"{t}={v:g}" for t, v in self.slice.lr.items()) or "the dev-selected one per task"
         shots = "no results, hence no" if self.shots is None else str(self.shots)
-        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}; bootstrap seed {self.seed}; "
+        point = "the final fine-tuned model" if self.slice.ft_fraction == 1.0 else \
+            f"the fine-tuned models at {self.slice.ft_fraction:g} of their training steps"
+        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}, {point}; bootstrap seed {self.seed}; "
                 f"change ratios need |BASE| >= {self.eps:g}.")
 
     def reading(self, name: str) -> str:
@@ -86,14 +92,18 @@ class Results:
 
 
 def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> Results:
+            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
+            weights: Source | None = None, ft_fraction: float = 1.0) -> Results:
     """All analyses of a run directory, results file or table (see :func:`load_table`).
 
     ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the count
     present at the most checkpoints, ties to the largest); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
-    every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio)."""
+    every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio); ``weights``
+    is the weights table (default: the run directory's, or the file beside a results file; none
+    beside a DataFrame); ``ft_fraction`` the point of fine-tuning (``finetune.eval_at``) the
+    analyses use, the final model by default (the dynamics analysis uses every point)."""
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
-    sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}))
+    sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}), ft_fraction=ft_fraction)
     cells, resolved = comparable(table, sl)
     findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
     prediction_rows, prediction_points = prediction.evaluate(table, sl, seed=seed)
@@ -101,6 +111,9 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
               "prediction_points": prediction_points}
     frames.update({name: spec.compute(table, sl, seed=seed, eps=eps)
                    for name, spec in ANALYSES.items() if spec.compute is not None})
+    if weights is None and not isinstance(source, pd.DataFrame):
+        weights = source
+    frames["weights"] = lenses.weights(lenses.load_weights(weights), seed=seed)
     frames["gain_slope"] = gain.gain_slope(frames["gain"])
     notes = []
     unpaired = unpaired_count(cells)
@@ -111,12 +124,14 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
 
 
 def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> dict[str, pd.DataFrame]:
+            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
+            weights: Source | None = None, ft_fraction: float = 1.0) -> dict[str, pd.DataFrame]:
     """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
     ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv``, ``prediction_points.csv`` and
     ``summary.md`` under
     ``out_dir``."""
-    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
+    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, weights=weights,
+                      ft_fraction=ft_fraction)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in results.frames.items():
@@ -159,6 +174,10 @@ def summary_markdown(results: Results) -> str:
     lines += prediction.predicted_section(f["prediction_points"], f["prediction"])
     lines += ["", f"Overtraining: {results.reading('overtraining')}", "",
               "Proxies, orientation and the bootstrap: docs/method.md, \"Predicting fine-tuning from proxies\"."]
+    lines += ["", "## Per fine-tuning method", "", results.reading("methods"), ""]
+    lines += [f"- {line}" for line in (methods.headlines(f["methods"]) if not f["methods"].empty else [])]
+    lines += ["", results.reading("weights"), ""]
+    lines += [f"- {line}" for line in (lenses.headlines(f["weights"]) if not f["weights"].empty else [])]
     lines += ["", "## All readings", ""]
     lines += [f"- **{name}**: {results.reading(name)}" for name in ANALYSES]
     if results.notes:

@@ -3,6 +3,8 @@
 FT and BASE are only ever compared at the same checkpoint, eval set, format, shots, method and
 metric, so that they differ in the weights alone. Before pairing:
 
+- one state of the fine-tuned models: the slice's fraction of the training steps (default 1.0,
+  the final model) and variant (default 'none', unedited); BASE has one state;
 - one learning rate per (checkpoint, train task, seed): the one selected on the dev split, or the
   user's override;
 - seeds are averaged;
@@ -18,7 +20,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from ptft.analysis.table import Source, load_table, study_rows
+from ptft.analysis.table import UNEDITED, Source, load_table, study_rows
 from ptft.errors import DataError
 
 BASE = ""
@@ -35,11 +37,15 @@ CARRIED = ["step", "eval_task", "task_type", "domain"]
 @dataclass(frozen=True)
 class Slice:
     """Which rows the headline numbers use. ``shots=None``: the shot count present at the most
-    checkpoints (ties: the largest), so a count scored at one checkpoint only never hides the series."""
+    checkpoints (ties: the largest), so a count scored at one checkpoint only never hides the series.
+    ``ft_fraction`` and ``variant`` choose the fine-tuned models' state (the final, unedited model
+    by default)."""
 
     fmt: str = "default"
     shots: int | None = None
     lr: Mapping[str, float] = field(default_factory=dict)
+    ft_fraction: float = 1.0
+    variant: str = UNEDITED
 
 
 def default_shots(table: pd.DataFrame) -> int:
@@ -55,7 +61,7 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; CI columns are kept only for
     single-seed cells, where they are the evaluation's own bootstrap CI. Proxy rows (method
     ``probe``) are left out: they are no BASE results."""
-    table = study_rows(load_table(source))
+    table = one_state(study_rows(load_table(source)), sl.ft_fraction, sl.variant)
     if table.empty:
         return table[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
     formats = sorted(table["format"].unique())
@@ -68,6 +74,20 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     rows = _one_lr(table[table["shots"] == shots], sl.lr)
     cells = _average_seeds(rows)
     return _one_method_metric(cells), shots
+
+
+def one_state(table: pd.DataFrame, ft_fraction: float, variant: str) -> pd.DataFrame:
+    """BASE rows and the fine-tuned rows of one model state. A state the table's fine-tuned rows
+    do not have is an error naming those it has."""
+    ft = table["train_task"] != BASE
+    hits = ft & np.isclose(table["ft_fraction"].astype(float), ft_fraction, rtol=0.0, atol=1e-9) & (
+        table["variant"] == variant)
+    if ft.any() and not hits.any():
+        have = ", ".join(f"{v}@{f:g}" for v, f in sorted(set(zip(table.loc[ft, "variant"],
+                                                                  table.loc[ft, "ft_fraction"].astype(float)))))
+        raise DataError(f"no fine-tuned rows at ft_fraction {ft_fraction:g} with variant {variant!r} "
+                        f"(present, variant@fraction: {have})")
+    return table[~ft | hits]
 
 
 def _one_lr(rows: pd.DataFrame, override: Mapping[str, float]) -> pd.DataFrame:

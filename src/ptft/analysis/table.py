@@ -23,14 +23,20 @@ REQUIRED_COLUMNS = (
 )
 TASK_TYPES = ("classification", "generation", "multiple_choice")
 DOMAINS = ("in", "out")
-KEY = ("checkpoint", "train_task", "lr", "seed", "eval_set", "format", "shots", "method", "metric")
+KEY = ("checkpoint", "train_task", "ft_method", "lr", "seed", "variant", "ft_fraction", "eval_set", "format",
+       "shots", "method", "metric")
 
 STRING_COLUMNS = ("checkpoint", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
-                  "method", "metric")
+                  "method", "metric", "ft_method", "variant")
 # Columns that must hold a number in every row, and those that may be empty.
 NUMBER_COLUMNS = ("value", "shots")
-OPTIONAL_NUMBER_COLUMNS = ("step", "lr", "seed", "ci_low", "ci_high", "n")
-INTEGER_COLUMNS = ("step", "shots", "seed", "n")
+OPTIONAL_NUMBER_COLUMNS = ("step", "lr", "seed", "ci_low", "ci_high", "n", "ft_step", "ft_fraction")
+INTEGER_COLUMNS = ("step", "shots", "seed", "n", "ft_step")
+# The model-state columns of schema 2 (a table from before them, or from elsewhere, may lack them):
+# a blank variant is the unedited model, a fine-tuned row without a method or fraction is the
+# final model of full fine-tuning, the study's only kind before them.
+UNEDITED = "none"
+FULL = "full"
 
 Source = str | Path | pd.DataFrame
 
@@ -39,7 +45,8 @@ def load_table(source: Source) -> pd.DataFrame:
     """The results table of a run directory, a CSV or Parquet file, or a DataFrame, validated.
 
     Returns the columns of ``EXPORT_COLUMNS`` in that order; optional columns absent from the
-    source get their defaults (no lr/seed/CI/n, method '', selected True). Raises
+    source get their defaults (no lr/seed/CI/n/ft_step, method '', selected True, variant 'none';
+    fine-tuned rows: ft_method 'full', ft_fraction 1.0; BASE rows keep both blank). Raises
     :class:`DataError` naming the source, the column and the first bad row."""
     raw, name = _read(source)
     return validate(raw, name)
@@ -59,6 +66,7 @@ def validate(raw: pd.DataFrame, name: str) -> pd.DataFrame:
     df["selected"] = _flags(df["selected"], name) if "selected" in df.columns else True
     # a model-level proxy (held-out loss, sensitivity) belongs to no task: no type, no domain
     model_level = is_proxy(df) & (df["eval_set"] == "")
+    _fill_model_state(df, name)
     for col, allowed in (("task_type", TASK_TYPES), ("domain", DOMAINS)):
         _check_allowed(df[col].where(~model_level | (df[col] != ""), allowed[0]), col, allowed, name)
     _check_duplicates(df, name)
@@ -74,6 +82,16 @@ def is_proxy(table: pd.DataFrame) -> pd.Series:
 def study_rows(table: pd.DataFrame) -> pd.DataFrame:
     """The table without its proxy rows: what every analysis of BASE and fine-tuned results reads."""
     return table[~is_proxy(table)]
+def _fill_model_state(df: pd.DataFrame, name: str) -> None:
+    ft = df["train_task"] != ""
+    df["variant"] = df["variant"].where(df["variant"] != "", UNEDITED)
+    df["ft_method"] = df["ft_method"].where(~ft | (df["ft_method"] != ""), FULL).where(ft, "")
+    df["ft_fraction"] = df["ft_fraction"].where(~ft | df["ft_fraction"].notna(), 1.0).where(ft)
+    bad = ft & ~((df["ft_fraction"] > 0) & (df["ft_fraction"] <= 1))
+    if bad.any():
+        row = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(f"results table {name}: column 'ft_fraction' must lie in (0, 1], "
+                        f"found {float(df['ft_fraction'].iloc[row]):g} at {_row(name, row)}")
 
 
 def _read(source: Source) -> tuple[pd.DataFrame, str]:

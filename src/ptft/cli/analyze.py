@@ -22,10 +22,13 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=_lr_choice, action="append", default=[], metavar="TASK=VALUE",
                         help="use this learning rate for TASK instead of the dev-selected one (repeatable)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--ft-fraction", type=float, default=1.0, metavar="F",
+                        help="the point of fine-tuning the analyses use, as a fraction of its steps "
+                             "(finetune.eval_at; default 1.0, the final model)")
 
 
 def slice_options(args: argparse.Namespace) -> dict:
-    return dict(fmt=args.format, shots=args.shots, lr=dict(args.lr), seed=args.seed)
+    return dict(fmt=args.format, shots=args.shots, lr=dict(args.lr), seed=args.seed, ft_fraction=args.ft_fraction)
 
 
 def _lr_choice(text: str) -> tuple[str, float]:

@@ -1,4 +1,4 @@
-"""ptft export RUN: write the run's results as a long-format table (CSV or Parquet)."""
+"""ptft export RUN: write the run's results as a long-format table (CSV or Parquet), and its weight lenses beside it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ptft.api import export
+    from ptft.store import weights_path
 
     path = export(args.run_dir, args.out, args.format)
     print(path)
+    print(weights_path(path))
     return 0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
-from ptft.config import StudyConfig
+from ptft.config import LensesConfig, StudyConfig
 from ptft.task_types import get_task_type
 
 
@@ -54,6 +54,37 @@ class EvalUnit:
         return f"{self.eval_set}.{self.format}.{self.shots}shot.{self.method}"
 
 
+@dataclass(frozen=True)
+class ModelState:
+    """Which state of a cell's model a score belongs to: the final fine-tuned model
+    (``ft_fraction`` 1.0), an intermediate point of the same training run, or an evaluation-only
+    edit of it (``variant``). A BASE or pre-training cell has the one state ``ModelState()``.
+
+    ``ft_step`` is carried, not compared: the fraction names the point (it is what the config
+    asks for), the step is where it fell in this cell's run."""
+    variant: str = "none"
+    ft_fraction: float = 1.0
+    ft_step: int | None = field(default=None, compare=False)
+
+    @property
+    def final(self) -> bool:
+        """The state every analysis uses unless told otherwise (and learning-rate selection)."""
+        return self == FINAL
+
+    @property
+    def suffix(self) -> str:
+        """What a prediction file name adds for this state ('' for the final, unedited model)."""
+        parts = ([f"ft{self.ft_fraction:g}"] if self.ft_fraction != 1.0 else []) + \
+            ([self.variant] if self.variant != "none" else [])
+        return "".join(f".{p}" for p in parts)
+
+
+FINAL = ModelState()
+
+# Per-example scores of a cell: model state -> evaluation unit -> metric -> one value per example.
+Scores = dict[ModelState, dict[EvalUnit, dict[str, list[float]]]]
+
+
 @dataclass
 class Cell:
     cell_id: str
@@ -75,6 +106,11 @@ class Cell:
         if self.kind in (CellKind.BASE, CellKind.PROBE):
             return f"{self.kind}/{ck}"
         return f"{self.kind}/{ck}/{self.train_task}/lr{self.lr:g}/seed{self.seed}"
+
+    @property
+    def ft_method(self) -> str:
+        """How the cell's model was fine-tuned: '' for a model that was not (BASE)."""
+        return "full" if self.kind in (CellKind.FINETUNE, CellKind.INSTRUCT) else ""
 
     def spec(self) -> dict:
         d = asdict(self)
@@ -115,6 +151,12 @@ def task_fingerprints(task, data) -> dict:
     return {"task": digest(definition), **data.split_fingerprints()}
 
 
+def intermediate_fractions(eval_at: list[float]) -> list[float]:
+    """The points of ``finetune.eval_at`` before the end of training, in order: the final model
+    is evaluated anyway, so ``[1.0]`` (the default) and ``[]`` mean none."""
+    return sorted({float(f) for f in eval_at if f < 1.0})
+
+
 def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[str, list[tuple[str, str]]],
                tasks: list[str]) -> list[EvalUnit]:
     """Every (eval set, format, shots, method) to score for the given eval tasks' sets."""
@@ -133,8 +175,24 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
 
 # Settings that are execution details, not inputs of a result: changing them reruns nothing
 # (activation checkpointing recomputes the same activations: test_finetune checks the losses agree).
-_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing")
+# ``eval_at`` is not training either: the points it adds are part of the FT cells' ids instead.
+_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing",
+                          "eval_at")
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
+
+
+def weight_inputs(config: StudyConfig) -> dict:
+    """What the weight lenses and LiNeS add to a fine-tuning cell's id: nothing at their defaults,
+    so the cells of a config written before they existed keep their ids (such cells, resumed, lack
+    lenses instead of rerunning). Non-default lens settings change the stored lenses; LiNeS adds
+    rows. Neither touches the training hash: kept weights are reused."""
+    out = {}
+    lenses = asdict(config.lenses)
+    if config.lenses.enabled and lenses != asdict(LensesConfig()):
+        out["lenses"] = {k: v for k, v in lenses.items() if k != "enabled"}
+    if config.lines.enabled:
+        out["lines"] = {"alpha": config.lines.alpha, "beta": config.lines.beta}
+    return out
 
 
 def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
@@ -150,7 +208,9 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     - FT (checkpoint x task x lr x seed): its *training* hash (checkpoint, the task's definition,
       train and dev data, fine-tuning settings, lr, seed, dtype, version; not the list of other
       learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
-      scores. Kept weights are addressed by the training hash alone;
+      scores, the intermediate points of ``finetune.eval_at`` when there are any, and the lens
+      and LiNeS settings where they differ from their defaults (:func:`weight_inputs`; both so
+      the defaults keep every id). Kept weights are addressed by the training hash alone;
     - PROBE (checkpoint, only with ``probes.enabled``): see :func:`_probe_cell`. No other cell
       hashes the probe settings, so turning probes on or off changes no other id.
     """
@@ -158,6 +218,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     task_names = [t.name for t in config.tasks]
     ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
     ft_settings = {k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING}
+    during = intermediate_fractions(config.finetune.eval_at)
     common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
               "threads": config.executor.threads}
 
@@ -188,6 +249,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     def sets_of(task: str, out_of_domain: bool) -> list[tuple[str, str]]:
         return [(s, d) for s, d in task_eval_sets[task] if d == "in" or out_of_domain]
 
+    post_training = weight_inputs(config)
     it = config.instruction_tuning
     base_tasks = list(task_names) + [s for s in (it.suite if it.enabled else []) if s not in task_names]
     for ck in series:
@@ -211,8 +273,9 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
                                 "train": fp(tc.name, "train"), "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed,
                                 "finetune": ft_settings, **common}
                     thash = digest(training)
+                    points = {"eval_at": during} if during else {}
                     cid = digest({**training, **eval_inputs(units),
-                                  "selection": config.finetune.selection_metric})
+                                  "selection": config.finetune.selection_metric, **points, **post_training})
                     cells.append(Cell(cid, CellKind.FINETUNE, f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
                                       tc.name, lr, seed, thash, units, pre))
         if it.enabled:

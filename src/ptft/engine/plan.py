@@ -10,7 +10,8 @@ The cost estimate is an estimate: training FLOPs = 6 × parameters × training t
 tokens = examples × epochs × a typical length per example (a rough figure that a task or mixture
 declares, capped at the maximum length; for one that declares none the maximum length itself, an
 upper bound), GPU-hours = FLOPs / (peak FLOP/s × MFU) with the assumptions of the config's ``estimate``
-section. Evaluation is counted in units and scored examples, not GPU-hours.
+section. Evaluation is counted in units and scored examples, not GPU-hours; a fine-tuned model
+evaluated during its training (``finetune.eval_at``) counts its units once per point.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import CellKind
+from ptft.engine.cells import CellKind, intermediate_fractions
 from ptft.errors import ConfigError
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
@@ -59,6 +60,7 @@ class StudyPlan:
     training: list[TrainingEstimate] = field(default_factory=list)
     parameters: int | None = None
     parameters_source: str = ""
+    ft_points: list[float] = field(default_factory=lambda: [1.0])  # where each FT model is evaluated
 
     def count(self, kind: CellKind) -> int:
         return sum(c.kind == kind for c in self.cells)
@@ -126,11 +128,14 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
             groups["FT" if c.kind == CellKind.FINETUNE else "IT"].append(c)
         elif c.kind == CellKind.PROBE:
             groups["PROBE"].append(c)
-    plan.units = {k: (len({c.model_id for c in v}), len(v), sum(len(c.units) for c in v))
+    plan.ft_points = intermediate_fractions(config.finetune.eval_at) + [1.0]
+    times = {k: len(plan.ft_points) if k == "FT" else 1 for k in groups}
+    plan.units = {k: (len({c.model_id for c in v}), len(v), times[k] * sum(len(c.units) for c in v))
                   for k, v in groups.items()}
     n_eval = {name: config.instruction_tuning.n_eval for name in types}
     n_eval.update({t.name: t.n_eval for t in config.tasks})
-    plan.scored = {k: sum(n_eval[u.eval_task] or 0 for c in v for u in c.units) for k, v in groups.items()}
+    plan.scored = {k: times[k] * sum(n_eval[u.eval_task] or 0 for c in v for u in c.units)
+                   for k, v in groups.items()}
     plan.parameters, plan.parameters_source = parameter_count(config)
     plan.training = training_estimates(config, plan)
     return plan
@@ -266,6 +271,9 @@ def format_plan(plan: StudyPlan) -> str:
     rows.append(["total", "", str(sum(c for _, c, _ in plan.units.values())),
                  str(sum(u for _, _, u in plan.units.values())), _n(sum(plan.scored.values()))])
     lines += _table(rows)
+    if len(plan.ft_points) > 1:
+        lines.append(f"  FT units count each of the {len(plan.ft_points)} points of finetune.eval_at at which every "
+                     f"fine-tuned model is evaluated ({', '.join(f'{f:g}' for f in plan.ft_points)} of its steps)")
     lines.append("  models: a BASE model is a checkpoint; scored examples: at most units x n_eval (smaller eval "
                  "sets score fewer; sets with n_eval null are not counted)")
     lines.append("  n_train, n_dev and n_eval are upper limits: a split smaller than asked is used whole, and "
@@ -300,8 +308,8 @@ def plan_dict(plan: StudyPlan) -> dict:
                         for c in plan.checkpoints],
         "finetune_runs": plan.count(CellKind.FINETUNE), "instruct_runs": plan.count(CellKind.INSTRUCT),
         "pretrain_runs": plan.count(CellKind.PRETRAIN), "probe_cells": plan.count(CellKind.PROBE),
-        "cells": len(plan.cells),
-        "learning_rates": plan.finetune_runs,
+        "cells": len(plan.cells), "learning_rates": plan.finetune_runs, "seeds": list(plan.config.finetune.seeds),
+        "ft_eval_points": plan.ft_points,
         "units": {k: {"models": m, "cells": c, "units": u, "scored_examples": plan.scored.get(k)}
                   for k, (m, c, u) in plan.units.items()},
         "training": [{"name": t.name, "runs": t.runs, "examples": t.examples, "epochs": t.epochs,

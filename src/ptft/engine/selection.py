@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from ptft.engine.cells import Cell, CellKind, EvalUnit
+from ptft.engine.cells import FINAL, Cell, CellKind, Scores
 from ptft.store import ComparisonRow
 
 
@@ -39,14 +39,15 @@ def select_learning_rates(trainings: list[dict], by_metric: bool) -> list[dict]:
     return selections
 
 
-Scores = dict[EvalUnit, dict[str, list[float]]]
-
-
 def compare_with_base(cells: list[Cell], done: set[str], compared: set[tuple[str, str]],
                       scores_of: Callable[[str], Scores], seed: int, n_boot: int) -> list[ComparisonRow]:
-    """Paired bootstrap FT - BASE on the same examples, for every unit of a done fine-tuning cell
-    whose BASE counterpart (same checkpoint and unit) is done, except the pairs of cells in
-    ``compared``. ``scores_of(cell_id)`` gives a cell's per-example scores."""
+    """Paired bootstrap FT - BASE on the same examples, for every unit of every model state of a
+    done fine-tuning cell whose BASE counterpart (same checkpoint and unit) is done, except the
+    pairs of cells in ``compared``. ``scores_of(cell_id)`` gives a cell's per-example scores.
+
+    BASE has one state, the checkpoint itself: every state of the fine-tuned model (an
+    intermediate point of its training, an evaluation-only edit) is compared with it, and the
+    comparison row carries the fine-tuned state's variant and fraction."""
     from ptft.evaluation import paired_bootstrap
 
     base_of = {(c.checkpoint.label, c.units[0].eval_task): c for c in cells
@@ -61,16 +62,19 @@ def compare_with_base(cells: list[Cell], done: set[str], compared: set[tuple[str
             if base is None or (cell.cell_id, base.cell_id) in compared:
                 continue
             ft_scores = ft_scores if ft_scores is not None else scores_of(cell.cell_id)
-            base_scores = scores_of(base.cell_id)
-            for unit, metrics in ft_scores.items():
-                if unit not in base_scores:
-                    continue
-                for metric, values in metrics.items():
-                    ref = base_scores[unit].get(metric)
-                    if ref is None or len(ref) != len(values):
+            base_scores = scores_of(base.cell_id).get(FINAL, {})
+            for state, units in ft_scores.items():
+                for unit, metrics in units.items():
+                    if unit not in base_scores:
                         continue
-                    diff, lo, hi = paired_bootstrap(np.asarray(values), np.asarray(ref), seed=seed, n_boot=n_boot)
-                    rows.append(ComparisonRow(cell.model_id, base.model_id, unit.eval_set, unit.format, unit.shots,
-                                              unit.method, metric, float(diff), float(lo), float(hi), len(values),
-                                              cell.cell_id, base.cell_id))
+                    for metric, values in metrics.items():
+                        ref = base_scores[unit].get(metric)
+                        if ref is None or len(ref) != len(values):
+                            continue
+                        diff, lo, hi = paired_bootstrap(np.asarray(values), np.asarray(ref), seed=seed,
+                                                        n_boot=n_boot)
+                        rows.append(ComparisonRow(cell.model_id, base.model_id, unit.eval_set, unit.format,
+                                                  unit.shots, unit.method, metric, float(diff), float(lo), float(hi),
+                                                  len(values), cell.cell_id, base.cell_id, state.variant,
+                                                  state.ft_fraction))
     return rows

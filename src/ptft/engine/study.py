@@ -324,7 +324,7 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
                                                         "tokens_per_second", "dev_metric")},
                     "reused": int(out.training.get("reused", 0) or 0)}
     store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores,
-                      numerics=out.numerics)
+                      numerics=out.numerics, weights=out.weights)
 
 
 def _select_learning_rates(store: ResultsStore, config: StudyConfig, cells: list[Cell]) -> None:
@@ -374,6 +374,16 @@ def results_frame(run_dir: str | Path):
         raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
     with ResultsStore(run_dir / STORE_FILE) as store:
         return store.export_frame(cell_ids=current_cells(run_dir, store))
+
+
+def weights_frame(run_dir: str | Path):
+    """The run's weight-lenses table (``ptft.store.WEIGHTS_COLUMNS``), limited like
+    :func:`results_frame` to the cells of its current config."""
+    run_dir = Path(run_dir)
+    if not (run_dir / STORE_FILE).exists():
+        raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
+    with ResultsStore(run_dir / STORE_FILE) as store:
+        return store.weights_frame(cell_ids=current_cells(run_dir, store))
 
 
 def current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:

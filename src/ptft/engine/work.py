@@ -16,11 +16,11 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import PROBE_METHOD, Cell, CellKind, EvalUnit, heldout_source
+from ptft.engine.cells import FINAL, PROBE_METHOD, Cell, CellKind, ModelState, Scores, heldout_source, intermediate_fractions
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
@@ -33,8 +33,10 @@ class CellOutput:
     cell_id: str
     rows: list[ResultRow] = field(default_factory=list)
     predictions: dict[str, list[dict]] = field(default_factory=dict)
-    scores: dict[EvalUnit, dict[str, list[float]]] = field(default_factory=dict)
+    scores: Scores = field(default_factory=dict)
     training: dict | None = None
+    # weight-space lenses, one dict per matrix (the store's ``weights`` table)
+    weights: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     numerics: str = ""
@@ -200,7 +202,12 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
 
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
-    if (weights / "config.json").exists() and (weights / TRAINING_FILE).exists():
+    during = intermediate_fractions(config.finetune.eval_at) if cell.kind == CellKind.FINETUNE else []
+    kept = (weights / "config.json").exists() and (weights / TRAINING_FILE).exists()
+    if kept and during:
+        out.notes.append(f"kept weights models/{cell.training_hash} not reused: finetune.eval_at evaluates "
+                         "the model during its training, so it is trained again (to the same weights)")
+    if kept and not during:
         model, tokenizer = _load(config, cell, str(weights))
         out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
@@ -219,8 +226,13 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         else:
             task, data = study_tasks(config)[cell.train_task]
             args = FinetuneArgs.from_settings(config.finetune, lr=cell.lr, seed=cell.seed)
+
+            def evaluate_during(trained, fraction: float, step: int) -> None:
+                _evaluate_units(config, cell, _at_eval_precision(config, trained), tokenizer, out, progress,
+                                ModelState(ft_fraction=fraction, ft_step=step))
+
             stats = finetune(model, tokenizer, data.train, data.dev, task.formats["default"], args,
-                             progress=progress, report=report)
+                             progress=progress, report=report, during=during, evaluate=evaluate_during)
         if not math.isfinite(stats.dev_loss):
             raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
@@ -229,18 +241,66 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         log.info("trained: %s", out.training)
         if config.finetune.keep_weights:
             _keep(model, tokenizer, weights, out.training, save_model)
-        # evaluated at the precision BASE is evaluated at, so FT - BASE differs only in the weights
-        from ptft.checkpoints.loading import DTYPES
-
-        model.to(DTYPES[config.checkpoints.dtype])
+    base = _base_weights(config, cell)
+    # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
+    # are loaded at that dtype already)
+    _lenses(config, cell, model, base, out)
+    model = _at_eval_precision(config, model, in_place=True)
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
     if cell.kind == CellKind.FINETUNE and config.finetune.selection_metric == "metric":
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
-    _evaluate_units(config, cell, model, tokenizer, out, progress)
+    trained = ModelState(ft_step=out.training.get("steps"))
+    _evaluate_units(config, cell, model, tokenizer, out, progress, trained)
+    if base is not None and config.lines.enabled:
+        from ptft.evaluation.weights import apply_lines
+
+        apply_lines(model, base, config.lines.alpha, config.lines.beta)
+        _evaluate_units(config, cell, model, tokenizer, out, progress, replace(trained, variant="lines"))
     if not config.finetune.keep_weights and weights.exists():
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
     return out
+
+
+def _at_eval_precision(config: StudyConfig, model, in_place: bool = False):
+    """The model at the precision BASE is evaluated at, so FT - BASE differs only in the weights.
+    During training (not ``in_place``) a copy: casting the float32 master weights down and back
+    would change the training."""
+    import copy
+
+    from ptft.checkpoints.loading import DTYPES
+
+    dtype = DTYPES[config.checkpoints.dtype]
+    if next(model.parameters()).dtype == dtype:
+        return model
+    return model.to(dtype) if in_place else copy.deepcopy(model).to(dtype)
+
+
+def _base_weights(config: StudyConfig, cell: Cell) -> dict | None:
+    """The BASE checkpoint's parameters by name, in float32 on the model's device, when a fine-tuning
+    cell computes lenses or LiNeS (instruction tuning does neither); None otherwise."""
+    if cell.kind != CellKind.FINETUNE or not (config.lenses.enabled or config.lines.enabled):
+        return None
+    base, _ = _load(config, cell, dtype="float32")
+    return {n: p.detach() for n, p in base.named_parameters()}
+
+
+def _lenses(config: StudyConfig, cell: Cell, model, base: dict | None, out: CellOutput) -> None:
+    """The weight-space lenses of the fine-tuned ``model`` against ``base``, one row per matrix."""
+    if base is None or not config.lenses.enabled:
+        return
+    from ptft.evaluation.weights import weight_lenses
+
+    start = time.perf_counter()
+    lenses = weight_lenses(base, dict(model.named_parameters()), k=config.lenses.intruder_k,
+                           epsilon=config.lenses.intruder_epsilon)
+    ck = cell.checkpoint
+    model_columns = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
+                     "train_task": task_label(config, cell.train_task), "ft_method": cell.ft_method, "lr": cell.lr,
+                     "seed": cell.seed, "intruder_k": config.lenses.intruder_k,
+                     "intruder_epsilon": config.lenses.intruder_epsilon}
+    out.weights = [model_columns | asdict(x) for x in lenses]
+    out.notes.append(f"weight lenses: {len(lenses)} matrices in {time.perf_counter() - start:.2f}s")
 
 
 def _keep(model, tokenizer, weights: Path, training: dict, save_model) -> None:
@@ -342,7 +402,9 @@ def _probe(config: StudyConfig, cell: Cell) -> CellOutput:
     return out
 
 
-def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool) -> None:
+def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, progress: bool,
+                    state: ModelState = FINAL) -> None:
+    """Score every unit of the cell on ``model`` in its ``state`` (the rows and scores say which)."""
     from ptft.evaluation import Evaluator, select_demos
 
     tasks = study_tasks(config)
@@ -353,14 +415,15 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
     from tqdm.auto import tqdm
 
     for unit in tqdm(cell.units, desc=f"evaluate {cell.label}", unit="set", disable=not progress, leave=False):
+        name = unit.name + state.suffix
         task, data = tasks[unit.eval_task]
         demos = select_demos(data.train, unit.shots, config.seed)
         result = evaluator.evaluate(task, unit.eval_set, data.eval[unit.eval_set], unit.format, demos, unit.method,
                                     seed=config.seed, n_boot=ev.n_bootstrap)
-        out.predictions[unit.name] = result.predictions
-        out.scores[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
-        out.notes += [f"{unit.name}: {n}" for n in result.notes]
-        log.info("evaluated %s: %s (%.1fs)", unit.name, {m: round(v.value, 4) for m, v in result.metrics.items()},
+        out.predictions[name] = result.predictions
+        out.scores.setdefault(state, {})[unit] = {m: [float(x) for x in v] for m, v in result.scores.items()}
+        out.notes += [f"{name}: {n}" for n in result.notes]
+        log.info("evaluated %s: %s (%.1fs)", name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
         for metric, mv in result.metrics.items():
             out.rows.append(ResultRow(
@@ -369,4 +432,6 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
                 eval_task=task.name,
                 task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
                 shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
-                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id))
+                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id,
+                ft_method=cell.ft_method, variant=state.variant, ft_step=state.ft_step,
+                ft_fraction=state.ft_fraction))

@@ -71,14 +71,15 @@ window.addEventListener("load", function () {
 
 
 def write_report(run_dir: str | Path, out_path: str | Path, *, fmt: str = "default", shots: int | None = None,
-                 lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS) -> Path:
+                 lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
+                 ft_fraction: float = 1.0) -> Path:
     """Write the HTML report of ``run_dir`` to ``out_path`` and return its path. The analysis
     options are those of :func:`ptft.analysis.compute`."""
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"{run} is not a run directory")
     # compute() refuses a run without results.sqlite, so the store below opens an existing file.
-    results = compute(run, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps)
+    results = compute(run, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, ft_fraction=ft_fraction)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with ResultsStore(run / "results.sqlite") as store:

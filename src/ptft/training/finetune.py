@@ -15,7 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 
@@ -41,6 +41,37 @@ class NonFiniteLoss(FloatingPointError):
     pass
 
 
+# Called during training with the model, the fraction of the training steps done and the step.
+EvaluateDuring = Callable[[object, float, int], None]
+
+
+def steps_at(fractions: Sequence[float], total: int) -> dict[float, int]:
+    """The optimizer step at which each fraction of ``total`` steps is done: the nearest, at
+    least the first (so a point exists however short the run)."""
+    return {f: min(total, max(1, round(f * total))) for f in fractions}
+
+
+@contextlib.contextmanager
+def rng_preserved() -> Iterator[None]:
+    """Whatever runs inside leaves the random state of Python, numpy and torch (CPU and every CUDA
+    device) as it found it: an evaluation during training must not change what the training draws
+    next (dropout masks; the batch order has its own generator)."""
+    import random
+
+    import numpy as np
+
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
 def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer, max_length: int) -> list[dict]:
     """The SFT rows. A prompt too long for ``max_length`` loses its *start*, so the cue and the
     completion (the only part with a loss) always survive truncation."""
@@ -56,22 +87,28 @@ def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer
 
 
 def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, args: FinetuneArgs, *,
-             progress: bool = True, report: TrainingReport | None = None) -> FinetuneResult:
-    """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``args.seed``."""
+             progress: bool = True, report: TrainingReport | None = None, during: Sequence[float] = (),
+             evaluate: EvaluateDuring | None = None) -> FinetuneResult:
+    """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``args.seed``.
+    ``evaluate(model, fraction, step)`` runs at each fraction of the steps in ``during``."""
     return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, args.max_length),
                      prompt_completion_rows(dev, fmt, tokenizer, args.max_length), args, loss="completion",
-                     progress=progress, report=report)
+                     progress=progress, report=report, during=during, evaluate=evaluate)
 
 
 def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], args: FinetuneArgs, *,
               loss: Literal["completion", "assistant"], progress: bool = True,
-              report: TrainingReport | None = None) -> FinetuneResult:
+              report: TrainingReport | None = None, during: Sequence[float] = (),
+              evaluate: EvaluateDuring | None = None) -> FinetuneResult:
     """The study's SFT recipe with trl's ``SFTTrainer``, shared by task fine-tuning and instruction
     tuning. ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens
     (plus the EOS trl appends) carry a loss. ``loss="assistant"``: rows are ``{"messages": [...]}``
     rendered with the tokenizer's chat template, which must mark assistant text with
     ``{% generation %}``; only those tokens carry a loss. Trains ``model`` in place. ``report``
-    (``ptft.tracking``) sends the training curves to TensorBoard / W&B through trl's ``report_to``."""
+    (``ptft.tracking``) sends the training curves to TensorBoard / W&B through trl's ``report_to``.
+    ``evaluate(model, fraction, step)`` is called after the optimizer step at which each fraction
+    in ``during`` of the training steps is done, with the model in eval mode and the random state
+    kept, so the training goes on exactly as it would have without it."""
     import datasets
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -98,6 +135,19 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             if loss is not None and not math.isfinite(loss):
                 raise NonFiniteLoss(f"fine-tuning loss became {loss} at step {state.global_step}; lower the learning rate")
 
+    class EvaluateAt(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.steps = steps_at(during, state.max_steps)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            for fraction, step in self.steps.items():
+                if step == state.global_step:
+                    was_training = model.training
+                    model.eval()
+                    with rng_preserved(), torch.no_grad():
+                        evaluate(model, fraction, step)
+                    model.train(was_training)
+
     masking = {"completion_only_loss": True} if loss == "completion" else \
         {"assistant_only_loss": True, "completion_only_loss": False}
     # spelt as transformers names it now: trl sets the deprecated `gradient_checkpointing`, which
@@ -120,7 +170,8 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             **masking, **checkpointing,
         )
         trainer = SFTTrainer(model=model, args=sft_config, train_dataset=train_ds, eval_dataset=dev_ds,
-                             processing_class=tokenizer, callbacks=[StopOnNonFinite()])
+                             processing_class=tokenizer,
+                             callbacks=[StopOnNonFinite()] + ([EvaluateAt()] if during and evaluate else []))
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         if progress:

@@ -1,0 +1,72 @@
+"""Wall-time cost of evaluating during fine-tuning (``finetune.eval_at``) on the `smoke` preset.
+
+    python bench/eval_during.py [--reps 1] [--keep DIR]
+
+The `smoke` study runs once with the final evaluation only (pre-training, BASE and FT cells); then
+copies of that run directory run again with more points: only the fine-tuning cells rerun (their
+ids change, pre-training and BASE cells are reused), so their times compare like for like. Per
+setting: the FT cells' summed seconds (from the store's cells table), the overhead against
+final-only, and the overhead per extra point. Repetitions rerun the same copies fresh; the
+median is shown. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+SETTINGS = ([1.0], [0.5, 1.0], [0.25, 0.5, 0.75, 1.0])
+
+
+def ft_seconds(run: Path) -> float:
+    db = sqlite3.connect(run / "results.sqlite")
+    try:
+        return sum(s for (s,) in db.execute(
+            "SELECT c.seconds FROM cells c JOIN plan p ON p.cell_id = c.cell_id WHERE c.kind = 'finetune'"))
+    finally:
+        db.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--keep", type=Path, help="keep the run directories here")
+    args = parser.parse_args()
+
+    from ptft.config import load_config
+    from ptft.engine.study import run_study
+
+    root = args.keep or Path(tempfile.mkdtemp(prefix="ptft-bench-eval-during-"))
+    base = root / "base"
+    if not (base / "results.sqlite").exists():
+        run_study(load_config("smoke"), run_dir=base, progress=False)
+    times: dict[int, list[float]] = {}
+    for rep in range(args.reps):
+        for points in SETTINGS:
+            run = root / f"rep{rep}-{len(points)}points"
+            shutil.rmtree(run, ignore_errors=True)
+            shutil.copytree(base, run)
+            if points != [1.0]:
+                result = run_study(load_config("smoke", {"finetune.eval_at": points}), run_dir=run, progress=False)
+                assert not result.failed, result.failed
+            times.setdefault(len(points), []).append(ft_seconds(run))
+    final = statistics.median(times[1])
+    print(f"smoke preset, fine-tuning cells only, median of {args.reps} run(s); run directories in {root}")
+    print(f"{'points':>6}  {'FT cells (s)':>12}  {'overhead':>9}  {'per extra point':>15}")
+    for n, values in sorted(times.items()):
+        t = statistics.median(values)
+        per = f"{100 * (t - final) / final / (n - 1):+.1f} %" if n > 1 else ""
+        print(f"{n:>6}  {t:>12.2f}  {100 * (t - final) / final:>+8.1f} %  {per:>15}")
+    if not args.keep:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Evaluation during fine-tuning (``finetune.eval_at``) in a real study: the intermediate points
+are stored at the right steps, beside a final model whose numbers are those of a study without them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ptft.engine.study import results_frame, run_study
+from ptft.store import ResultsStore
+
+from engine_helpers import assert_same_numbers, predictions, trainings
+
+
+def test_intermediate_points_are_stored_and_leave_the_final_model_as_it_was(reference_run, small_config_factory,
+                                                                           tmp_path: Path) -> None:
+    config = small_config_factory(**{"finetune.eval_at": [0.25, 0.5, 1.0]})
+    run = tmp_path / "run"
+    result = run_study(config, run_dir=run, progress=False)
+    assert not result.failed and result.ran == 8
+    frame = results_frame(run)
+    ft = frame[frame["train_task"] != ""]
+    # vitaminc trains 32 examples in batches of 8 (4 steps), socialiqa 16 (2 steps): 0.25 and 0.5
+    # of 2 steps both fall on step 1
+    points = {(task, f, int(s)) for task, f, s in zip(ft["train_task"], ft["ft_fraction"], ft["ft_step"])}
+    assert points == {("bb_vitaminc_nli", 0.25, 1), ("bb_vitaminc_nli", 0.5, 2), ("bb_vitaminc_nli", 1.0, 4),
+                      ("bb_socialiqa_qg", 0.25, 1), ("bb_socialiqa_qg", 0.5, 1), ("bb_socialiqa_qg", 1.0, 2)}
+    assert len(ft) == 3 * len(reference_run.frame[reference_run.frame["train_task"] != ""])
+    # the final model's numbers, and the training's, are bit for bit those of the run without them
+    final = frame[frame["ft_fraction"].isna() | (frame["ft_fraction"] == 1.0)]
+    assert_same_numbers(final, reference_run.frame)
+    pd.testing.assert_frame_equal(final.reset_index(drop=True), reference_run.frame, check_exact=True)
+    pd.testing.assert_frame_equal(trainings(run), trainings(reference_run.run_dir), check_exact=True)
+    reference_predictions = predictions(reference_run.run_dir)
+    mine = predictions(run)
+    assert {k: v for k, v in mine.items() if k in reference_predictions} == reference_predictions
+    ft_files = [k for k in reference_predictions if k.startswith("finetune__")]
+    assert sorted(set(mine) - set(reference_predictions)) == sorted(
+        k.replace(".jsonl", f".ft{f}.jsonl") for k in ft_files for f in ("0.25", "0.5"))
+    # every point has its per-example scores and its comparison with BASE
+    with ResultsStore(run / "results.sqlite") as store:
+        comparisons = store.frame("comparisons")
+        cells = store.frame("cells")
+        states = [sorted(s.ft_fraction for s in store.scores(c)) for c in cells.loc[cells["kind"] == "finetune",
+                                                                                      "cell_id"]]
+    assert states == [[0.25, 0.5, 1.0]] * 4
+    assert sorted(comparisons["ft_fraction"].unique()) == [0.25, 0.5, 1.0]
+    assert (comparisons.groupby("ft_fraction").size() == len(comparisons) // 3).all()
+    rerun = run_study(config, run_dir=run, progress=False)
+    assert (rerun.ran, rerun.skipped) == (0, 8)
