@@ -13,7 +13,7 @@ from typing import Callable, Mapping
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import dynamics, findings, forgetting, formats, gain, groups, plots, trajectory
+from ptft.analysis import dynamics, findings, forgetting, formats, gain, groups, plots, seeds, trajectory
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -26,7 +26,8 @@ class Analysis:
     empty: str
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
-    # (table, slice, seed, eps) -> the analysis's frame; None for findings, which also returns its detail
+    # (table, slice, seed, eps) -> the analysis's frame; None for findings, which also returns its
+    # detail, and for seeds, which also reads the per-example scores of a run directory
     compute: Callable[..., pd.DataFrame] | None = None
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
@@ -46,6 +47,7 @@ ANALYSES: dict[str, Analysis] = {
     "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading,
                                    lambda table, sl, seed, eps: formats.format_sensitivity(table, sl, seed=seed)),
     "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading, dynamics.dynamics),
+    "seeds": Analysis(seeds.TITLE, seeds.EMPTY, seeds.figure, seeds.reading),
 }
 
 
@@ -99,6 +101,7 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     frames = {"findings": findings_rows, "findings_detail": findings_detail}
     frames.update({name: spec.compute(table, sl, seed=seed, eps=eps)
                    for name, spec in ANALYSES.items() if spec.compute is not None})
+    frames["seeds"] = seeds.seeds(table, sl, seed=seed, eps=eps, examples=seeds.load_examples(source))
     frames["gain_slope"] = gain.gain_slope(frames["gain"])
     notes = []
     unpaired = unpaired_count(cells)
