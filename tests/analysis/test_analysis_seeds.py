@@ -56,6 +56,7 @@ def test_a_checkpoint_effect_and_a_seed_effect(make: SimpleNamespace) -> None:
     assert mrc.direction == "classification->generation" and mrc.ci_source == seeds.FROM_CIS
     np.testing.assert_allclose([mrc.mean, mrc.ci_low, mrc.ci_high], [0.0, -half, half], atol=1e-9)
     reading = seeds.reading(frame)
+    assert reading.startswith(f"2 seeds per run, mean sd over seeds {np.sqrt(0.0008):.3f}")
     assert "nli on nli_val c1->c3: +0.200 exceeds the seed spread" in reading
     assert "checkpoints 46 %, seeds 47 %, examples 7 %" in reading  # means of (92.3, 0), (6.7, 87.5), (1.0, 12.5)
 

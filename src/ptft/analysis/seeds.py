@@ -238,7 +238,8 @@ def figure(frame: pd.DataFrame) -> Figure:
 
 def reading(frame: pd.DataFrame) -> str:
     cells = frame[frame["kind"] == "cell"]
-    parts = [f"{int(cells['n_seeds'].min())}-{int(cells['n_seeds'].max())} seeds per run, mean sd over seeds "
+    low, high = int(cells["n_seeds"].min()), int(cells["n_seeds"].max())
+    parts = [f"{low if low == high else f'{low}-{high}'} seeds per run, mean sd over seeds "
              f"{num(cells['sd'].mean(), '.3f')}"]
     shares = frame[frame["kind"] == "variance"]
     if not shares.empty:
