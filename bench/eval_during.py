@@ -35,6 +35,19 @@ def ft_seconds(run: Path) -> float:
         db.close()
 
 
+def eval_seconds(run: Path) -> float:
+    """Seconds the FT cells spent evaluating before the end of training (each unit's own timing,
+    in its results rows): the direct cost of the points, less noisy than a difference of wall
+    times on a shared machine."""
+    db = sqlite3.connect(run / "results.sqlite")
+    try:
+        return sum(s for (s,) in db.execute(
+            "SELECT seconds FROM (SELECT DISTINCT r.cell_id, r.ft_fraction, r.eval_set, r.format, r.shots, r.method, "
+            "r.seconds FROM results r JOIN plan p ON p.cell_id = r.cell_id WHERE r.ft_fraction < 1)"))
+    finally:
+        db.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=1)
@@ -49,6 +62,7 @@ def main() -> None:
     if not (base / "results.sqlite").exists():
         run_study(load_config("smoke"), run_dir=base, progress=False)
     times: dict[int, list[float]] = {}
+    evals: dict[int, list[float]] = {}
     for rep in range(args.reps):
         for points in SETTINGS:
             run = root / f"rep{rep}-{len(points)}points"
@@ -62,14 +76,18 @@ def main() -> None:
             result = run_study(load_config("smoke", {"finetune.eval_at": points}), run_dir=run, progress=False)
             assert not result.failed and result.ran == 4, (result.ran, result.failed)
             times.setdefault(len(points), []).append(ft_seconds(run))
+            evals.setdefault(len(points), []).append(eval_seconds(run))
     final = statistics.median(times[1])
     print(f"smoke preset, fine-tuning cells only, median of {args.reps} run(s); run directories in {root}")
-    print(f"{'points':>6}  {'FT cells (s)':>12}  {'runs (s)':>24}  {'overhead':>9}  {'per extra point':>15}")
+    print(f"{'points':>6}  {'FT cells (s)':>12}  {'runs (s)':>24}  {'overhead':>9}  {'per extra point':>15}  "
+          f"{'evaluating during training (s, % of the cells)':>46}")
     for n, values in sorted(times.items()):
         t = statistics.median(values)
         per = f"{100 * (t - final) / final / (n - 1):+.1f} %" if n > 1 else ""
         runs = ", ".join(f"{v:.1f}" for v in values)
-        print(f"{n:>6}  {t:>12.2f}  {runs:>24}  {100 * (t - final) / final:>+8.1f} %  {per:>15}")
+        during = statistics.median(evals[n])
+        print(f"{n:>6}  {t:>12.2f}  {runs:>24}  {100 * (t - final) / final:>+8.1f} %  {per:>15}  "
+              f"{during:>38.2f} ({100 * during / t:.1f} %)")
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 
