@@ -118,3 +118,14 @@ def test_help_plan_and_validation_import_no_torch(command):
     code = SURFACE[command] + "\nimport sys\nprint(sorted({'torch', 'transformers'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("finetune.eval_at", [0.0, 1.0], r"smoke.yaml: finetune.eval_at: fractions of the training steps in \(0, 1\], "
+                                     r"got \[0.0, 1.0\]"),
+    ("finetune.eval_at", [], r"finetune.eval_at: fractions of the training steps in \(0, 1\], got \[\]"),
+    ("finetune.seeds", [1, 1], r"finetune.seeds: give one or more distinct seeds, got \[1, 1\]"),
+])
+def test_evaluation_points_and_seeds_are_checked(key: str, value: list, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config("smoke", {key: value})

@@ -504,6 +504,28 @@ class ResultsStore:
         df["selected"] = df["selected"].astype(bool)
         return df[WEIGHTS_COLUMNS].reset_index(drop=True)
 
+    def example_scores(self, cell_ids: Sequence[str] | None = None):
+        """Per-example scores beside what their results rows say they measure: one row per (cell,
+        model state, unit, metric) with checkpoint, train_task, lr, seed, variant, ft_fraction,
+        eval_set, format, shots, method, metric and ``vals`` (the list of values, in the eval
+        set's order: the same examples for every cell that scores the set). ``cell_ids`` as in
+        :meth:`export_frame`."""
+        import pandas as pd
+
+        if cell_ids is None:
+            cell_ids = self.plan() or None
+        df = pd.read_sql_query(
+            """SELECT DISTINCT r.cell_id, r.checkpoint, r.train_task, r.lr, r.seed, s.variant, s.ft_fraction,
+                      s.eval_set, s.format, s.shots, s.method, s.metric, s.vals
+               FROM scores s JOIN results r
+                 ON r.cell_id = s.cell_id AND r.variant = s.variant AND r.ft_fraction = s.ft_fraction
+                AND r.eval_set = s.eval_set AND r.format = s.format AND r.shots = s.shots
+                AND r.method = s.method AND r.metric = s.metric""", self._db)
+        if cell_ids is not None:
+            df = df[df["cell_id"].isin(set(cell_ids))]
+        df["vals"] = df["vals"].map(json.loads)
+        return df.reset_index(drop=True)
+
     # -- comparisons -------------------------------------------------------------------------
     def compared_pairs(self) -> set[tuple[str, str]]:
         return set(self._db.execute("SELECT DISTINCT cell_id, base_cell_id FROM comparisons").fetchall())

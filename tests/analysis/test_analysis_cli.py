@@ -13,7 +13,7 @@ from ptft.analysis.forgetting import MRC_COLUMNS
 from ptft.cli import main
 
 ANALYSES = ("findings", "trajectory", "gain", "groups", "mrc", "ood", "format_sensitivity", "prediction",
-            "overtraining", "dynamics", "methods", "weights")
+            "overtraining", "dynamics", "methods", "weights", "seeds")
 
 
 def outputs(out: Path) -> set[str]:
@@ -28,7 +28,7 @@ def test_analyze_writes_every_table_figure_and_summary(tmp_path: Path, table: pd
     assert main(["analyze", str(csv), "--out", str(out), "--seed", "0"]) == 0
     # the terminal gets the four verdicts, one line each, after the line naming the outputs
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("wrote 15 tables") and len(printed) == 5
+    assert printed[0].startswith("wrote 16 tables") and len(printed) == 5
     assert printed[3] == "finding 3 (asymmetric forgetting): supported, -65 95% CI [-80, -50]"
     expected = {f"{name}.{ext}" for name in ANALYSES for ext in ("csv", "png", "svg")}
     assert expected | {"summary.md", "gain_slope.csv", "findings_detail.csv", "prediction_points.csv"} == outputs(out)
@@ -65,6 +65,25 @@ def test_analyze_with_no_data_for_most_analyses(tmp_path: Path, make: SimpleName
     summary = (out / "summary.md").read_text()
     assert "No data: no training task evaluated on an in-domain set of the other task type" in summary
     assert "**format_sensitivity**: No data: no eval set was scored in two or more formats." in summary
+    assert "**dynamics**: No data: no fine-tuning run evaluated before its end" in summary
+    assert "**seeds**: No data: one fine-tuning seed per run" in summary
+
+
+def test_analyze_at_another_point_of_fine_tuning(tmp_path: Path, table: pd.DataFrame,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    csv = tmp_path / "results.csv"
+    table.to_csv(csv, index=False)
+    assert main(["analyze", str(csv), "--out", str(tmp_path / "half"), "--ft-fraction", "0.5"]) == 0
+    gain = pd.read_csv(tmp_path / "half" / "gain.csv")
+    # half way, nli's only fine-tuned in-domain value is 0.02 at every checkpoint (BASE .40 .50 .60)
+    rows = gain[gain["eval_set"] == "nli_val"]
+    assert rows["raw_change"].round(6).tolist() == [-0.38, -0.48, -0.58]
+    assert "the fine-tuned models at 0.5 of their training steps" in (tmp_path / "half" / "summary.md").read_text()
+    dynamics = pd.read_csv(tmp_path / "half" / "dynamics.csv")
+    assert sorted(dynamics["ft_fraction"].unique()) == [0.5, 1.0]
+    capsys.readouterr()
+    assert main(["analyze", str(csv), "--out", str(tmp_path / "none"), "--ft-fraction", "0.25"]) == 2
+    assert "no fine-tuned rows at ft_fraction 0.25" in capsys.readouterr().err
 
 
 def test_analyze_lr_override_errors(tmp_path: Path, table: pd.DataFrame, capsys: pytest.CaptureFixture) -> None:

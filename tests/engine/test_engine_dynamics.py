@@ -49,3 +49,35 @@ def test_intermediate_points_are_stored_and_leave_the_final_model_as_it_was(refe
     assert (comparisons.groupby("ft_fraction").size() == len(comparisons) // 3).all()
     rerun = run_study(config, run_dir=run, progress=False)
     assert (rerun.ran, rerun.skipped) == (0, 8)
+
+
+def test_a_second_seed_changes_the_training_and_nothing_it_is_evaluated_on(reference_run, small_config_factory,
+                                                                          tmp_path: Path) -> None:
+    """finetune.seeds orders the batches (and draws dropout) of a run; the demonstrations, the
+    sub-sampled splits and the evaluation examples are the study's (``seed``), the same for every
+    fine-tuning seed. The seed-0 cells of the reference are reused as they are."""
+    run = reference_run.copy_to(tmp_path / "run")
+    result = run_study(small_config_factory(**{"finetune.seeds": [0, 1]}), run_dir=run, progress=False)
+    assert (result.ran, result.skipped, result.failed) == (4, 8, [])
+    losses = trainings(run).set_index("model_id")
+    files = predictions(run)
+    compared = 0
+    for name, rows in files.items():
+        if "seed1" not in name:
+            continue
+        twin = files[name.replace("seed1", "seed0")]
+        assert [(r["uid"], r["demo_uids"], r["prompt"]) for r in rows] == \
+            [(r["uid"], r["demo_uids"], r["prompt"]) for r in twin]
+        model = name.split("/")[0].replace("__", "/")
+        assert losses.loc[model, "train_loss"] != losses.loc[model.replace("seed1", "seed0"), "train_loss"]
+        compared += 1
+    assert compared == 4
+    # the run directory has the per-example scores: the seeds analysis bootstraps seeds, then examples
+    from ptft.analysis import seeds
+
+    frame = seeds.seeds(run, examples=seeds.load_examples(run))
+    cells = frame[frame["kind"] == "cell"]
+    assert len(cells) == 4 and (cells["n_seeds"] == 2).all() and (cells["ci_source"] == seeds.HIERARCHICAL).all()
+    assert (cells["ci_low"] <= cells["gain"]).all() and (cells["gain"] <= cells["ci_high"]).all()
+    bare = seeds.seeds(results_frame(run))
+    assert (bare.loc[bare["kind"] == "cell", "ci_source"] == seeds.FROM_CIS).all()

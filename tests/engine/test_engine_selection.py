@@ -7,7 +7,7 @@ import json
 import math
 
 from ptft.checkpoints.series import Checkpoint
-from ptft.engine.cells import Cell, CellKind, EvalUnit, ModelState
+from ptft.engine.cells import FINAL, Cell, CellKind, EvalUnit, ModelState
 from ptft.engine.selection import compare_with_base, select_learning_rates
 
 
@@ -45,4 +45,4 @@ def test_every_state_of_a_fine_tuned_model_is_compared_with_the_one_base_state()
     assert sorted((r.variant, r.ft_fraction, r.diff, r.base_cell_id) for r in rows) == [
         ("lines", 1.0, -0.25, "b"), ("none", 0.25, 0.25, "b"), ("none", 1.0, 0.5, "b")]
     # the step is where a fraction fell, not part of which state it is
-    assert ModelState(ft_step=8) == ModelState() and ModelState().final and not ModelState("lines").final
+    assert ModelState(ft_step=8) == FINAL != ModelState("lines")

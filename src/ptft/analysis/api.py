@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ptft.analysis import (dynamics, findings, forgetting, formats, gain, groups, lenses, methods, plots, prediction,
-                           trajectory)
+                           seeds, trajectory)
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable
 from ptft.analysis.table import Source, load_table
@@ -28,7 +28,8 @@ class Analysis:
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
     # (table, slice, seed, eps) -> the analysis's frame; None for findings and prediction, which also
-    # return their detail, and for weights, which reads the weights table instead
+    # return their detail, for weights, which reads the weights table instead, and for seeds, which
+    # also reads the per-example scores of a run directory
     compute: Callable[..., pd.DataFrame] | None = None
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
@@ -55,6 +56,7 @@ ANALYSES: dict[str, Analysis] = {
     "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading, dynamics.dynamics),
     "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading, methods.methods),
     "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading),
+    "seeds": Analysis(seeds.TITLE, seeds.EMPTY, seeds.figure, seeds.reading),
 }
 
 
@@ -114,6 +116,7 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     if weights is None and not isinstance(source, pd.DataFrame):
         weights = source
     frames["weights"] = lenses.weights(lenses.load_weights(weights), seed=seed)
+    frames["seeds"] = seeds.seeds(table, sl, seed=seed, eps=eps, examples=seeds.load_examples(source))
     frames["gain_slope"] = gain.gain_slope(frames["gain"])
     notes = []
     unpaired = unpaired_count(cells)

@@ -61,9 +61,18 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; CI columns are kept only for
     single-seed cells, where they are the evaluation's own bootstrap CI. Proxy rows (method
     ``probe``) are left out: they are no BASE results."""
+    rows, shots = per_seed(source, sl)
+    if shots is None:
+        return rows[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
+    return _average_seeds(rows), shots
+
+
+def per_seed(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
+    """What :func:`comparable` averages: the rows of the slice (one state, its shots, one lr) with
+    a row per fine-tuning seed, one (method, metric) per set; all the table's columns."""
     table = one_state(study_rows(load_table(source)), sl.ft_fraction, sl.variant)
     if table.empty:
-        return table[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
+        return table, None
     formats = sorted(table["format"].unique())
     if sl.fmt not in formats:
         raise DataError(f"format {sl.fmt!r} is not in the results table (present: {', '.join(formats)})")
@@ -72,8 +81,7 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     if shots not in present:
         raise DataError(f"shots {shots} is not in the results table (present: {', '.join(map(str, present))})")
     rows = _one_lr(table[table["shots"] == shots], sl.lr)
-    cells = _average_seeds(rows)
-    return _one_method_metric(cells), shots
+    return _one_method_metric(rows), shots
 
 
 def one_state(table: pd.DataFrame, ft_fraction: float, variant: str) -> pd.DataFrame:

@@ -67,11 +67,6 @@ class ModelState:
     ft_step: int | None = field(default=None, compare=False)
 
     @property
-    def final(self) -> bool:
-        """The state every analysis uses unless told otherwise (and learning-rate selection)."""
-        return self == FINAL
-
-    @property
     def suffix(self) -> str:
         """What a prediction file name adds for this state ('' for the final, unedited model)."""
         parts = ([f"ft{self.ft_fraction:g}"] if self.ft_fraction != 1.0 else []) + \
@@ -79,6 +74,7 @@ class ModelState:
         return "".join(f".{p}" for p in parts)
 
 
+# The state every analysis uses unless told otherwise, and learning-rate selection's.
 FINAL = ModelState()
 
 # Per-example scores of a cell: model state -> evaluation unit -> metric -> one value per example.

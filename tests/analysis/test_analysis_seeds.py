@@ -1,0 +1,89 @@
+"""The seeds analysis on hand-made tables of known components: a checkpoint effect plus a seed
+effect with chosen variances, and the same without any checkpoint effect; and the hierarchical
+bootstrap against the plain paired one."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ptft.analysis import seeds
+from ptft.analysis.stats import Z
+from ptft.evaluation.stats import paired_bootstrap
+
+SE = 0.01  # each seed's evaluation CI is value ± Z * SE: an example-sampling variance of 1e-4
+SEED_EFFECT = {0: +0.02, 1: -0.02}  # a within-checkpoint variance of 8e-4 (ddof 1)
+
+
+def table(make: SimpleNamespace, checkpoint_means: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for ck, mean in checkpoint_means.items():
+        rows += [make.row(ck, "", "nli_val", 0.40), make.row(ck, "", "summ_test", 0.20)]
+        for s, effect in SEED_EFFECT.items():
+            rows.append(dict(make.row(ck, "nli", "nli_val", mean + effect, ci=Z * SE), seed=s))
+            rows.append(dict(make.row(ck, "nli", "summ_test", 0.20 + effect, ci=Z * SE), seed=s))
+    return make.frame(rows)
+
+
+def kind(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    return frame[frame["kind"] == name].reset_index(drop=True)
+
+
+def test_a_checkpoint_effect_and_a_seed_effect(make: SimpleNamespace) -> None:
+    frame = seeds.seeds(table(make, {"c1": 0.4, "c2": 0.5, "c3": 0.6}))
+    assert list(frame.columns) == seeds.COLUMNS
+    var = kind(frame, "variance").set_index("eval_set")
+    # W = 8e-4, e = 1e-4: seed 7e-4; B = var(.4, .5, .6) = 1e-2: checkpoint 1e-2 - 8e-4 / 2 = 9.6e-3
+    np.testing.assert_allclose(var.loc["nli_val", ["checkpoint_share", "seed_share", "example_share"]].astype(float),
+                               [0.0096 / 0.0104, 0.0007 / 0.0104, 0.0001 / 0.0104], rtol=1e-9)
+    # summ_test is the same at every checkpoint: no checkpoint share
+    np.testing.assert_allclose(var.loc["summ_test", ["checkpoint_share", "seed_share", "example_share"]].astype(float),
+                               [0.0, 0.875, 0.125], rtol=1e-9, atol=1e-12)
+    cells = kind(frame, "cell")
+    c1 = cells[(cells["checkpoint"] == "c1") & (cells["eval_set"] == "nli_val")].iloc[0]
+    se = np.sqrt(0.0008 / 2 + SE ** 2)  # no per-example scores: sd^2 / S + example se^2
+    assert c1["n_seeds"] == 2 and c1["ci_source"] == seeds.FROM_CIS
+    np.testing.assert_allclose([c1["mean"], c1["sd"], c1["example_se"], c1["gain"], c1["ci_low"], c1["ci_high"]],
+                               [0.40, np.sqrt(0.0008), SE, 0.0, -Z * se, Z * se], atol=1e-12)
+    (cmp,) = kind(frame, "comparison").itertuples()
+    assert (cmp.checkpoint, cmp.eval_set) == ("c1->c3", "nli_val") and cmp.exceeds
+    np.testing.assert_allclose([cmp.diff, cmp.seed_spread], [0.2, Z * np.sqrt(0.0008)], rtol=1e-9)
+    (mrc,) = kind(frame, "mrc").itertuples()
+    half = 100 * Z * np.sqrt(3 * (se / 0.20) ** 2) / 3  # three ratios 0 ± se / BASE
+    assert mrc.direction == "classification->generation" and mrc.ci_source == seeds.FROM_CIS
+    np.testing.assert_allclose([mrc.mean, mrc.ci_low, mrc.ci_high], [0.0, -half, half], atol=1e-9)
+    reading = seeds.reading(frame)
+    assert reading.startswith(f"2 seeds per run, mean sd over seeds {np.sqrt(0.0008):.3f}")
+    assert "nli on nli_val c1->c3: +0.200 exceeds the seed spread" in reading
+    assert "checkpoints 46 %, seeds 47 %, examples 7 %" in reading  # means of (92.3, 0), (6.7, 87.5), (1.0, 12.5)
+
+
+def test_no_checkpoint_effect_gives_no_checkpoint_share(make: SimpleNamespace) -> None:
+    frame = seeds.seeds(table(make, {"c1": 0.5, "c2": 0.5, "c3": 0.5}))
+    shares = kind(frame, "variance")[["checkpoint_share", "seed_share", "example_share"]].astype(float)
+    np.testing.assert_allclose(shares.to_numpy(), [[0.0, 0.875, 0.125]] * 2, atol=1e-12)
+    (cmp,) = kind(frame, "comparison").itertuples()
+    assert cmp.diff == pytest.approx(0.0, abs=1e-12) and not cmp.exceeds
+    assert "within the seed spread" in seeds.reading(frame)
+
+
+def test_one_seed_gives_no_data(make: SimpleNamespace) -> None:
+    assert seeds.seeds(make.frame(make.headline_rows())).empty
+
+
+def test_hierarchical_bootstrap_is_the_plain_one_for_one_seed_and_wider_when_seeds_disagree() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(60)
+    ft = base + 0.1 + 0.05 * rng.standard_normal(60)
+    plain = paired_bootstrap(ft, base, seed=5)[1:]
+    one = seeds.hierarchical_bootstrap(ft[None], base, seed=5)
+    assert tuple(np.quantile(one, [0.025, 0.975])) == plain
+    # identical seeds are one seed
+    np.testing.assert_allclose(seeds.hierarchical_bootstrap(np.stack([ft] * 3), base, seed=5), one, rtol=1e-12)
+    disagreeing = np.stack([ft - 0.08, ft, ft + 0.08])
+    low, high = np.quantile(seeds.hierarchical_bootstrap(disagreeing, base, seed=5), [0.025, 0.975])
+    plain_low, plain_high = paired_bootstrap(disagreeing.mean(axis=0), base, seed=5)[1:]
+    assert high - low > 1.5 * (plain_high - plain_low)
