@@ -16,7 +16,7 @@ def write(tmp_path, text: str):
 
 def test_presets_load():
     assert {"smoke", "tiny"} <= set(preset_names())
-    for name in ("smoke", "tiny"):
+    for name in ("smoke", "tiny", "small"):
         config = load_config(name)
         assert config.checkpoints.source == "pretrain"
         assert config.tasks
