@@ -37,13 +37,15 @@ COLUMNS = ["method", "ft_method", "variant", "measure", "checkpoint", "step", "v
 
 def methods(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RATIO_EPS) -> pd.DataFrame:
     """One row per (method label, measure, checkpoint); ``sl.variant`` is ignored (every variant
-    is a method label of its own). Gain is the mean raw change over the task's own in-domain sets
+    the fine-tuned rows have at ``sl.ft_fraction`` is a method label of its own). Gain is the mean raw change over the task's own in-domain sets
     (CI resampling them), MRC and OOD the mean change ratio in percent (CI resampling the ratios
     of that checkpoint; a checkpoint whose every ratio was guarded out has no row)."""
     out = []
     for method, part in by_method(table).items():
         checked = load_table(part)
-        for variant in sorted(set(checked.loc[checked["train_task"] != BASE, "variant"])):
+        # LiNeS edits the final model only: the variants at this slice's point of fine-tuning
+        at_point = (checked["train_task"] != BASE) & ((checked["ft_fraction"] - sl.ft_fraction).abs() < 1e-9)
+        for variant in sorted(set(checked.loc[at_point, "variant"])):
             label = method if variant == "none" else f"{method}+{variant}"
             mine = replace(sl, variant=variant)
             for r in gain.checkpoint_means(gain.gain(part, mine, seed=seed, eps=eps)).itertuples():
