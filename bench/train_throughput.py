@@ -64,7 +64,7 @@ def bench_finetune(preset: str, group_by_length: bool, checkpointing: bool, bf16
         args = FinetuneArgs.from_settings(config.finetune, lr=config.finetune.learning_rates[0], seed=0, epochs=1,
                                           weight_decay=0.0, bf16=bf16, group_by_length=group_by_length,
                                           activation_checkpointing=checkpointing)
-        result = finetune(model, tok, data.train, data.dev, task.formats["default"], args, progress=False)
+        _, result = finetune(model, tok, data.train, data.dev, task.formats["default"], args, progress=False)
     return result.tokens_per_second, sum(p.numel() for p in model.parameters())
 
 

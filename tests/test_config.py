@@ -16,7 +16,7 @@ def write(tmp_path, text: str):
 
 def test_presets_load():
     assert {"smoke", "tiny"} <= set(preset_names())
-    for name in ("smoke", "tiny", "small"):
+    for name in ("smoke", "tiny", "small", "tiny-methods"):
         config = load_config(name)
         assert config.checkpoints.source == "pretrain"
         assert config.tasks
@@ -42,6 +42,14 @@ def test_presets_load():
     ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {sigma: -0.1}\n", "probes.sigma: a relative noise scale"),
     ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {draws: 0}\n", "probes.draws: must be at least 1"),
     ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {text: missing.txt}\n", "probes.text: no text file missing.txt"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {methods: [full, qlora]}\n",
+     "finetune.methods[1]: expected one of 'full', 'lora', 'hft', got 'qlora'"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {methods: [lora, lora]}\n", "finetune.methods: give one or more distinct"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {lora: {r: 0}}\n", "finetune.lora: r must be at least 1"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {lora: {rank: 8}}\n", "unknown key 'finetune.lora.rank'"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {lora: {learning_rates: [-1]}}\n",
+     "finetune.lora.learning_rates: learning rates must be positive"),
+    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {hft: {frozen_share: 1.0}}\n", "finetune.hft.frozen_share: a share"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
@@ -129,3 +137,32 @@ def test_help_plan_and_validation_import_no_torch(command):
 def test_evaluation_points_and_seeds_are_checked(key: str, value: list, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config("smoke", {key: value})
+
+
+def test_a_config_can_include_another_and_set_only_what_differs(tmp_path):
+    (tmp_path / "base.yaml").write_text("include: smoke\nname: base\nfinetune: {epochs: 2, learning_rates: [0.5]}\n")
+    path = write(tmp_path, "include: base.yaml\nfinetune: {epochs: 1}\ntasks: [{name: bb_squad_qg}]\n")
+    config, smoke = load_config(path), load_config("smoke")
+    # mappings merge key by key, lists and values are replaced whole, through every level
+    assert (config.name, config.finetune.epochs, config.finetune.learning_rates) == ("base", 1.0, [0.5])
+    assert [t.name for t in config.tasks] == ["bb_squad_qg"]
+    assert config.checkpoints == smoke.checkpoints and config.evaluation == smoke.evaluation
+    # the presets written this way are their includes plus their own keys
+    tiny, methods = load_config("tiny"), load_config("tiny-methods")
+    assert methods.checkpoints.pretrain.model == tiny.checkpoints.pretrain.model
+    assert methods.finetune.batch_size == tiny.finetune.batch_size and methods.finetune.methods == ["full", "lora", "hft"]
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"study.yaml": "include: study.yaml\ntasks: [{name: bb_vitaminc_nli}]\n"}, "include: study.yaml -> study.yaml is a cycle"),
+    ({"study.yaml": "include: nothing.yaml\n"}, "include: no config file 'nothing.yaml'"),
+    ({"study.yaml": "include: [smoke]\n"}, "include: expected a preset name or a YAML file"),
+    ({"study.yaml": "include: other.yaml\n", "other.yaml": "finetune: {epochs: many}\ntasks: [{name: bb_vitaminc_nli}]\n"},
+     "study.yaml (including other.yaml): finetune.epochs: expected a number"),
+])
+def test_includes_that_cannot_work_are_refused(tmp_path, files, message):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "study.yaml")
+    assert message in str(err.value)

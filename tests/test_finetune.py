@@ -66,7 +66,7 @@ def test_finetuning_learns_the_completion(tiny_model_dir):
     before = sum(completion_logprob(model, tok, ex) for ex in dev)
     args = FinetuneArgs(lr=1e-2, epochs=2, batch_size=8, grad_accum=1, warmup=0.03, weight_decay=0.0, max_length=64,
                         seed=0)
-    result = finetune(model, tok, train, dev, FMT, args, progress=False)
+    _, result = finetune(model, tok, train, dev, FMT, args, progress=False)
     after = sum(completion_logprob(model, tok, ex) for ex in dev)
     assert result.steps == 12 and math.isfinite(result.dev_loss)
     assert after > before + 5  # the completions became far more likely
@@ -85,7 +85,7 @@ def test_grouping_by_length_is_seeded_and_changes_the_batches(tiny_model_dir):
         model, tok = load_causal_lm(tiny_model_dir)
         args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, grad_accum=1, warmup=0.03, weight_decay=0.0,
                             max_length=96, seed=0, group_by_length=group_by_length)
-        return finetune(model, tok, train, dev, FMT, args, progress=False).train_loss
+        return finetune(model, tok, train, dev, FMT, args, progress=False)[1].train_loss
 
     grouped = train_loss(True)
     assert train_loss(True) == grouped
@@ -101,7 +101,7 @@ def test_activation_checkpointing_changes_time_not_numbers(tiny_model_dir):
         model, tok = load_causal_lm(tiny_model_dir)
         args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0,
                             activation_checkpointing=checkpointing)
-        result = finetune(model, tok, train, dev, FMT, args, progress=False)
+        _, result = finetune(model, tok, train, dev, FMT, args, progress=False)
         return result, model
 
     (with_ckpt, m1), (without, m2) = trained(True), trained(False)
@@ -147,7 +147,8 @@ def test_evaluating_during_training_changes_nothing_of_the_training(tiny_model_d
         for layer in model.model.layers:
             layer.self_attn.attention_dropout = 0.3
         args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0)
-        return finetune(model, tok, train, dev, FMT, args, progress=False, during=during, evaluate=evaluate), model
+        _, result = finetune(model, tok, train, dev, FMT, args, progress=False, during=during, evaluate=evaluate)
+        return result, model
 
     (plain, m1), (watched, m2) = trained(()), trained((0.25, 0.5))
     assert plain.steps == 6 and seen == [(0.25, 2, False), (0.5, 3, False)]  # round(1.5) = 2, round(3.0) = 3

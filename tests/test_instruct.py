@@ -145,7 +145,7 @@ def test_instruction_tuning_learns_the_answers(tiny_model_dir):
     dev = convs[:8]
     before = sum(answer_logprob(model, tok, c["messages"]) for c in dev)
     args = InstructArgs.from_config(config, seed=0)
-    result = instruction_tune(model, tok, args, progress=False, data=InstructionData(convs[8:], dev))
+    _, result = instruction_tune(model, tok, args, progress=False, data=InstructionData(convs[8:], dev))
     after = sum(answer_logprob(model, tok, c["messages"]) for c in dev)
     assert result.steps == 8 and math.isfinite(result.train_loss) and math.isfinite(result.dev_loss)
     assert result.tokens > 0 and result.tokens_per_second > 0

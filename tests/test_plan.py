@@ -159,3 +159,30 @@ def test_plan_counts_evaluations_during_fine_tuning_and_seeds(offline, capsys):
     assert data["ft_eval_points"] == [1.0] and data["seeds"] == [0]
     text = format_plan(more)
     assert "FT units count each of the 3 points of finetune.eval_at" in text and "(0.25, 0.5, 1 of its steps)" in text
+
+
+def test_plan_counts_the_methods_and_their_cost(offline, capsys):
+    """Each fine-tuning method is a run per (checkpoint, task, its own learning rate, seed), and
+    the estimate counts LoRA's and HFT's smaller backward passes (4 and 5 FLOPs per parameter and
+    token against full fine-tuning's 6)."""
+    plan = plan_study(load_config("tiny-methods"))
+    runs = {}
+    for c in plan.cells:
+        if c.kind == "finetune":
+            runs[c.ft_method] = runs.get(c.ft_method, 0) + 1
+    assert runs == {"full": 6, "lora": 6, "hft": 6}  # 3 checkpoints x 2 tasks x 1 rate each
+    assert {c.lr for c in plan.cells if c.ft_method == "lora"} == {0.01}
+    text = format_plan(plan)
+    assert "fine-tuning runs (SFT):   18 = 3 checkpoints x 6 (task, method, learning rate) triples" in text
+    assert "lora (r 8, alpha 16.0, dropout 0.05, target_modules all-linear), hft (frozen_share 0.5)" in text
+    by_name = {t.name: t for t in plan.training}
+    task = "bb_multiemo_sentiment"
+    assert [by_name[n].flops_factor for n in (task, f"{task} (lora)", f"{task} (hft)")] == [6.0, 4.0, 5.0]
+    full = plan_study(load_config("tiny-methods", {"finetune.methods": ["full"]}))
+    tokens = {t.name: t.tokens for t in full.training}
+    assert plan.training_flops == pytest.approx(sum(tokens.values()) * plan.parameters * (6 + 4 + 5))
+    assert main(["plan", "paper-olmo1b-methods", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # the paper's 32 full runs, 32 HFT runs at the same rates, 64 LoRA runs at its two own
+    assert data["methods"] == ["full", "lora", "hft"] and data["finetune_runs"] == 32 + 32 + 64
+    assert data["learning_rates"]["mnli"] == {"full": [2e-6], "lora": [2e-4, 5e-5], "hft": [2e-6]}

@@ -22,7 +22,7 @@ import yaml
 
 from ptft.errors import CheckpointError, ConfigError, yaml_problem
 from ptft.task_types import all_methods
-from ptft.training.args import PretrainSettings
+from ptft.training.args import HftSettings, LoraSettings, PretrainSettings
 
 
 @dataclass
@@ -87,6 +87,11 @@ class FinetuneConfig:
     # fractions of each fine-tuning run's steps at which the model is evaluated during that run;
     # the final model (1.0) always is
     eval_at: list[float] = field(default_factory=lambda: [1.0])
+    # an axis of the grid, like learning_rates and seeds (ptft.training.methods); each method with
+    # settings has a section of its own, below
+    methods: list[str] = field(default_factory=lambda: ["full"])
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    hft: HftSettings = field(default_factory=HftSettings)
 
 
 @dataclass
@@ -246,8 +251,27 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
 
 def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = None) -> StudyConfig:
     """Read and validate a study config. ``overrides`` maps dotted keys to values (``seed``,
-    ``output_dir``, ``finetune.epochs``...) applied before validation."""
+    ``output_dir``, ``finetune.epochs``...) applied before validation.
+
+    A config may start from another: ``include: tiny`` (a preset) or ``include: base.yaml`` (a
+    file, relative to the including one) reads that config first, and this file's keys replace its
+    keys, section by section (a mapping is merged key by key, a list or a value replaced whole).
+    Relative paths inside an included file are read relative to the config being loaded."""
     path = resolve_config_path(name_or_path)
+    raw, chain = _read_with_includes(path, [])
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, last = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    file = path.name + "".join(f" (including {p.name})" for p in chain[1:])
+    config = _build(StudyConfig, raw, file, "")
+    _check_semantics(config, path, file)
+    return _normalized(config, path)
+
+
+def _read_yaml_mapping(path: Path) -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -260,15 +284,33 @@ def load_config(name_or_path: str | Path, overrides: dict[str, Any] | None = Non
                           "`tasks:` (see `ptft tasks` and the presets, e.g. `ptft plan smoke`)")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys, got {type(raw).__name__}")
-    for dotted, value in (overrides or {}).items():
-        node = raw
-        *parents, last = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[last] = value
-    config = _build(StudyConfig, raw, path.name, "")
-    _check_semantics(config, path)
-    return _normalized(config, path)
+    return raw
+
+
+def _read_with_includes(path: Path, seen: list[Path]) -> tuple[dict, list[Path]]:
+    """The file's mapping over whatever it includes, and the chain of files read (this one first)."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path.name}: include: {' -> '.join(p.name for p in seen + [path])} is a cycle")
+    raw = _read_yaml_mapping(path)
+    included = raw.pop("include", None)
+    if included is None:
+        return raw, [path]
+    if not isinstance(included, str):
+        raise ConfigError(f"{path.name}: include: expected a preset name or a YAML file, got {included!r}")
+    beside = path.parent / included
+    try:
+        target = beside if beside.is_file() else resolve_config_path(included)
+    except ConfigError as err:
+        raise ConfigError(f"{path.name}: include: {err}") from None
+    base, chain = _read_with_includes(target, seen + [path.resolve()])
+    return _merged(base, raw), [path] + chain
+
+
+def _merged(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _type_name(tp: Any) -> str:
@@ -373,13 +415,14 @@ def _normalized(config: StudyConfig, path: Path) -> StudyConfig:
     return dataclasses.replace(config, checkpoints=ck, tasks=tasks, probes=probes)
 
 
-def _check_semantics(config: StudyConfig, path: Path) -> None:
+def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -> None:
     """Refuse what the schema's types cannot: missing files, unknown tasks, values out of range.
-    Reads ``config`` and changes nothing (see :func:`_normalized`)."""
+    Reads ``config`` and changes nothing (see :func:`_normalized`). ``file`` names the config in
+    messages (default: the file's name)."""
     from ptft.tasks import get_task
     from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
-    file = path.name
+    file = file or path.name
     known = all_methods()  # checked first, as a type error would be
     for i, method in enumerate(config.evaluation.methods):
         if method not in known:
@@ -452,6 +495,14 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         raise ConfigError(f"{file}: finetune.eval_at: fractions of the training steps in (0, 1], got {ft.eval_at}")
     if not ft.seeds or len(set(ft.seeds)) != len(ft.seeds):
         raise ConfigError(f"{file}: finetune.seeds: give one or more distinct seeds, got {ft.seeds}")
+    from ptft.training.methods import METHODS
+
+    if not ft.methods or len(set(ft.methods)) != len(ft.methods):
+        raise ConfigError(f"{file}: finetune.methods: give one or more distinct methods, got {ft.methods}")
+    for i, method in enumerate(ft.methods):
+        if method not in METHODS:
+            raise ConfigError(f"{file}: finetune.methods[{i}]: expected one of "
+                              f"{', '.join(repr(m) for m in METHODS)}, got {method!r}")
     ev = config.evaluation
     if ev.shots and max(ev.shots) > 0:
         for i, t in enumerate(config.tasks):
@@ -486,6 +537,16 @@ def _check_semantics(config: StudyConfig, path: Path) -> None:
         if getattr(config.executor, key) < 1:
             raise ConfigError(f"{file}: executor.{key}: must be at least 1")
     _check_probes(config.probes, path)
+
+
+def learning_rates(config: StudyConfig, task: TaskConfig, method: str) -> list[float]:
+    """The learning rates a task is fine-tuned at with ``method``: the method's own
+    (``finetune.<method>.learning_rates``) when it gives some, else the task's ``lr``, else
+    ``finetune.learning_rates``."""
+    from ptft.training.methods import get_method
+
+    own = getattr(config.finetune, method).learning_rates if get_method(method).has_settings else []
+    return list(own or task.lr or config.finetune.learning_rates)
 
 
 def _check_probes(probes: ProbesConfig, path: Path) -> None:

@@ -18,10 +18,12 @@ Tables:
 - ``cells``: every cell ever planned in this run directory and its state (pending, running,
   done, failed) with errors, tracebacks, attempts and timings.
 - ``plan``: the cells of the current config (what `export`, `status` and the analyses show).
-- ``trainings``: losses, steps and throughput of each fine-tuning or instruction-tuning run.
+- ``trainings``: losses, steps, throughput, trainable parameters and peak memory of each
+  fine-tuning or instruction-tuning run, with its fine-tuning method.
 - ``weights``: the weight-space lenses of each fine-tuned model against its BASE checkpoint, one
   row per weight matrix (``ptft.evaluation.weights``).
-- ``selections``: the learning rate chosen per (checkpoint, train task, seed) on the dev split.
+- ``selections``: the learning rate chosen per (checkpoint, train task, fine-tuning method, seed) on
+  the dev split.
 - ``runs``: each `ptft run` of the directory: who ran it, with which executor, when it ended.
 """
 
@@ -135,18 +137,22 @@ CREATE TABLE IF NOT EXISTS trainings (
     seconds REAL,
     tokens_per_second REAL,
     dev_metric REAL,
-    reused INTEGER NOT NULL DEFAULT 0
+    reused INTEGER NOT NULL DEFAULT 0,
+    ft_method TEXT NOT NULL DEFAULT 'full',
+    trainable_parameters INTEGER,
+    peak_memory_mb REAL
 );
 CREATE TABLE IF NOT EXISTS selections (
     checkpoint TEXT NOT NULL,
     train_task TEXT NOT NULL,
+    ft_method TEXT NOT NULL DEFAULT 'full',
     seed INTEGER NOT NULL,
     lr REAL NOT NULL,
     dev_score REAL,
     criterion TEXT,
     candidates TEXT,
     cell_id TEXT,
-    PRIMARY KEY (checkpoint, train_task, seed)
+    PRIMARY KEY (checkpoint, train_task, ft_method, seed)
 );
 CREATE TABLE IF NOT EXISTS weights (
     cell_id TEXT NOT NULL,
@@ -184,7 +190,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 # PRAGMA user_version of a store in this schema; 0 is every store written before the version was kept.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Less free space than this on the store's device makes an SQLite I/O error a full disk.
 LOW_SPACE_BYTES = 16 << 20
@@ -197,6 +203,9 @@ _ADDED_COLUMNS = [
     ("selections", "candidates", "TEXT"),
     ("selections", "cell_id", "TEXT"),
     ("cells", "numerics", "TEXT"),
+    ("trainings", "ft_method", "TEXT NOT NULL DEFAULT 'full'"),
+    ("trainings", "trainable_parameters", "INTEGER"),
+    ("trainings", "peak_memory_mb", "REAL"),
 ]
 
 # The long-format table that `ptft export` writes and `ptft analyze` reads (README: "Results table").
@@ -390,6 +399,8 @@ class ResultsStore:
                     _add_model_states(db)
                 if version < 3:
                     _add_weights(db)
+                if version < 4:
+                    _select_per_method(db)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- results -------------------------------------------------------------------------
@@ -458,7 +469,7 @@ class ResultsStore:
 
     def export_frame(self, cell_ids: Sequence[str] | None = None):
         """The long-format results table (columns: EXPORT_COLUMNS), with ``selected`` marking the
-        learning rate chosen on the dev split for each fine-tuned (checkpoint, task, seed) (at every
+        learning rate chosen on the dev split for each fine-tuned (checkpoint, task, method, seed) (at every
         point of its training: the choice is the final model's).
         ``cell_ids`` limits it to the rows of those cells; by default, the current plan's cells
         (every row when no plan was ever recorded)."""
@@ -471,7 +482,8 @@ class ResultsStore:
                                WHEN s.lr IS NULL THEN 1
                                WHEN ABS(s.lr - r.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
                FROM results r LEFT JOIN selections s
-                 ON s.checkpoint = r.checkpoint AND s.train_task = r.train_task AND s.seed = r.seed
+                 ON s.checkpoint = r.checkpoint AND s.train_task = r.train_task AND s.ft_method = r.ft_method
+                AND s.seed = r.seed
                ORDER BY r.step, r.checkpoint, r.train_task, r.ft_method, r.lr, r.seed, r.variant, r.ft_fraction,
                         r.eval_set, r.format, r.shots, r.method, r.metric""",
             self._db,
@@ -495,7 +507,8 @@ class ResultsStore:
             """SELECT w.*, CASE WHEN s.lr IS NULL THEN 1
                                WHEN ABS(s.lr - w.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
                FROM weights w LEFT JOIN selections s
-                 ON s.checkpoint = w.checkpoint AND s.train_task = w.train_task AND s.seed = w.seed
+                 ON s.checkpoint = w.checkpoint AND s.train_task = w.train_task AND s.ft_method = w.ft_method
+                AND s.seed = w.seed
                ORDER BY w.step, w.checkpoint, w.train_task, w.ft_method, w.lr, w.seed, w.layer, w.name""",
             self._db,
         )
@@ -667,3 +680,15 @@ def _add_weights(db: sqlite3.Connection) -> None:
     """Schema 2 -> 3: the ``weights`` table of weight lenses. Stores of earlier schemas have no
     lenses (their cells were computed before them): the table starts empty."""
     db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS weights (" in s))
+
+
+def _select_per_method(db: sqlite3.Connection) -> None:
+    """Schema 3 -> 4: learning rates are selected per fine-tuning method, so ``ft_method`` joins
+    the selections' key. Every selection of an earlier store was full fine-tuning's."""
+    have = [row[1] for row in db.execute("PRAGMA table_info(selections)")]
+    if "ft_method" in have:
+        return
+    db.execute("ALTER TABLE selections RENAME TO selections_v3")
+    db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS selections (" in s))
+    db.execute(f"INSERT INTO selections ({', '.join(have)}) SELECT {', '.join(have)} FROM selections_v3")
+    db.execute("DROP TABLE selections_v3")

@@ -14,7 +14,9 @@ Study config::
   stored (``RUN/tensorboard/study/``; one W&B run ``<study>/study``, written when the study ends). The x axis is the
   checkpoint's pre-training step, so a tag is a trajectory over the series: ``base/<eval set>/
   <format>.<k>shot.<method>/<metric>``, ``ft/<train task>/<eval set>/<format>.<k>shot.<method>/
-  <metric>/lr<lr>.seed<seed>`` (``it/`` for instruction tuning).
+  <metric>/lr<lr>.seed<seed>`` (``it/`` for instruction tuning; then ``.lora`` or ``.hft`` for a
+  fine-tuning method other than full, ``.ft0.5`` for a point of ``finetune.eval_at`` before the
+  end, ``.lines`` for the LiNeS-edited model).
 - **Headline numbers**: the table ``ptft run`` prints at the end (in-domain metric per
   checkpoint, BASE vs FT), as ``summary/<eval set> BASE|FT`` over the pre-training step.
 """
@@ -121,7 +123,10 @@ def metric_tag(row) -> str:
     if not row.train_task:
         return f"base/{measure}"
     prefix = "it" if row.train_task == "instruct" else f"ft/{row.train_task}"
-    return f"{prefix}/{measure}/lr{row.lr:g}.seed{row.seed}"
+    # a fine-tuning method other than full, a point before the end of training, an edit of the model
+    state = ([row.ft_method] if row.ft_method not in ("", "full") else []) + \
+        ([f"ft{row.ft_fraction:g}"] if row.ft_fraction != 1.0 else []) + ([row.variant] if row.variant != "none" else [])
+    return f"{prefix}/{measure}/lr{row.lr:g}.seed{row.seed}" + "".join(f".{part}" for part in state)
 
 
 class StudyTracker:

@@ -84,7 +84,7 @@ def test_a_store_of_schema_2_migrates(reference_run, tmp_path: Path) -> None:
     db.close()
     with ResultsStore(run / "results.sqlite") as store:
         assert store.count("weights") == 0
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     assert_same_numbers(results_frame(run), reference_run.frame)
     # the resumed run has nothing to do: cells done before the lenses existed simply lack them
     result = run_study(reference_run.config, run_dir=run, progress=False)

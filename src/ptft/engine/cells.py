@@ -4,7 +4,7 @@ Cell kinds:
 - ``pretrain``: pre-train the model series (only for ``checkpoints.source: pretrain``);
 - ``base``: evaluate one checkpoint few-shot on one eval task's sets (computed once, reused by
   every comparison);
-- ``finetune``: fine-tune one checkpoint on one task at one learning rate and seed, then evaluate
+- ``finetune``: fine-tune one checkpoint on one task with one method at one learning rate and seed, then evaluate
   the fine-tuned model on the task's eval sets and the other tasks' in-domain sets;
 - ``instruct``: instruction-tune one checkpoint and evaluate it on the multiple-choice suite;
 - ``probe``: measure one checkpoint's proxies (held-out loss, sensitivity to weight noise, gold
@@ -26,8 +26,9 @@ from pathlib import Path
 
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
-from ptft.config import LensesConfig, StudyConfig
+from ptft.config import LensesConfig, StudyConfig, learning_rates
 from ptft.task_types import get_task_type
+from ptft.training.methods import FULL, get_method
 
 
 class CellKind(StrEnum):
@@ -93,6 +94,12 @@ class Cell:
     training_hash: str = ""
     units: list[EvalUnit] = field(default_factory=list)
     depends_on: list[str] = field(default_factory=list)
+    # how the cell's model is fine-tuned (ptft.training.methods): '' for a model that is not
+    ft_method: str = ""
+
+    def __post_init__(self):
+        if self.kind in (CellKind.FINETUNE, CellKind.INSTRUCT) and not self.ft_method:
+            self.ft_method = FULL
 
     @property
     def model_id(self) -> str:
@@ -101,12 +108,9 @@ class Cell:
             return "pretrain"
         if self.kind in (CellKind.BASE, CellKind.PROBE):
             return f"{self.kind}/{ck}"
-        return f"{self.kind}/{ck}/{self.train_task}/lr{self.lr:g}/seed{self.seed}"
-
-    @property
-    def ft_method(self) -> str:
-        """How the cell's model was fine-tuned: '' for a model that was not (BASE)."""
-        return "full" if self.kind in (CellKind.FINETUNE, CellKind.INSTRUCT) else ""
+        # full fine-tuning's ids were named before the method axis, and stay so
+        method = "" if self.ft_method == FULL else f"/{self.ft_method}"
+        return f"{self.kind}/{ck}/{self.train_task}{method}/lr{self.lr:g}/seed{self.seed}"
 
     def spec(self) -> dict:
         d = asdict(self)
@@ -172,8 +176,10 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
 # Settings that are execution details, not inputs of a result: changing them reruns nothing
 # (activation checkpointing recomputes the same activations: test_finetune checks the losses agree).
 # ``eval_at`` is not training either: the points it adds are part of the FT cells' ids instead.
+# ``methods`` is an axis, and a method's own settings (``lora``, ``hft``) are hashed by its cells
+# alone (:func:`method_inputs`).
 _FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing",
-                          "eval_at")
+                          "eval_at", "methods", "lora", "hft")
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 
@@ -191,6 +197,20 @@ def weight_inputs(config: StudyConfig) -> dict:
     return out
 
 
+def method_inputs(config: StudyConfig, method: str) -> dict:
+    """What a fine-tuning method adds to its cells' training hash: nothing for full fine-tuning
+    (so the cells of a config written before the method axis keep their ids, and adding a method
+    keeps every existing id); else its name and its settings (its learning rates are the cells'
+    own ``lr``)."""
+    if method == FULL:
+        return {}
+    out: dict = {"ft_method": method}
+    if get_method(method).has_settings:
+        out["method_settings"] = {k: v for k, v in asdict(getattr(config.finetune, method)).items()
+                                  if k != "learning_rates"}
+    return out
+
+
 def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
            task_types: dict[str, str], task_eval_sets: dict[str, list[tuple[str, str]]]) -> list[Cell]:
     """The study's cells in dependency order. ``fingerprints`` maps task name to its data hash:
@@ -201,9 +221,10 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     - BASE (checkpoint x eval task): the checkpoint (and the pre-training cell that made it), the
       eval task's definition, its training split (demonstrations) and the eval sets it scores,
       the evaluation settings and units, the seed, the dtype and ptft's version;
-    - FT (checkpoint x task x lr x seed): its *training* hash (checkpoint, the task's definition,
-      train and dev data, fine-tuning settings, lr, seed, dtype, version; not the list of other
-      learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
+    - FT (checkpoint x task x method x lr x seed): its *training* hash (checkpoint, the task's
+      definition, train and dev data, fine-tuning settings, lr, seed, dtype, version, and for a
+      method other than full its name and settings (:func:`method_inputs`); not the list of other
+      methods, learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
       scores, the intermediate points of ``finetune.eval_at`` when there are any, and the lens
       and LiNeS settings where they differ from their defaults (:func:`weight_inputs`; both so
       the defaults keep every id). Kept weights are addressed by the training hash alone;
@@ -263,17 +284,21 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
                     if other != tc.name:
                         sets[other] = sets_of(other, False)
             units = eval_units(config, task_types, sets, list(sets))
-            for lr in tc.lr or config.finetune.learning_rates:
-                for seed in config.finetune.seeds:
-                    training = {"kind": CellKind.FINETUNE, **source, "task": tc.name, "task_def": fp(tc.name, "task"),
-                                "train": fp(tc.name, "train"), "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed,
-                                "finetune": ft_settings, **common}
-                    thash = digest(training)
-                    points = {"eval_at": during} if during else {}
-                    cid = digest({**training, **eval_inputs(units),
-                                  "selection": config.finetune.selection_metric, **points, **post_training})
-                    cells.append(Cell(cid, CellKind.FINETUNE, f"FT {ck.label} {tc.name} lr={lr:g} seed={seed}", ck,
-                                      tc.name, lr, seed, thash, units, pre))
+            for method in config.finetune.methods:
+                shown = "" if method == FULL else f" {method}"
+                for lr in learning_rates(config, tc, method):
+                    for seed in config.finetune.seeds:
+                        training = {"kind": CellKind.FINETUNE, **source, "task": tc.name,
+                                    "task_def": fp(tc.name, "task"), "train": fp(tc.name, "train"),
+                                    "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed, "finetune": ft_settings,
+                                    **method_inputs(config, method), **common}
+                        thash = digest(training)
+                        points = {"eval_at": during} if during else {}
+                        cid = digest({**training, **eval_inputs(units),
+                                      "selection": config.finetune.selection_metric, **points, **post_training})
+                        label = f"FT {ck.label} {tc.name}{shown} lr={lr:g} seed={seed}"
+                        cells.append(Cell(cid, CellKind.FINETUNE, label, ck, tc.name, lr, seed, thash, units, pre,
+                                          ft_method=method))
         if it.enabled:
             mc_units = eval_units(config, task_types, {s: sets_of(s, True) for s in it.suite}, it.suite)
             it_settings = {k: v for k, v in asdict(it).items() if k not in ("suite", "n_eval")}

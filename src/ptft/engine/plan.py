@@ -6,7 +6,9 @@ config (a Hub series must list ``checkpoints.hub.revisions`` or ``revision_names
 from :func:`ptft.engine.cells.expand` itself with placeholder data fingerprints, so the plan and a
 run agree on the grid by construction (cell ids differ: they hash the real data).
 
-The cost estimate is an estimate: training FLOPs = 6 × parameters × training tokens, training
+The cost estimate is an estimate: training FLOPs = k × parameters × training tokens (k = 6 for full
+fine-tuning: forward 2, backward 4; fewer for a method that computes fewer weight gradients, see
+:meth:`ptft.training.methods.FinetuneMethod.flops_per_parameter_token`), training
 tokens = examples × epochs × a typical length per example (a rough figure that a task or mixture
 declares, capped at the maximum length; for one that declares none the maximum length itself, an
 upper bound), GPU-hours = FLOPs / (peak FLOP/s × MFU) with the assumptions of the config's ``estimate``
@@ -21,7 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptft.config import StudyConfig
+from ptft.config import StudyConfig, learning_rates
 from ptft.engine.cells import CellKind, intermediate_fractions
 from ptft.errors import ConfigError
 
@@ -30,12 +32,13 @@ PLACEHOLDER_FINGERPRINT = "plan-no-data"
 
 @dataclass
 class TrainingEstimate:
-    name: str            # task or mixture
+    name: str            # task (with its fine-tuning method unless full) or mixture
     runs: int
     examples: int | None  # per run; None when unknown offline
     epochs: float
     tokens_per_example: int
     basis: str           # "typical" or "upper bound (max_length)"
+    flops_factor: float = 6.0  # training FLOPs per parameter and token
 
     @property
     def tokens_per_run(self) -> int | None:
@@ -54,7 +57,8 @@ class StudyPlan:
     checkpoints: list
     task_types: dict[str, str]
     eval_sets: dict[str, list[tuple[str, str]]]
-    finetune_runs: dict[str, list[float]] = field(default_factory=dict)  # task -> learning rates
+    # task -> fine-tuning method -> learning rates
+    finetune_runs: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     units: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # kind -> (models, cells, units)
     scored: dict[str, int] = field(default_factory=dict)                 # kind -> scored examples
     training: list[TrainingEstimate] = field(default_factory=list)
@@ -71,7 +75,9 @@ class StudyPlan:
 
     @property
     def training_flops(self) -> float | None:
-        return None if self.parameters is None else 6.0 * self.parameters * self.training_tokens
+        if self.parameters is None:
+            return None
+        return sum(t.flops_factor * self.parameters * (t.tokens or 0) for t in self.training)
 
     @property
     def gpu_hours(self) -> float | None:
@@ -117,7 +123,7 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
     plan = StudyPlan(config, cells, resolve_series(config, run_dir), types, sets)
     for tc in config.tasks:
         if tc.train:
-            plan.finetune_runs[tc.name] = list(tc.lr or config.finetune.learning_rates)
+            plan.finetune_runs[tc.name] = {m: learning_rates(config, tc, m) for m in config.finetune.methods}
     study_tasks = {t.name for t in config.tasks}
     groups: dict[str, list] = defaultdict(list)
     for c in cells:
@@ -145,15 +151,22 @@ def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEst
     from ptft.tasks import get_task
     from ptft.tasks.instructions import registered_mixture
 
+    from ptft.training.args import FinetuneArgs
+    from ptft.training.methods import FULL, get_method
+
     ft = config.finetune
-    runs = Counter(c.train_task for c in plan.cells if c.kind == CellKind.FINETUNE)
+    runs = Counter((c.train_task, c.ft_method) for c in plan.cells if c.kind == CellKind.FINETUNE)
     out = []
     for tc in config.tasks:
         if not tc.train:
             continue
         typical = get_task(tc.name).typical_tokens_per_example
         per, basis = (min(typical, ft.max_length), "typical") if typical else (ft.max_length, "upper bound (max_length)")
-        out.append(TrainingEstimate(tc.name, runs[tc.name], tc.n_train, ft.epochs, per, basis))
+        for method in ft.methods:
+            args = FinetuneArgs.from_settings(ft, lr=1.0, seed=0, method=method)
+            name = tc.name if method == FULL else f"{tc.name} ({method})"
+            out.append(TrainingEstimate(name, runs[tc.name, method], tc.n_train, ft.epochs, per, basis,
+                                        get_method(method).flops_per_parameter_token(args)))
     it = config.instruction_tuning
     if it.enabled:
         max_length = it.max_length or ft.max_length
@@ -227,7 +240,9 @@ def format_plan(plan: StudyPlan) -> str:
     for tc in cfg.tasks:
         ins = [s for s, d in plan.eval_sets[tc.name] if d == "in"]
         outs = [s for s, d in plan.eval_sets[tc.name] if d == "out"] if cfg.evaluation.out_of_domain else []
-        lrs = ", ".join(f"{lr:g}" for lr in plan.finetune_runs.get(tc.name, [])) or "-"
+        by_method = plan.finetune_runs.get(tc.name, {})
+        lrs = "; ".join((f"{m} " if len(by_method) > 1 else "") + ", ".join(f"{lr:g}" for lr in rates)
+                        for m, rates in by_method.items()) or "-"
         rows.append([tc.name, plan.task_types[tc.name], "yes" if tc.train else "no",
                      "all" if tc.n_train is None else str(tc.n_train), lrs,
                      ", ".join(ins) + (" | " + ", ".join(outs) if outs else "")])
@@ -236,13 +251,18 @@ def format_plan(plan: StudyPlan) -> str:
     n_ft = plan.count(CellKind.FINETUNE)
     lines += ["", "Runs"]
     lines.append(f"  pre-training runs:        {plan.count('pretrain')}")
-    pairs = sum(len(lrs) for lrs in plan.finetune_runs.values())
-    per_task = " + ".join(f"{len(lrs)}" for lrs in plan.finetune_runs.values()) or "0"
-    lines.append(f"  fine-tuning runs (SFT):   {n_ft} = {n_ck} checkpoints x {pairs} (task, learning rate) pairs "
-                 f"[{per_task}] x {seeds} seed(s)")
-    for task, lrs in plan.finetune_runs.items():
-        lines.append(f"    {task}: {n_ck} x {len(lrs)} lr ({', '.join(f'{lr:g}' for lr in lrs)}) x {seeds} = "
+    methods = cfg.finetune.methods
+    combos = [(task, m, lrs) for task, by_method in plan.finetune_runs.items() for m, lrs in by_method.items()]
+    per_combo = " + ".join(f"{len(lrs)}" for _, _, lrs in combos) or "0"
+    what = "(task, learning rate) pairs" if len(methods) == 1 else "(task, method, learning rate) triples"
+    lines.append(f"  fine-tuning runs (SFT):   {n_ft} = {n_ck} checkpoints x {sum(len(c[2]) for c in combos)} "
+                 f"{what} [{per_combo}] x {seeds} seed(s)")
+    for task, method, lrs in combos:
+        shown = task if len(methods) == 1 else f"{task}, {method}"
+        lines.append(f"    {shown}: {n_ck} x {len(lrs)} lr ({', '.join(f'{lr:g}' for lr in lrs)}) x {seeds} = "
                      f"{n_ck * len(lrs) * seeds}")
+    if len(methods) > 1 or methods != ["full"]:
+        lines.append(f"  fine-tuning methods:      {', '.join(_method_line(cfg, m) for m in methods)}")
     it = cfg.instruction_tuning
     if it.enabled:
         n = "all" if it.n_train is None else it.n_train
@@ -279,10 +299,10 @@ def format_plan(plan: StudyPlan) -> str:
     lines.append("  n_train, n_dev and n_eval are upper limits: a split smaller than asked is used whole, and "
                  "`ptft run` names each such split before any cell runs")
     lines += ["", "Training cost: an ESTIMATE, not a measurement"]
-    rows = [["training", "runs", "examples", "epochs", "tokens/example", "tokens/run", "tokens"]]
+    rows = [["training", "runs", "examples", "epochs", "tokens/example", "tokens/run", "tokens", "FLOPs/(param x token)"]]
     for t in plan.training:
         rows.append([t.name, str(t.runs), _n(t.examples), f"{t.epochs:g}", f"{t.tokens_per_example} ({t.basis})",
-                     _n(t.tokens_per_run), _n(t.tokens)])
+                     _n(t.tokens_per_run), _n(t.tokens), f"{t.flops_factor:g}"])
     lines += _table(rows)
     unknown = [t.name for t in plan.training if t.tokens is None]
     if unknown:
@@ -291,13 +311,29 @@ def format_plan(plan: StudyPlan) -> str:
     lines.append(f"  training tokens:   {_n(plan.training_tokens)}")
     lines.append(f"  parameters:        {_n(plan.parameters)} ({plan.parameters_source})")
     if plan.gpu_hours is not None:
-        lines.append(f"  training FLOPs:    {plan.training_flops:.3g} = 6 x parameters x tokens")
+        factors = sorted({t.flops_factor for t in plan.training})
+        k = f"{factors[0]:g}" if len(factors) == 1 else "k"
+        lines.append(f"  training FLOPs:    {plan.training_flops:.3g} = {k} x parameters x tokens"
+                     + ("" if len(factors) == 1 else " (k per training: the last column; 6 is full fine-tuning's "
+                        "forward 2 + backward 4, frozen weights skip their weight gradients)"))
         lines.append(f"  GPU-hours:         {plan.gpu_hours:,.3g} = FLOPs / ({est.peak_tflops:g} TFLOP/s peak "
                      f"[{est.gpu}] x {est.mfu:g} MFU) / 3600")
     lines.append("  assumptions: tokens/example are rough typical lengths (GPT-NeoX/OLMo BPE) or max_length as "
                  "an upper bound; padding, evaluation and data loading are not counted; set the estimate "
                  "section (parameters, peak_tflops, mfu) to change them.")
     return "\n".join(lines)
+
+
+def _method_line(config: StudyConfig, method: str) -> str:
+    """A method and its settings, as the plan lists them."""
+    from dataclasses import asdict
+
+    from ptft.training.methods import get_method
+
+    if not get_method(method).has_settings:
+        return method
+    settings = {k: v for k, v in asdict(getattr(config.finetune, method)).items() if k != "learning_rates"}
+    return f"{method} ({', '.join(f'{k} {v}' for k, v in settings.items())})"
 
 
 def plan_dict(plan: StudyPlan) -> dict:
@@ -313,8 +349,10 @@ def plan_dict(plan: StudyPlan) -> dict:
         "units": {k: {"models": m, "cells": c, "units": u, "scored_examples": plan.scored.get(k)}
                   for k, (m, c, u) in plan.units.items()},
         "training": [{"name": t.name, "runs": t.runs, "examples": t.examples, "epochs": t.epochs,
-                      "tokens_per_example": t.tokens_per_example, "basis": t.basis, "tokens": t.tokens}
+                      "tokens_per_example": t.tokens_per_example, "basis": t.basis, "tokens": t.tokens,
+                      "flops_per_parameter_token": t.flops_factor}
                      for t in plan.training],
+        "methods": list(plan.config.finetune.methods),
         "training_tokens": plan.training_tokens, "parameters": plan.parameters,
         "parameters_source": plan.parameters_source, "training_flops": plan.training_flops,
         "gpu_hours": plan.gpu_hours,

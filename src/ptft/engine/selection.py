@@ -12,19 +12,22 @@ import numpy as np
 
 from ptft.engine.cells import FINAL, Cell, CellKind, Scores
 from ptft.store import ComparisonRow
+from ptft.training.methods import FULL
 
 
 def select_learning_rates(trainings: list[dict], by_metric: bool) -> list[dict]:
-    """Per (checkpoint, task, seed) of the ``trainings`` rows: the learning rate with the lowest
-    dev loss (``by_metric``: the highest dev metric); the dev split only, never an eval set. Ties
-    go to the smaller rate, so the choice never depends on the order cells finished in. A choice
-    is made even among a single rate, so it is always explicit."""
+    """Per (checkpoint, task, fine-tuning method, seed) of the ``trainings`` rows: the learning
+    rate with the lowest dev loss (``by_metric``: the highest dev metric); the dev split only,
+    never an eval set. Each method is selected among its own rates (LoRA's are not full
+    fine-tuning's). Ties go to the smaller rate, so the choice never depends on the order cells
+    finished in. A choice is made even among a single rate, so it is always explicit."""
     criterion = "dev_metric" if by_metric else "dev_loss"
     groups: dict[tuple, list[dict]] = {}
     for row in trainings:
-        groups.setdefault((row["checkpoint"], row["train_task"], row["seed"]), []).append(row)
+        groups.setdefault((row["checkpoint"], row["train_task"], row.get("ft_method") or FULL, row["seed"]),
+                          []).append(row)
     selections = []
-    for (checkpoint, task, seed), group in sorted(groups.items()):
+    for (checkpoint, task, method, seed), group in sorted(groups.items()):
         def score(row: dict) -> float:
             return math.nan if row[criterion] is None else float(row[criterion])
 
@@ -32,7 +35,8 @@ def select_learning_rates(trainings: list[dict], by_metric: bool) -> list[dict]:
         if not scored:
             continue
         best = min(scored, key=lambda row: (-score(row) if by_metric else score(row), row["lr"]))
-        selections.append(dict(checkpoint=checkpoint, train_task=task, seed=int(seed), lr=float(best["lr"]),
+        selections.append(dict(checkpoint=checkpoint, train_task=task, ft_method=method, seed=int(seed),
+                               lr=float(best["lr"]),
                                dev_score=score(best), criterion=criterion,
                                candidates=json.dumps({f"{row['lr']:g}": score(row) for row in group}),
                                cell_id=best["cell_id"]))

@@ -319,9 +319,10 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
         ck = cell.checkpoint
         training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
                     "train_task": out.training.get("train_task") or cell.train_task,
-                    "lr": cell.lr, "seed": cell.seed,
+                    "ft_method": cell.ft_method, "lr": cell.lr, "seed": cell.seed,
                     **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
-                                                        "tokens_per_second", "dev_metric")},
+                                                        "tokens_per_second", "dev_metric", "trainable_parameters",
+                                                        "peak_memory_mb")},
                     "reused": int(out.training.get("reused", 0) or 0)}
     store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores,
                       numerics=out.numerics, weights=out.weights)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 def summary_table(run_dir: str | Path):
     """Rows: checkpoints; columns: (eval set, BASE|FT) on each task's own in-domain sets, at the
-    first format, the largest shot count and the first method, FT at the selected learning rate."""
+    first format, the largest shot count and the first method, FT at the selected learning rate
+    (the final, unedited model; one column per fine-tuning method other than full, ``FT lora``)."""
     import pandas as pd
 
     from ptft.engine.study import results_frame
@@ -20,7 +21,8 @@ def summary_table(run_dir: str | Path):
     df = df[(df.format == df.format.iloc[0]) & (df.shots == df.shots.max())]
     df = df[df.method == df.groupby("eval_set").method.transform("first")]
     base = df[df.train_task == ""].assign(model="BASE")
-    ft = df[df.train_task == df.eval_task].assign(model="FT")
+    ft = df[(df.train_task == df.eval_task) & (df.variant == "none") & (df.ft_fraction == 1.0)]
+    ft = ft.assign(model=("FT " + ft.ft_method).str.replace("FT full", "FT", regex=False))
     both = pd.concat([base, ft])
     if both.empty:
         return pd.DataFrame()

@@ -198,17 +198,20 @@ def weights_dir(run_dir: Path, cell: Cell) -> Path:
 def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
     from ptft.tracking import training_report
     from ptft.training.args import FinetuneArgs, InstructArgs
-    from ptft.training.finetune import NonFiniteLoss, finetune, save_model, seed_everything
+    from ptft.training.finetune import NonFiniteLoss, finetune, seed_everything
+    from ptft.training.methods import get_method
 
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
     during = intermediate_fractions(config.finetune.eval_at) if cell.kind == CellKind.FINETUNE else []
-    kept = (weights / "config.json").exists() and (weights / TRAINING_FILE).exists()
+    # the training figures are written last into a staging folder renamed whole (_keep)
+    kept = (weights / TRAINING_FILE).exists()
     if kept and during:
         out.notes.append(f"kept weights models/{cell.training_hash} not reused: finetune.eval_at evaluates "
                          "the model during its training, so it is trained again (to the same weights)")
+    method = get_method(cell.ft_method)
     if kept and not during:
-        model, tokenizer = _load(config, cell, str(weights))
+        model, tokenizer = method.load(weights, lambda path: _load(config, cell, path))
         out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
         log.info("reusing kept weights %s", weights)
@@ -221,26 +224,28 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         if cell.kind == CellKind.INSTRUCT:
             from ptft.training.instruct import instruction_tune
 
-            stats = instruction_tune(model, tokenizer, InstructArgs.from_config(config, cell.seed), progress=progress,
-                                     report=report)
+            model, stats = instruction_tune(model, tokenizer, InstructArgs.from_config(config, cell.seed),
+                                            progress=progress, report=report)
         else:
             task, data = study_tasks(config)[cell.train_task]
-            args = FinetuneArgs.from_settings(config.finetune, lr=cell.lr, seed=cell.seed)
+            args = FinetuneArgs.from_settings(config.finetune, lr=cell.lr, seed=cell.seed, method=cell.ft_method)
 
             def evaluate_during(trained, fraction: float, step: int) -> None:
                 _evaluate_units(config, cell, _at_eval_precision(config, trained), tokenizer, out, progress,
                                 ModelState(ft_fraction=fraction, ft_step=step))
 
-            stats = finetune(model, tokenizer, data.train, data.dev, task.formats["default"], args,
-                             progress=progress, report=report, during=during, evaluate=evaluate_during)
+            model, stats = finetune(model, tokenizer, data.train, data.dev, task.formats["default"], args,
+                                    progress=progress, report=report, during=during, evaluate=evaluate_during)
         if not math.isfinite(stats.dev_loss):
             raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
                         "tokens": stats.tokens, "seconds": stats.seconds,
-                        "tokens_per_second": stats.tokens_per_second, "reused": 0}
+                        "tokens_per_second": stats.tokens_per_second, "reused": 0,
+                        "trainable_parameters": stats.trainable_parameters, "peak_memory_mb": stats.peak_memory_mb}
         log.info("trained: %s", out.training)
         if config.finetune.keep_weights:
-            _keep(model, tokenizer, weights, out.training, save_model)
+            _keep(model, tokenizer, weights, out.training, method.save)
+        model = method.merged(model)
     base = _base_weights(config, cell)
     # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
     # are loaded at that dtype already)

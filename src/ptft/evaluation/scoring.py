@@ -111,7 +111,10 @@ class LMScorer:
         self.reuse_prefix = reuse_prefix
         self.device = next(model.parameters()).device
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        forward_params = inspect.signature(model.forward).parameters
+        # a peft model (LoRA, unmerged: during its training) passes these arguments on to the model
+        # it wraps, whose forward names them
+        wrapped = model.get_base_model() if hasattr(model, "get_base_model") else model
+        forward_params = inspect.signature(wrapped.forward).parameters
         self._keep_arg = "logits_to_keep" in forward_params
         # transformers 5 (5.24 here) names forward's KV cache `cache`; `past_key_values` warns and
         # goes in 5.40; models and releases without the rename take the old name

@@ -46,20 +46,23 @@ class MatrixLens:
     intruders: int
 
 
+def split_block(name: str) -> tuple[int | None, str]:
+    """A parameter's 1-based block (None outside the blocks) and what its name says after the
+    block index (``self_attn.q_proj.weight``; the whole name outside the blocks)."""
+    m = _BLOCK.search(name)
+    return (int(m.group(1)) + 1, name[m.end():]) if m else (None, name)
+
+
 def block_of(name: str) -> int | None:
     """The 1-based block a parameter belongs to, None outside the blocks."""
-    m = _BLOCK.search(name)
-    return int(m.group(1)) + 1 if m else None
+    return split_block(name)[0]
 
 
 def module_of(name: str) -> str:
     """A parameter's module with the model prefix and block index dropped: the name analyses
     group matrices by (``self_attn.q_proj`` in every block)."""
-    stem = name.removesuffix(".weight")
-    m = _BLOCK.search(stem)
-    if m:
-        return stem[m.end():]
-    return stem.rsplit(".", 1)[-1]
+    block, rest = split_block(name.removesuffix(".weight"))
+    return rest if block else rest.rsplit(".", 1)[-1]
 
 
 def lens_matrices(state: Mapping[str, "torch.Tensor"]) -> list[str]:

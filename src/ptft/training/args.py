@@ -117,10 +117,56 @@ def checkpoint_schedule(total: int, num: int, first: int = 0, early: int = 1) ->
 
 
 @dataclass(frozen=True)
+class LoraSettings:
+    """LoRA (Hu et al. 2021) through peft: W = W0 + (alpha / r) B A on ``target_modules`` (peft's
+    names; ``all-linear`` is every linear layer of the blocks, not the output head), the rest
+    frozen. ``learning_rates``: LoRA's own (it usually needs about 10x those of full fine-tuning);
+    empty: the same as full fine-tuning's."""
+
+    r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.05
+    target_modules: str | list[str] = "all-linear"
+    learning_rates: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        key = "finetune.lora"
+        if self.r < 1 or self.alpha <= 0:
+            raise ConfigError(f"{key}: r must be at least 1 and alpha positive, got r={self.r}, alpha={self.alpha:g}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{key}.dropout: a probability in [0, 1), got {self.dropout:g}")
+        if not self.target_modules:
+            raise ConfigError(f"{key}.target_modules: name the modules to adapt (or all-linear)")
+        _check_rates(f"{key}.learning_rates", self.learning_rates)
+
+
+@dataclass(frozen=True)
+class HftSettings:
+    """Half Fine-Tuning (Hui et al. 2024): in every round (an epoch), inside each transformer block
+    and for each category of parameters (attention matrices, MLP matrices, norms; the parameters
+    outside the blocks form one more category), ``frozen_share`` of the category's parameters are
+    frozen and the rest train, drawn at random with the seed and drawn again every round.
+    ``learning_rates``: as for LoRA."""
+
+    frozen_share: float = 0.5
+    learning_rates: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        if not 0 < self.frozen_share < 1:
+            raise ConfigError(f"finetune.hft.frozen_share: a share in (0, 1), got {self.frozen_share:g}")
+        _check_rates("finetune.hft.learning_rates", self.learning_rates)
+
+
+def _check_rates(key: str, rates: list[float]) -> None:
+    if any(lr <= 0 for lr in rates):
+        raise ConfigError(f"{key}: learning rates must be positive, got {rates}")
+
+
+@dataclass(frozen=True)
 class FinetuneArgs:
     """The study's SFT recipe for one training run (task fine-tuning and instruction tuning alike):
     AdamW at ``lr``, linear schedule, ``warmup`` as a fraction of the steps, batch order fixed by
-    ``seed``."""
+    ``seed``, the parameters ``method`` trains."""
 
     lr: float
     seed: int
@@ -135,6 +181,10 @@ class FinetuneArgs:
     group_by_length: bool = False
     # recompute activations in the backward pass (trl's default): memory for compute, same numbers
     activation_checkpointing: bool = True
+    # how: a name of ptft.training.methods.METHODS, with the settings of the method that has some
+    method: str = "full"
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    hft: HftSettings = field(default_factory=HftSettings)
 
     def __post_init__(self):
         for name in ("batch_size", "grad_accum", "max_length"):
@@ -144,6 +194,9 @@ class FinetuneArgs:
             raise ValueError(f"fine-tuning lr and epochs must be positive, got lr={self.lr}, epochs={self.epochs}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"fine-tuning warmup: a fraction of the training steps in [0, 1), got {self.warmup}")
+        from ptft.training.methods import get_method
+
+        get_method(self.method)
 
     @classmethod
     def from_settings(cls, settings, **given) -> FinetuneArgs:

@@ -1,9 +1,11 @@
-"""Supervised full-parameter fine-tuning of one checkpoint on one task, with trl's SFTTrainer.
+"""Supervised fine-tuning of one checkpoint on one task, with trl's SFTTrainer.
 
 The training set is prompt/completion pairs in the task's Default format: trl masks the prompt
 tokens (labels -100) and appends EOS to the completion. AdamW, linear schedule, warm-up as a
-fraction of the steps, no weight decay by default: the study's recipe. After training, the
-completion-only loss on the task's dev split is what learning-rate selection compares.
+fraction of the steps, no weight decay by default: the study's recipe, with every parameter
+trained (full fine-tuning, the study's) or those a method of ``ptft.training.methods`` chooses.
+After training, the completion-only loss on the task's dev split is what learning-rate selection
+compares.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from ptft.tasks import Example, PromptFormat, completion_text
 from ptft.tracking import TrainingReport
 from ptft.training.args import FinetuneArgs
+from ptft.training.methods import get_method
 
 
 @dataclass
@@ -31,6 +34,11 @@ class FinetuneResult:
     steps: int
     tokens: int
     seconds: float
+    # parameters the optimizer updated, averaged over rounds (HFT trains a different half each)
+    trainable_parameters: int = 0
+    # MiB: torch's peak allocation on a GPU; on a CPU, the rise of the process's resident memory
+    # during training (None where the platform tells neither)
+    peak_memory_mb: float | None = None
 
     @property
     def tokens_per_second(self) -> float:
@@ -88,9 +96,10 @@ def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer
 
 def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, args: FinetuneArgs, *,
              progress: bool = True, report: TrainingReport | None = None, during: Sequence[float] = (),
-             evaluate: EvaluateDuring | None = None) -> FinetuneResult:
-    """Fine-tune ``model`` in place and return the losses. The batch order is fixed by ``args.seed``.
-    ``evaluate(model, fraction, step)`` runs at each fraction of the steps in ``during``."""
+             evaluate: EvaluateDuring | None = None) -> tuple[object, FinetuneResult]:
+    """Fine-tune ``model`` with ``args.method`` and return the trained model and the losses (see
+    :func:`sft_train`). The batch order is fixed by ``args.seed``. ``evaluate(model, fraction,
+    step)`` runs at each fraction of the steps in ``during``."""
     return sft_train(model, tokenizer, prompt_completion_rows(train, fmt, tokenizer, args.max_length),
                      prompt_completion_rows(dev, fmt, tokenizer, args.max_length), args, loss="completion",
                      progress=progress, report=report, during=during, evaluate=evaluate)
@@ -99,10 +108,13 @@ def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: Pr
 def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], args: FinetuneArgs, *,
               loss: Literal["completion", "assistant"], progress: bool = True,
               report: TrainingReport | None = None, during: Sequence[float] = (),
-              evaluate: EvaluateDuring | None = None) -> FinetuneResult:
+              evaluate: EvaluateDuring | None = None) -> tuple[object, FinetuneResult]:
     """The study's SFT recipe with trl's ``SFTTrainer``, shared by task fine-tuning and instruction
-    tuning. ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens
-    (plus the EOS trl appends) carry a loss. ``loss="assistant"``: rows are ``{"messages": [...]}``
+    tuning. ``args.method`` (``ptft.training.methods``) says what trains: ``model`` itself is
+    trained in place, and the model returned is the one the trainer trained (the same object, or a
+    peft model wrapping it for LoRA: ``get_method(args.method).merged`` makes it plain again).
+    ``loss="completion"``: rows are ``{"prompt", "completion"}`` and only completion tokens (plus
+    the EOS trl appends) carry a loss. ``loss="assistant"``: rows are ``{"messages": [...]}``
     rendered with the tokenizer's chat template, which must mark assistant text with
     ``{% generation %}``; only those tokens carry a loss. Trains ``model`` in place. ``report``
     (``ptft.tracking``) sends the training curves to TensorBoard / W&B through trl's ``report_to``.
@@ -134,6 +146,19 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             loss = (logs or {}).get("loss")
             if loss is not None and not math.isfinite(loss):
                 raise NonFiniteLoss(f"fine-tuning loss became {loss} at step {state.global_step}; lower the learning rate")
+
+    class CountTrainable(TrainerCallback):
+        """What the optimizer updates, counted at the first step of every round (after a method's
+        own callbacks, which run first, have chosen it)."""
+
+        def __init__(self):
+            self.counts: list[int] = []
+            self.epoch = None
+
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if self.epoch != int(state.epoch or 0):
+                self.epoch = int(state.epoch or 0)
+                self.counts.append(sum(p.numel() for p in model.parameters() if p.requires_grad))
 
     class EvaluateAt(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
@@ -169,23 +194,60 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
             **masking, **checkpointing,
         )
+        method = get_method(args.method)
+        counter = CountTrainable()
         trainer = SFTTrainer(model=model, args=sft_config, train_dataset=train_ds, eval_dataset=dev_ds,
-                             processing_class=tokenizer,
-                             callbacks=[StopOnNonFinite()] + ([EvaluateAt()] if during and evaluate else []))
+                             processing_class=tokenizer, **method.trainer_options(args),
+                             callbacks=method.callbacks(args) + [counter, StopOnNonFinite()]
+                             + ([EvaluateAt()] if during and evaluate else []))
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         if progress:
             trainer.add_callback(QuietProgress())
         tokens = sum(len(r) for r in trainer.train_dataset["input_ids"])
         start = time.perf_counter()
-        out = trainer.train()
+        with peak_memory(on_cpu) as peak:
+            out = trainer.train()
         seconds = time.perf_counter() - start
         dev_loss = trainer.evaluate()["eval_loss"]
+        trained = trainer.model
     if not math.isfinite(out.training_loss):
         raise NonFiniteLoss(f"fine-tuning loss became {out.training_loss}; lower the learning rate")
-    model.eval()
-    return FinetuneResult(train_loss=float(out.training_loss), dev_loss=float(dev_loss), steps=out.global_step,
-                          tokens=int(tokens * args.epochs), seconds=seconds)
+    trained.eval()
+    return trained, FinetuneResult(train_loss=float(out.training_loss), dev_loss=float(dev_loss),
+                                   steps=out.global_step, tokens=int(tokens * args.epochs), seconds=seconds,
+                                   trainable_parameters=round(sum(counter.counts) / max(len(counter.counts), 1)),
+                                   peak_memory_mb=peak.get("mb"))
+
+
+@contextlib.contextmanager
+def peak_memory(on_cpu: bool) -> Iterator[dict]:
+    """The peak memory of what runs inside, in MiB, put in the yielded dict as ``mb``: on a GPU,
+    torch's peak allocation (weights included); on a CPU, how far the process's resident memory
+    rose above what it held on entry (optimizer state, gradients, activations: what training adds),
+    measured by resetting Linux's high-water mark (``/proc/self/clear_refs``) and reading
+    ``VmHWM``. Where neither is available nothing is put."""
+    found: dict = {}
+    if not on_cpu and torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+        yield found
+        found["mb"] = torch.cuda.max_memory_allocated() / 2**20
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        start = _status_kib("VmRSS")
+    except (OSError, KeyError):
+        yield found
+        return
+    yield found
+    found["mb"] = (_status_kib("VmHWM") - start) / 1024
+
+
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
 
 def save_model(model, tokenizer, path: Path) -> None:

@@ -163,9 +163,9 @@ def training_rows(rows: list[dict], tokenizer, template: str, max_length: int) -
 
 
 def instruction_tune(model, tokenizer, args: InstructArgs, progress: bool = True,
-                     data: InstructionData | None = None, report=None) -> FinetuneResult:
-    """Instruction-tune ``model`` in place on the mixture and return the losses (dev loss: the
-    assistant-token loss on the held-out conversations)."""
+                     data: InstructionData | None = None, report=None) -> tuple[object, FinetuneResult]:
+    """Instruction-tune ``model`` in place on the mixture and return it with the losses (dev loss:
+    the assistant-token loss on the held-out conversations)."""
     data = data or instruction_data(args)
     template, source = chat_template_for(tokenizer)
     tokenizer.chat_template = template

@@ -1,0 +1,187 @@
+"""The fine-tuning methods (ptft.training.methods) on the session's tiny model: LoRA trains its
+adapters only and scores the same merged or not; HFT freezes exactly its share of every category,
+draws again with the seed every round, and leaves what it froze bit for bit as it was."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ptft.checkpoints.loading import load_causal_lm
+from ptft.tasks.base import EvalSet, Example, PromptFormat, Task, TaskData
+from ptft.training.args import FinetuneArgs, HftSettings
+from ptft.training.finetune import finetune
+from ptft.training.methods import OUTSIDE, get_method, hft_frozen, hft_units
+
+FMT = PromptFormat("default", "### Input: {text}\n ### Label:", "### Input")
+WORDS = ["river", "city", "music", "church", "team", "island", "album", "station"]
+
+
+def examples(n: int, offset: int = 0) -> list[Example]:
+    return [Example(f"ex{i}", {"text": f"The {WORDS[i % 8]} is near the {WORDS[(i * 3) % 8]}."},
+                    "yes" if WORDS[i % 8] in ("river", "island", "station", "city") else "no")
+            for i in range(offset, offset + n)]
+
+
+def train(model_dir, method: str, epochs: float = 1, **settings):
+    model, tok = load_causal_lm(model_dir)
+    args = FinetuneArgs(lr=1e-2, epochs=epochs, batch_size=8, max_length=64, seed=0, method=method, **settings)
+    trained, result = finetune(model, tok, examples(32), examples(8, offset=100), FMT, args, progress=False)
+    return trained, tok, result
+
+
+# The tiny test model: 2 blocks, hidden 64, MLP 192, a head tied to the embeddings.
+LORA_R = 8
+# per block: q, k, v, o (64 -> 64) take r x (64 + 64) each; gate, up (64 -> 192) and down (192 -> 64)
+# take r x (64 + 192) each
+LORA_PARAMETERS = 2 * (4 * LORA_R * (64 + 64) + 3 * LORA_R * (64 + 192))
+
+
+def test_lora_trains_its_adapters_only(tiny_model_dir):
+    """With trl's default activation checkpointing on: a frozen embedding must not cut the
+    adapters off from their gradients."""
+    base, _ = load_causal_lm(tiny_model_dir)
+    trained, _, result = train(tiny_model_dir, "lora", activation_checkpointing=True)
+    adapters = {n: p for n, p in trained.named_parameters() if "lora_" in n}
+    assert result.trainable_parameters == sum(p.numel() for p in adapters.values()) == LORA_PARAMETERS == 20480
+    assert all(p.abs().sum() > 0 for n, p in adapters.items() if "lora_B" in n)  # B starts at 0: it trained
+    frozen = {n.replace("base_model.model.", "").replace(".base_layer", ""): p
+              for n, p in trained.named_parameters() if "lora_" not in n}
+    original = dict(base.named_parameters())
+    assert frozen.keys() == original.keys()
+    assert all(torch.equal(frozen[n], original[n]) for n in original)
+    merged = get_method("lora").merged(trained)
+    assert type(merged) is type(base) and set(dict(merged.named_parameters())) == set(original)
+    assert any(not torch.equal(p, original[n]) for n, p in merged.named_parameters())
+
+
+def _task() -> tuple[Task, TaskData]:
+    data = TaskData(train=examples(4), dev=examples(2, 50), eval={"test": examples(24, 200)})
+    formats = {"default": FMT, "io": PromptFormat("io", "{text}"), "instruct": PromptFormat("instruct", "Is it? {text}")}
+    return Task("yes_no", "classification", formats, (EvalSet("test", "in"),), loader=lambda r: data,
+                labels=("yes", "no")), data
+
+
+def _numbers(record) -> list[float]:
+    if isinstance(record, dict):
+        return [x for v in record.values() for x in _numbers(v)]
+    if isinstance(record, (list, tuple)):
+        return [x for v in record for x in _numbers(v)]
+    return [float(record)] if isinstance(record, (int, float)) and not isinstance(record, bool) else []
+
+
+def test_lora_scores_the_same_merged_or_not(tiny_model_dir):
+    from ptft.evaluation import Evaluator
+
+    trained, tok, _ = train(tiny_model_dir, "lora", epochs=2, lora=dataclasses.replace(
+        FinetuneArgs(lr=1, seed=0).lora, dropout=0.3))  # dropout: evaluation must run without it
+    task, data = _task()
+
+    def scores(model):
+        out = Evaluator(model, tok).evaluate(task, "test", data.eval["test"], "default", [], "tokenprob", n_boot=1)
+        return list(out.scores["accuracy"]), _numbers(out.predictions)
+
+    unmerged_accuracy, unmerged = scores(trained)
+    merged_accuracy, merged = scores(get_method("lora").merged(trained))
+    assert len(unmerged) == len(merged) > 24
+    assert max(abs(a - b) for a, b in zip(unmerged, merged)) < 1e-5
+    assert unmerged_accuracy == merged_accuracy
+
+
+def test_lora_needs_peft_settings_that_make_sense():
+    from ptft.errors import ConfigError
+    from ptft.training.args import LoraSettings
+
+    with pytest.raises(ConfigError, match="finetune.lora: r must be at least 1"):
+        LoraSettings(r=0)
+    with pytest.raises(ConfigError, match="finetune.lora.dropout"):
+        LoraSettings(dropout=1.0)
+    with pytest.raises(KeyError, match="unknown fine-tuning method 'qlora'"):
+        FinetuneArgs(lr=1e-3, seed=0, method="qlora")
+
+
+# The parameter names of a Llama block (q, k, v, o; gate, up, down; two norms), as the test model has.
+def llama_names(blocks: int, tied: bool = True) -> list[str]:
+    names = ["model.embed_tokens.weight"]
+    for b in range(blocks):
+        names += [f"model.layers.{b}.self_attn.{m}_proj.weight" for m in "qkvo"]
+        names += [f"model.layers.{b}.mlp.{m}_proj.weight" for m in ("gate", "up", "down")]
+        names += [f"model.layers.{b}.input_layernorm.weight", f"model.layers.{b}.post_attention_layernorm.weight"]
+    return names + ["model.norm.weight"] + ([] if tied else ["lm_head.weight"])
+
+
+def test_hft_units_follow_the_categories_inside_each_block():
+    groups = hft_units(llama_names(2))
+    assert groups[(1, "attention")] == [f"model.layers.0.self_attn.{m}_proj" for m in "qkvo"]
+    assert groups[(2, "mlp")] == [f"model.layers.1.mlp.{m}_proj" for m in ("gate", "up", "down")]
+    # a norm named after attention is a norm
+    assert groups[(1, "norm")] == ["model.layers.0.input_layernorm", "model.layers.0.post_attention_layernorm"]
+    assert groups[(0, OUTSIDE)] == ["model.embed_tokens", "model.norm"]
+    # GPT-NeoX (Pythia): fused qkv and biases freeze with their module
+    neox = ["gpt_neox.layers.0.attention.query_key_value.weight", "gpt_neox.layers.0.attention.query_key_value.bias",
+            "gpt_neox.layers.0.attention.dense.weight", "gpt_neox.layers.0.mlp.dense_h_to_4h.weight",
+            "gpt_neox.layers.0.mlp.dense_4h_to_h.weight", "gpt_neox.layers.0.input_layernorm.weight"]
+    assert hft_units(neox)[(1, "attention")] == ["gpt_neox.layers.0.attention.query_key_value",
+                                                 "gpt_neox.layers.0.attention.dense"]
+
+
+@pytest.mark.parametrize("blocks, share, per_block, totals", [
+    # 2 of 4 attention matrices and 1 of 2 norms in every block; 3 MLP matrices: 1 or 2 per block,
+    # half of them over the model; outside the blocks 1 of 2
+    (2, 0.5, {"attention": {2}, "norm": {1}, "mlp": {1, 2}}, {"attention": 4, "mlp": 3, "norm": 2, OUTSIDE: 1}),
+    (8, 0.5, {"attention": {2}, "norm": {1}, "mlp": {1, 2}}, {"attention": 16, "mlp": 12, "norm": 8, OUTSIDE: 1}),
+    # a quarter: 1 of 4 attention matrices everywhere, round(0.25 x 24) = 6 of the MLP's 24
+    (8, 0.25, {"attention": {1}, "norm": {0, 1}, "mlp": {0, 1}}, {"attention": 8, "mlp": 6, "norm": 4, OUTSIDE: 0}),
+])
+def test_hft_freezes_exactly_its_share_of_every_category(blocks, share, per_block, totals):
+    names = llama_names(blocks)
+    groups = hft_units(names)
+    for round_index in range(3):
+        frozen = hft_frozen(names, share, seed=5, round_index=round_index)
+        modules = {n.rsplit(".", 1)[0] for n in frozen}
+        counted = {category: 0 for category in totals}
+        for (block, category), units in groups.items():
+            n = sum(u in modules for u in units)
+            counted[category] += n
+            if block:
+                assert n in per_block[category], (block, category, n)
+        assert counted == totals
+
+
+def test_hft_draws_again_every_round_and_with_the_seed():
+    names = llama_names(8)
+    draws = {(seed, r): frozenset(hft_frozen(names, 0.5, seed, r)) for seed in (0, 1) for r in range(3)}
+    assert draws[0, 0] == frozenset(hft_frozen(names, 0.5, 0, 0))  # a pure function of its arguments
+    assert len(set(draws.values())) == 6
+
+
+def test_hft_leaves_frozen_weights_bit_identical_and_trains_the_rest(tiny_model_dir):
+    """Two rounds, with weight decay (which must not touch a frozen weight either). A weight
+    frozen in both rounds is exactly the checkpoint's; every other one moved."""
+    base, _ = load_causal_lm(tiny_model_dir)
+    original = {n: p.detach().clone() for n, p in base.named_parameters()}
+    trained, _, result = train(tiny_model_dir, "hft", epochs=2, weight_decay=0.1, hft=HftSettings(frozen_share=0.5))
+    names = list(original)
+    rounds = [hft_frozen(names, 0.5, seed=0, round_index=r) for r in range(2)]
+    always = rounds[0] & rounds[1]
+    assert always and always != rounds[0]
+    after = dict(trained.named_parameters())
+    assert all(torch.equal(after[n], original[n]) for n in always)
+    assert all(not torch.equal(after[n], original[n]) for n in set(names) - always)
+    assert all(p.requires_grad for p in trained.parameters())  # the freezing ended with the training
+    # what trained per round, averaged over the two rounds
+    sizes = {n: p.numel() for n, p in original.items()}
+    expected = sum(sum(sizes[n] for n in names if n not in frozen) for frozen in rounds) / 2
+    assert result.trainable_parameters == round(expected)
+
+
+def test_a_method_changes_what_trains_not_the_recipe(tiny_model_dir):
+    """Full fine-tuning through the method hooks is the study's recipe unchanged: every parameter
+    trains, and the cost estimate counts 6 FLOPs per parameter and token (LoRA 4, HFT 5)."""
+    _, _, result = train(tiny_model_dir, "full")
+    base, _ = load_causal_lm(tiny_model_dir)
+    assert result.trainable_parameters == sum(p.numel() for p in base.parameters())
+    args = FinetuneArgs(lr=1e-3, seed=0)
+    assert [get_method(m).flops_per_parameter_token(args) for m in ("full", "lora", "hft")] == [6.0, 4.0, 5.0]
