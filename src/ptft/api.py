@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ptft.config import StudyConfig, load_config
 from ptft.errors import ConfigError, naming
+
+if TYPE_CHECKING:
+    from ptft.analysis.slices import Slice
 
 
 def _config(config: str | Path | StudyConfig, overrides: dict[str, Any] | None = None) -> StudyConfig:
@@ -161,26 +164,28 @@ def eval(model, task, *, tokenizer=None, format: str = "default", method: str | 
     return EvalResult(outcome, task, eval_set, method, len(examples), path)
 
 
-def analyze(source: str | Path, out: str | Path, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, ft_fraction: float = 1.0) -> dict:
-    """Every analysis of the study written under ``out`` (tables, figures, summary.md); returns
-    the tables by name."""
+def analyze(source: str | Path, out: str | Path, sl: Slice | None = None, *, seed: int = 0) -> dict:
+    """Every analysis of the study written under ``out`` (tables, figures, summary.md), on the
+    slice ``sl`` (:class:`ptft.analysis.Slice`; default: the default format, the dev-selected
+    learning rates, the final full fine-tuning models); returns the tables by name."""
     from ptft.analysis import analyze as write_analyses
+    from ptft.analysis.slices import Slice
 
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; analyze writes a folder of tables and figures: name a folder")
-    return write_analyses(source, out, fmt=fmt, shots=shots, lr=lr, seed=seed, ft_fraction=ft_fraction)
+    return write_analyses(source, out, sl or Slice(), seed=seed)
 
 
-def report(run_dir: str | Path, out: str | Path = "report.html", *, fmt: str = "default", shots: int | None = None,
-           lr: Mapping[str, float] | None = None, seed: int = 0, ft_fraction: float = 1.0) -> Path:
-    """Write the self-contained HTML report of a run and return its path."""
+def report(run_dir: str | Path, out: str | Path = "report.html", sl: Slice | None = None, *, seed: int = 0) -> Path:
+    """Write the self-contained HTML report of a run (its analyses on the slice ``sl``, as
+    :func:`analyze`) and return its path."""
+    from ptft.analysis.slices import Slice
     from ptft.report import write_report
 
     if Path(out).is_dir():
         raise ConfigError(f"--out {out} is a folder; give the report's file name "
                           f"(e.g. {Path(out) / 'report.html'})")
-    return write_report(run_dir, out, fmt=fmt, shots=shots, lr=lr, seed=seed, ft_fraction=ft_fraction)
+    return write_report(run_dir, out, sl or Slice(), seed=seed)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from ptft.analysis import (dynamics, findings, forgetting, formats, gain, groups, lenses, methods, plots, prediction,
                            seeds, trajectory)
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
-from ptft.analysis.slices import Slice, comparable
+from ptft.analysis.slices import Slice, comparable, resolve_method
 from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import ci, markdown_table, percent
 
@@ -78,8 +78,9 @@ class Results:
         shots = "no results, hence no" if self.shots is None else str(self.shots)
         point = "the final fine-tuned model" if self.slice.ft_fraction == 1.0 else \
             f"the fine-tuned models at {self.slice.ft_fraction:g} of their training steps"
-        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}, {point}; bootstrap seed {self.seed}; "
-                f"change ratios need |BASE| >= {self.eps:g}.")
+        method = f", fine-tuning method {self.slice.ft_method}" if self.slice.ft_method else ""
+        return (f"Format {self.slice.fmt}, {shots} shots, learning rate {lr}, {point}{method}; bootstrap seed "
+                f"{self.seed}; change ratios need |BASE| >= {self.eps:g}.")
 
     def reading(self, name: str) -> str:
         frame = self.frames[name]
@@ -93,19 +94,18 @@ class Results:
         return spec.figure(frame, self.frames[spec.detail]) if spec.detail else spec.figure(frame)
 
 
-def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
-            weights: Source | None = None, ft_fraction: float = 1.0) -> Results:
+def compute(source: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RATIO_EPS,
+            weights: Source | None = None) -> Results:
     """All analyses of a run directory, results file or table (see :func:`load_table`).
 
-    ``fmt`` and ``shots`` choose the slice of the headline numbers (``shots=None``: the count
-    present at the most checkpoints, ties to the largest); ``lr`` overrides the dev-selected learning rate per training task; ``seed`` seeds
-    every bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio); ``weights``
-    is the weights table (default: the run directory's, or the file beside a results file; none
-    beside a DataFrame); ``ft_fraction`` the point of fine-tuning (``finetune.eval_at``) the
-    analyses use, the final model by default (the dynamics analysis uses every point)."""
+    ``sl`` chooses the slice of the headline numbers (format, shots, learning-rate overrides, the
+    point of fine-tuning, the fine-tuning method: :class:`~ptft.analysis.slices.Slice`; the
+    dynamics analysis uses every point, the methods analysis every method); ``seed`` seeds every
+    bootstrap; ``eps`` is the ratio guard (|BASE| below it gives no change ratio); ``weights`` is
+    the weights table (default: the run directory's, or the file beside a results file; none
+    beside a DataFrame)."""
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
-    sl = Slice(fmt=fmt, shots=shots, lr=dict(lr or {}), ft_fraction=ft_fraction)
+    # analyses that compare methods (methods, prediction, overtraining) need to know whether one was asked for
     cells, resolved = comparable(table, sl)
     findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
     prediction_rows, prediction_points = prediction.evaluate(table, sl, seed=seed)
@@ -123,18 +123,16 @@ def compute(source: Source, *, fmt: str = "default", shots: int | None = None,
     if unpaired:
         notes.append(f"{unpaired} fine-tuned result(s) have no BASE result at the same checkpoint, eval set, "
                      "format, shots and method, and enter no comparison.")
-    return Results(frames, sl, resolved, seed, eps, notes)
+    return Results(frames, resolve_method(table, sl), resolved, seed, eps, notes)
 
 
-def analyze(source: Source, out_dir: str | Path, *, fmt: str = "default", shots: int | None = None,
-            lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
-            weights: Source | None = None, ft_fraction: float = 1.0) -> dict[str, pd.DataFrame]:
+def analyze(source: Source, out_dir: str | Path, sl: Slice = Slice(), *, seed: int = 0, eps: float = RATIO_EPS,
+            weights: Source | None = None) -> dict[str, pd.DataFrame]:
     """Compute every analysis (see :func:`compute`) and write ``NAME.csv``, ``NAME.png`` and
     ``NAME.svg`` for each, ``gain_slope.csv``, ``findings_detail.csv``, ``prediction_points.csv`` and
     ``summary.md`` under
     ``out_dir``."""
-    results = compute(source, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, weights=weights,
-                      ft_fraction=ft_fraction)
+    results = compute(source, sl, seed=seed, eps=eps, weights=weights)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, frame in results.frames.items():

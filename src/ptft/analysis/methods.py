@@ -36,8 +36,9 @@ COLUMNS = ["method", "ft_method", "variant", "measure", "checkpoint", "step", "v
 
 
 def methods(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RATIO_EPS) -> pd.DataFrame:
-    """One row per (method label, measure, checkpoint); ``sl.variant`` is ignored (every variant
-    the fine-tuned rows have at ``sl.ft_fraction`` is a method label of its own). Gain is the mean raw change over the task's own in-domain sets
+    """One row per (method label, measure, checkpoint); ``sl.variant`` and ``sl.ft_method`` are
+    ignored (every method, and every variant the fine-tuned rows have at ``sl.ft_fraction``, is a
+    method label of its own). Gain is the mean raw change over the task's own in-domain sets
     (CI resampling them), MRC and OOD the mean change ratio in percent (CI resampling the ratios
     of that checkpoint; a checkpoint whose every ratio was guarded out has no row)."""
     out = []
@@ -47,7 +48,7 @@ def methods(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = R
         at_point = (checked["train_task"] != BASE) & ((checked["ft_fraction"] - sl.ft_fraction).abs() < 1e-9)
         for variant in sorted(set(checked.loc[at_point, "variant"])):
             label = method if variant == "none" else f"{method}+{variant}"
-            mine = replace(sl, variant=variant)
+            mine = replace(sl, variant=variant, ft_method=method)
             for r in gain.checkpoint_means(gain.gain(part, mine, seed=seed, eps=eps)).itertuples():
                 out.append(_row(label, method, variant, "gain", r.checkpoint, r.step, r.raw_change, r.ci_low,
                                 r.ci_high, r.n))
@@ -77,8 +78,7 @@ def by_method(table: Source) -> dict[str, pd.DataFrame]:
         return {DEFAULT_METHOD: frame}
     is_base = frame["train_task"].map(_text) == BASE
     method = frame["ft_method"].map(_text).replace("", DEFAULT_METHOD)
-    return {m: pd.concat([frame[is_base], frame[~is_base & (method == m)]]).drop(columns="ft_method")
-            for m in sorted(method[~is_base].unique())}
+    return {m: pd.concat([frame[is_base], frame[~is_base & (method == m)]]) for m in sorted(method[~is_base].unique())}
 
 
 def _text(value) -> str:

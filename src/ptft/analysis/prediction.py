@@ -14,6 +14,7 @@ is left out of the prediction (it is in overtraining.csv).
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,8 @@ from scipy import stats
 from ptft.analysis import plots
 from ptft.analysis.findings import cell_se
 from ptft.analysis.stats import Z
-from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, comparable, own_sets
-from ptft.analysis.table import Source, is_proxy, load_table
+from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, comparable, ft_methods, own_sets
+from ptft.analysis.table import Source, is_proxy, load_table, study_rows
 from ptft.analysis.text import num
 
 TITLE = "Could we have predicted it? Proxies before fine-tuning vs the fine-tuned metric"
@@ -40,7 +41,7 @@ N_BOOT = 1000
 # Values are compared after rounding to this many decimals: FT - BASE of two equal gains differs
 # in the last bits (0.7 - 0.4 != 0.8 - 0.5), and such a difference is a tie, not an ordering.
 DECIMALS = 12
-# the method column of the methods axis, once the table has one
+# the method column of a table with several fine-tuning methods (see _per_method)
 METHOD_COLUMNS = ("ft_method",)
 
 OVERTRAINING_TITLE = "Catastrophic overtraining: the last checkpoint against the best earlier one"
@@ -105,17 +106,29 @@ def _correlation(fn, x: np.ndarray, y: np.ndarray) -> float:
         return float(fn(x, y).statistic)
 
 
+def _per_method(table: pd.DataFrame, sl: Slice, compute) -> list[pd.DataFrame]:
+    """``compute(table, slice)``'s frames for the slice's method; where the slice names none and
+    the table's fine-tuned rows have several methods, for each method, concatenated, with the
+    method as a first column (``ft_method``)."""
+    methods = ft_methods(study_rows(table))
+    if sl.ft_method is not None or len(methods) < 2:
+        return list(compute(table, sl))
+    parts = [compute(table, replace(sl, ft_method=m)) for m in methods]
+    return [pd.concat([frames[i].assign(ft_method=m) for frames, m in zip(parts, methods)], ignore_index=True)
+            .pipe(lambda f: f[["ft_method"] + [c for c in f.columns if c != "ft_method"]])
+            for i in range(len(parts[0]))]
+
+
 def _targets(cells: pd.DataFrame, sl: Slice) -> pd.DataFrame:
-    """Per (method columns, train task, eval set, checkpoint): the fine-tuned metric on the task's
-    own in-domain set, its BASE value and the gain, in the slice's format."""
+    """Per (train task, eval set, checkpoint): the fine-tuned metric on the task's own in-domain
+    set, its BASE value and the gain, in the slice's format."""
     cells = cells[cells["format"] == sl.fmt]
-    extra = _methods(cells)
     key = ["checkpoint", "eval_set", "format", "shots", "method", "metric"]
     ft = cells[own_sets(cells) & (cells["train_task"] != INSTRUCT)]
     base = cells[cells["train_task"] == BASE][key + ["value"]].rename(columns={"value": "base"})
     out = ft.merge(base, on=key, how="left").rename(columns={"value": "ft"})
     out["gain"] = out["ft"] - out["base"]
-    return out[extra + ["train_task", "eval_set", "checkpoint", "step", "ft", "base", "gain"]]
+    return out[["train_task", "eval_set", "checkpoint", "step", "ft", "base", "gain"]]
 
 
 def _proxy_values(table: pd.DataFrame, targets: pd.DataFrame, shots: int | None) -> pd.DataFrame:
@@ -140,18 +153,22 @@ def _proxy_values(table: pd.DataFrame, targets: pd.DataFrame, shots: int | None)
 
 
 def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """prediction.csv's rows (``COLUMNS``, plus the method column where the table has one) and
-    the points behind them (``POINT_COLUMNS``: every checkpoint's proxy value and targets)."""
-    table = load_table(table)
+    """prediction.csv's rows (``COLUMNS``, after an ``ft_method`` column where the table has
+    several fine-tuning methods and the slice names none: one set of rows per method) and the
+    points behind them (``POINT_COLUMNS``: every checkpoint's proxy value and targets)."""
+    rows, points = _per_method(load_table(table), sl, lambda t, s: _evaluate(t, s, seed))
+    return rows, points
+
+
+def _evaluate(table: pd.DataFrame, sl: Slice, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     cells, shots = comparable(table, sl)
     targets = _targets(cells, sl)
-    extra = _methods(targets)
     if targets.empty:
-        return pd.DataFrame(columns=extra + COLUMNS), pd.DataFrame(columns=extra + POINT_COLUMNS)
+        return pd.DataFrame(columns=COLUMNS), pd.DataFrame(columns=POINT_COLUMNS)
     points = targets.merge(_proxy_values(table, targets, shots), on=["checkpoint", "eval_set"])
-    points = points[extra + POINT_COLUMNS]
+    points = points[POINT_COLUMNS]
     rows = []
-    for (*group, proxy), part in points.groupby(extra + ["eval_set", "proxy"], sort=True):
+    for (*group, proxy), part in points.groupby(["eval_set", "proxy"], sort=True):
         for target in TARGETS:
             both = part[part[target].notna()]
             x = np.round(orientation(proxy) * both["proxy_value"].to_numpy(float), DECIMALS)
@@ -159,8 +176,7 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.D
             low, high = bootstrap_pairwise(x, y, seed)
             rows.append([*group, proxy, target, len(both), _correlation(stats.spearmanr, x, y),
                          _correlation(stats.kendalltau, x, y), pairwise_accuracy(x, y), low, high])
-    columns = extra + COLUMNS
-    return pd.DataFrame(rows, columns=columns), points.reset_index(drop=True)
+    return pd.DataFrame(rows, columns=COLUMNS), points.reset_index(drop=True)
 
 
 def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
@@ -218,8 +234,10 @@ def reading(rows: pd.DataFrame) -> str:
         return "Fewer than two checkpoints per eval set: no ordering to predict."
     means = ft.groupby("proxy")["pairwise_accuracy"].mean().sort_values(ascending=False)
     k = int(ft["n_checkpoints"].max())
+    over = _methods(ft) + ["eval_set"]
+    what = "eval set(s)" if len(over) == 1 else "(fine-tuning method, eval set) pairs"
     return (f"Ordering checkpoints by their fine-tuned metric, the best proxy is {means.index[0]} (mean pairwise "
-            f"accuracy {means.iloc[0]:.2f} over {ft['eval_set'].nunique()} eval set(s); 0.5 is chance); "
+            f"accuracy {means.iloc[0]:.2f} over {len(ft[over].drop_duplicates())} {what}; 0.5 is chance); "
             f"{', '.join(f'{p} {v:.2f}' for p, v in means.iloc[1:].items()) or 'no other proxy'}. "
             f"With {k} checkpoints there are only {k * (k - 1) // 2} pairs.")
 
@@ -250,16 +268,21 @@ def predicted_section(points: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
 
 
 def overtraining(table: Source, sl: Slice = Slice()) -> pd.DataFrame:
-    """Per training task and own in-domain eval set (instruction tuning: per suite set): whether
+    """Per training task and own in-domain eval set (instruction tuning: per suite set), per
+    fine-tuning method as :func:`evaluate` (an ``ft_method`` column first where there are several):
+    whether
     the last checkpoint's fine-tuned metric is below the best earlier checkpoint's by more than
     z sqrt(se_last^2 + se_best^2) (z = 1.96), se from each value's 95 % CI (width / 2z; else from its
     example count, as the findings do). ``overtrained`` is empty where an se is unknown."""
+    return _per_method(load_table(table), sl, lambda t, s: (_overtraining(t, s),))[0]
+
+
+def _overtraining(table: pd.DataFrame, sl: Slice) -> pd.DataFrame:
     cells, _ = comparable(table, sl)
     cells = cells[(cells["format"] == sl.fmt) & own_sets(cells)]
     cells = cells.assign(se=cell_se(cells))
-    extra = _methods(cells)
     out = []
-    for group, part in cells.groupby(extra + ["train_task", "eval_set"], sort=True):
+    for group, part in cells.groupby(["train_task", "eval_set"], sort=True):
         order = checkpoint_order(part)
         if len(order) < 2:
             continue
@@ -271,7 +294,7 @@ def overtraining(table: Source, sl: Slice = Slice()) -> pd.DataFrame:
         flag = pd.NA if np.isnan(threshold) else bool(shortfall > threshold)
         out.append([*group, last["metric"], len(order), order[-1], float(last["value"]), best,
                     float(earlier.loc[best, "value"]), shortfall, threshold, flag])
-    return pd.DataFrame(out, columns=extra + OVERTRAINING_COLUMNS)
+    return pd.DataFrame(out, columns=OVERTRAINING_COLUMNS)
 
 
 def overtraining_figure(frame: pd.DataFrame) -> Figure:
@@ -280,9 +303,15 @@ def overtraining_figure(frame: pd.DataFrame) -> Figure:
     ax.bar(x - 0.2, frame["best_value"], 0.4, label="best earlier checkpoint", color=plots.COLORS[0])
     ax.bar(x + 0.2, frame["last_value"], 0.4, yerr=frame["threshold"], label="last checkpoint (bar: threshold)",
            color=plots.COLORS[1], hatch="//")
-    ax.set_xticks(x, [f"{t}\n{s}" for t, s in zip(frame["train_task"], frame["eval_set"])], fontsize="small")
+    ax.set_xticks(x, [f"{_who(r)}\n{r.eval_set}" for r in frame.itertuples()], fontsize="small")
     plots.finish(ax, ylabel="fine-tuned metric")
     return fig
+
+
+def _who(row) -> str:
+    """A row's training task, with its fine-tuning method where the frame has several."""
+    method = getattr(row, "ft_method", None)
+    return f"{row.train_task} {method}" if method else row.train_task
 
 
 def overtraining_reading(frame: pd.DataFrame) -> str:
@@ -293,5 +322,5 @@ def overtraining_reading(frame: pd.DataFrame) -> str:
         return (f"No catastrophic overtraining: in none of {len(frame)} (task, eval set) pair(s) is the last "
                 f"checkpoint significantly below the best earlier one{tail}.")
     return "Catastrophic overtraining: " + "; ".join(
-        f"{r.train_task} ({r.eval_set}) at {r.last_checkpoint} is {r.shortfall:.3f} below {r.best_checkpoint} "
+        f"{_who(r)} ({r.eval_set}) at {r.last_checkpoint} is {r.shortfall:.3f} below {r.best_checkpoint} "
         f"(threshold {r.threshold:.3f})" for r in hit.itertuples()) + "."

@@ -5,6 +5,7 @@ metric, so that they differ in the weights alone. Before pairing:
 
 - one state of the fine-tuned models: the slice's fraction of the training steps (default 1.0,
   the final model) and variant (default 'none', unedited); BASE has one state;
+- one fine-tuning method (default: full fine-tuning, the study's, or the first the table has);
 - one learning rate per (checkpoint, train task, seed): the one selected on the dev split, or the
   user's override;
 - seeds are averaged;
@@ -14,13 +15,13 @@ metric, so that they differ in the weights alone. Before pairing:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from ptft.analysis.table import UNEDITED, Source, load_table, study_rows
+from ptft.analysis.table import FULL, UNEDITED, Source, load_table, study_rows
 from ptft.errors import DataError
 
 BASE = ""
@@ -39,13 +40,32 @@ class Slice:
     """Which rows the headline numbers use. ``shots=None``: the shot count present at the most
     checkpoints (ties: the largest), so a count scored at one checkpoint only never hides the series.
     ``ft_fraction`` and ``variant`` choose the fine-tuned models' state (the final, unedited model
-    by default)."""
+    by default); ``ft_method`` the fine-tuning method (None: see :func:`resolve_method`)."""
 
     fmt: str = "default"
     shots: int | None = None
     lr: Mapping[str, float] = field(default_factory=dict)
     ft_fraction: float = 1.0
     variant: str = UNEDITED
+    ft_method: str | None = None
+
+
+def ft_methods(table: pd.DataFrame) -> list[str]:
+    """The fine-tuning methods of the table's fine-tuned rows, full fine-tuning first."""
+    present = set(table.loc[table["train_task"] != BASE, "ft_method"])
+    return sorted(present, key=lambda m: (m != FULL, m))
+
+
+def resolve_method(table: pd.DataFrame, sl: Slice) -> Slice:
+    """``sl`` with its method named: full fine-tuning when the table has it, else the first of
+    :func:`ft_methods` (the methods analysis compares them all). A method the table lacks is an
+    error naming those it has."""
+    present = ft_methods(table)
+    if sl.ft_method is None:
+        return replace(sl, ft_method=present[0]) if present else sl
+    if present and sl.ft_method not in present:
+        raise DataError(f"no fine-tuned rows with ft_method {sl.ft_method!r} (present: {', '.join(present)})")
+    return sl
 
 
 def default_shots(table: pd.DataFrame) -> int:
@@ -70,7 +90,8 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
 def per_seed(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     """What :func:`comparable` averages: the rows of the slice (one state, its shots, one lr) with
     a row per fine-tuning seed, one (method, metric) per set; all the table's columns."""
-    table = one_state(study_rows(load_table(source)), sl.ft_fraction, sl.variant)
+    table = study_rows(load_table(source))
+    table = one_state(one_method(table, resolve_method(table, sl).ft_method), sl.ft_fraction, sl.variant)
     if table.empty:
         return table, None
     formats = sorted(table["format"].unique())
@@ -82,6 +103,13 @@ def per_seed(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
         raise DataError(f"shots {shots} is not in the results table (present: {', '.join(map(str, present))})")
     rows = _one_lr(table[table["shots"] == shots], sl.lr)
     return _one_method_metric(rows), shots
+
+
+def one_method(table: pd.DataFrame, ft_method: str | None) -> pd.DataFrame:
+    """BASE rows and the fine-tuned rows of one method (all of them for None)."""
+    if ft_method is None:
+        return table
+    return table[(table["train_task"] == BASE) | (table["ft_method"] == ft_method)]
 
 
 def one_state(table: pd.DataFrame, ft_fraction: float, variant: str) -> pd.DataFrame:

@@ -25,10 +25,17 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ft-fraction", type=float, default=1.0, metavar="F",
                         help="the point of fine-tuning the analyses use, as a fraction of its steps "
                              "(finetune.eval_at; default 1.0, the final model)")
+    parser.add_argument("--ft-method", default=None, metavar="M",
+                        help="the fine-tuning method the analyses use (finetune.methods; default: full, or the "
+                             "one method the table has); the methods analysis compares them all")
 
 
 def slice_options(args: argparse.Namespace) -> dict:
-    return dict(fmt=args.format, shots=args.shots, lr=dict(args.lr), seed=args.seed, ft_fraction=args.ft_fraction)
+    from ptft.analysis.slices import Slice
+
+    sl = Slice(fmt=args.format, shots=args.shots, lr=dict(args.lr), ft_fraction=args.ft_fraction,
+               ft_method=args.ft_method)
+    return dict(sl=sl, seed=args.seed)
 
 
 def _lr_choice(text: str) -> tuple[str, float]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import os
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import quote
 
 import pandas as pd
@@ -24,6 +23,7 @@ from ptft.analysis.api import ANALYSES, Results, compute
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.findings import BEHIND, CLAIMS
 from ptft.analysis.gain import unit_text
+from ptft.analysis.slices import Slice
 from ptft.analysis.text import ci, num, rounded
 from ptft.errors import DataError
 from ptft.store import ResultsStore
@@ -70,16 +70,15 @@ window.addEventListener("load", function () {
 """
 
 
-def write_report(run_dir: str | Path, out_path: str | Path, *, fmt: str = "default", shots: int | None = None,
-                 lr: Mapping[str, float] | None = None, seed: int = 0, eps: float = RATIO_EPS,
-                 ft_fraction: float = 1.0) -> Path:
+def write_report(run_dir: str | Path, out_path: str | Path, sl: Slice = Slice(), *, seed: int = 0,
+                 eps: float = RATIO_EPS) -> Path:
     """Write the HTML report of ``run_dir`` to ``out_path`` and return its path. The analysis
     options are those of :func:`ptft.analysis.compute`."""
     run = Path(run_dir)
     if not run.is_dir():
         raise DataError(f"{run} is not a run directory")
     # compute() refuses a run without results.sqlite, so the store below opens an existing file.
-    results = compute(run, fmt=fmt, shots=shots, lr=lr, seed=seed, eps=eps, ft_fraction=ft_fraction)
+    results = compute(run, sl, seed=seed, eps=eps)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with ResultsStore(run / "results.sqlite") as store:
