@@ -519,7 +519,7 @@ class ResultsStore:
 
     def example_scores(self, cell_ids: Sequence[str] | None = None):
         """Per-example scores beside what their results rows say they measure: one row per (cell,
-        model state, unit, metric) with checkpoint, train_task, lr, seed, variant, ft_fraction,
+        model state, unit, metric) with checkpoint, train_task, ft_method, lr, seed, variant, ft_fraction,
         eval_set, format, shots, method, metric and ``vals`` (the list of values, in the eval
         set's order: the same examples for every cell that scores the set). ``cell_ids`` as in
         :meth:`export_frame`."""
@@ -528,7 +528,7 @@ class ResultsStore:
         if cell_ids is None:
             cell_ids = self.plan() or None
         df = pd.read_sql_query(
-            """SELECT DISTINCT r.cell_id, r.checkpoint, r.train_task, r.lr, r.seed, s.variant, s.ft_fraction,
+            """SELECT DISTINCT r.cell_id, r.checkpoint, r.train_task, r.ft_method, r.lr, r.seed, s.variant, s.ft_fraction,
                       s.eval_set, s.format, s.shots, s.method, s.metric, s.vals
                FROM scores s JOIN results r
                  ON r.cell_id = s.cell_id AND r.variant = s.variant AND r.ft_fraction = s.ft_fraction

@@ -87,3 +87,26 @@ def test_hierarchical_bootstrap_is_the_plain_one_for_one_seed_and_wider_when_see
     low, high = np.quantile(seeds.hierarchical_bootstrap(disagreeing, base, seed=5), [0.025, 0.975])
     plain_low, plain_high = paired_bootstrap(disagreeing.mean(axis=0), base, seed=5)[1:]
     assert high - low > 1.5 * (plain_high - plain_low)
+
+
+def test_the_interval_uses_the_per_example_scores_of_the_selected_rate_and_method(make: SimpleNamespace) -> None:
+    """A study has per-example scores for every learning rate and method it trained; the
+    hierarchical interval of a cell must resample those of the rows it describes (the selected
+    rate of the slice's method), never another model's that shares its checkpoint, task and seed."""
+    n = 50
+    base = np.r_[np.ones(n // 2), np.zeros(n // 2)]  # BASE accuracy 0.5 on 50 examples
+    models = {("full", 0.1): 0.7, ("full", 0.2): 0.2, ("lora", 0.1): 0.95}  # accuracy of each model's seeds
+    rows, examples = [make.row("c1", "", "nli_val", 0.5)], []
+    examples.append(dict(checkpoint="c1", train_task="", ft_method="", lr=None, seed=None, vals=list(base)))
+    for (method, lr), accuracy in models.items():
+        for s in (0, 1):
+            vals = (np.arange(n) < round(accuracy * n) + s).astype(float)  # the seeds differ by one example
+            rows.append(dict(make.row("c1", "nli", "nli_val", vals.mean(), lr=lr, selected=lr == 0.1), seed=s,
+                             ft_method=method))
+            examples.append(dict(checkpoint="c1", train_task="nli", ft_method=method, lr=lr, seed=s, vals=list(vals)))
+    unit = dict(variant="none", ft_fraction=1.0, eval_set="nli_val", format="default", shots=4, method="tokenprob",
+                metric="accuracy")
+    frame = seeds.seeds(make.frame(rows), examples=pd.DataFrame([e | unit for e in examples]))
+    (cell,) = kind(frame, "cell").itertuples()
+    assert cell.ci_source == seeds.HIERARCHICAL and cell.gain == pytest.approx(0.21)
+    assert cell.ci_low < 0.21 < cell.ci_high and cell.ci_high - cell.ci_low < 0.3

@@ -108,8 +108,9 @@ def seeds(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RAT
                    mean=group["value"].mean(), sd=group["value"].std(ddof=1),
                    example_se=float(np.sqrt(np.nanmean(group["se"] ** 2))) if group["se"].notna().any() else np.nan,
                    base=b_value, gain=group["value"].mean() - b_value)
-        ft_vals = [scores.get((checkpoint, task, s, *key[2:])) for s in group["seed"]]
-        base_vals = scores.get((checkpoint, BASE, None, *key[2:]))
+        ft_vals = [scores.get((checkpoint, task, r.ft_method, _rate(r.lr), int(r.seed), *key[2:]))
+                   for r in group.itertuples()]
+        base_vals = scores.get((checkpoint, BASE, "", None, None, *key[2:]))
         if base_vals is not None and all(v is not None and len(v) == len(base_vals) for v in ft_vals):
             reps = hierarchical_bootstrap(np.array(ft_vals), np.array(base_vals), seed=seed + i)
             row.update(ci_low=float(np.quantile(reps, (1 - LEVEL) / 2)),
@@ -132,8 +133,14 @@ def _scores(examples: pd.DataFrame | None, sl: Slice) -> dict:
         return {}
     mine = examples[(examples["variant"] == sl.variant)
                     & ((examples["train_task"] == BASE) | np.isclose(examples["ft_fraction"], sl.ft_fraction))]
-    return {(r.checkpoint, r.train_task, None if r.train_task == BASE else int(r.seed), r.eval_set, r.format,
-             int(r.shots), r.method, r.metric): r.vals for r in mine.itertuples()}
+    # keyed by the whole model (method and learning rate included: a study has scores for every one)
+    return {(r.checkpoint, r.train_task, r.ft_method, _rate(r.lr), None if r.train_task == BASE else int(r.seed),
+             r.eval_set, r.format, int(r.shots), r.method, r.metric): r.vals for r in mine.itertuples()}
+
+
+def _rate(lr) -> float | None:
+    """A learning rate as a key: the table's and the store's copies of one rate compare equal."""
+    return None if lr is None or pd.isna(lr) else float(f"{float(lr):.12g}")
 
 
 def _variance(ft: pd.DataFrame) -> pd.DataFrame:
