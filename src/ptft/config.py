@@ -539,6 +539,16 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     _check_probes(config.probes, path)
 
 
+def method_settings(config: StudyConfig, method: str) -> dict:
+    """A fine-tuning method's settings (``finetune.<method>``) without its learning rates: what
+    makes its training differ from another method's; empty for a method without settings."""
+    from ptft.training.methods import get_method
+
+    if not get_method(method).has_settings:
+        return {}
+    return {k: v for k, v in dataclasses.asdict(getattr(config.finetune, method)).items() if k != "learning_rates"}
+
+
 def learning_rates(config: StudyConfig, task: TaskConfig, method: str) -> list[float]:
     """The learning rates a task is fine-tuned at with ``method``: the method's own
     (``finetune.<method>.learning_rates``) when it gives some, else the task's ``lr``, else

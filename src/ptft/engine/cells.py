@@ -26,9 +26,9 @@ from pathlib import Path
 
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
-from ptft.config import LensesConfig, StudyConfig, learning_rates
+from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings
 from ptft.task_types import get_task_type
-from ptft.training.methods import FULL, get_method
+from ptft.training.methods import FULL
 
 
 class CellKind(StrEnum):
@@ -204,11 +204,8 @@ def method_inputs(config: StudyConfig, method: str) -> dict:
     own ``lr``)."""
     if method == FULL:
         return {}
-    out: dict = {"ft_method": method}
-    if get_method(method).has_settings:
-        out["method_settings"] = {k: v for k, v in asdict(getattr(config.finetune, method)).items()
-                                  if k != "learning_rates"}
-    return out
+    settings = method_settings(config, method)
+    return {"ft_method": method, **({"method_settings": settings} if settings else {})}
 
 
 def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],

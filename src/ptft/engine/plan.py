@@ -23,7 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptft.config import StudyConfig, learning_rates
+from ptft.config import StudyConfig, learning_rates, method_settings
 from ptft.engine.cells import CellKind, intermediate_fractions
 from ptft.errors import ConfigError
 
@@ -326,14 +326,8 @@ def format_plan(plan: StudyPlan) -> str:
 
 def _method_line(config: StudyConfig, method: str) -> str:
     """A method and its settings, as the plan lists them."""
-    from dataclasses import asdict
-
-    from ptft.training.methods import get_method
-
-    if not get_method(method).has_settings:
-        return method
-    settings = {k: v for k, v in asdict(getattr(config.finetune, method)).items() if k != "learning_rates"}
-    return f"{method} ({', '.join(f'{k} {v}' for k, v in settings.items())})"
+    settings = method_settings(config, method)
+    return f"{method} ({', '.join(f'{k} {v}' for k, v in settings.items())})" if settings else method
 
 
 def plan_dict(plan: StudyPlan) -> dict:
