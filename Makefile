@@ -59,6 +59,7 @@ bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/eval_throughput.py
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/methods.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
