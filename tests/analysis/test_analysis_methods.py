@@ -90,6 +90,21 @@ def weights_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_weights_keep_training_tasks_apart() -> None:
+    """A second task whose LoRA models moved far more: its own rows, and the reading names both."""
+    table = weights_table()
+    summ = table[table["ft_method"] == "lora"].assign(train_task="summ", relative_change=0.5)
+    frame = lenses.weights(pd.concat([table, summ], ignore_index=True))
+    change = frame[(frame["part"] == "blocks") & (frame["measure"] == "relative_change") & (frame["checkpoint"] == "c2")]
+    assert change.set_index(["method", "train_task"])["value"].to_dict() == pytest.approx(
+        {("full", "nli"): 0.02, ("lora", "nli"): 0.02, ("lora", "summ"): 0.5})
+    reading = lenses.reading(frame)
+    assert "lora on summ moves its matrices by 0.5 of their norm" in reading and "full on nli" in reading
+    # (0.01 + 0.02 + 0.5 + 0.5) / 4 over (checkpoint, task)
+    assert any(line.startswith("lora: relative change 0.258") and line.endswith("2 checkpoints and 2 task(s)")
+               for line in lenses.headlines(frame))
+
+
 def test_weights_per_method_and_checkpoint() -> None:
     frame = lenses.weights(weights_table())
     blocks = frame[frame["part"] == "blocks"]
@@ -107,6 +122,7 @@ def test_weights_per_method_and_checkpoint() -> None:
     embeddings = frame[(frame["part"] == "embeddings") & (frame["measure"] == "effective_rank")]
     assert embeddings.set_index(["method", "checkpoint"])["value"].to_dict() == {
         ("full", "c1"): 90, ("full", "c2"): 80, ("lora", "c1"): 0, ("lora", "c2"): 0}
+    assert set(frame["train_task"]) == {"nli"}
     assert lenses.reading(frame) == (
         "At c2: full moves its matrices by 0.02 of their norm with effective rank 40.0 (95% CI [30.0, 50.0]) "
         "and 1.0 intruder dimensions per model; lora moves its matrices by 0.02 of their norm with effective "
@@ -114,10 +130,11 @@ def test_weights_per_method_and_checkpoint() -> None:
 
 
 def test_analyze_writes_methods_and_weights(make: SimpleNamespace, tmp_path) -> None:
-    # the other analyses tell methods apart once the table's key has ft_method (the methods axis):
-    # here one method, as trained and LiNeS-edited
-    table = with_methods(make, with_lora=False)
+    table = with_methods(make)
     frames = analyze(table, tmp_path, weights=weights_table())
+    # every other analysis reads full fine-tuning's rows unless told otherwise
+    assert "fine-tuning method full" in (tmp_path / "summary.md").read_text().splitlines()[2]
+    assert frames["gain"].equals(analyze(with_methods(make, with_lora=False), tmp_path / "full")["gain"])
     for name in ("methods", "weights"):
         assert {f"{name}.{ext}" for ext in ("csv", "png", "svg")} <= {p.name for p in tmp_path.iterdir()}
         assert not frames[name].empty
