@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         # the one line below is the whole answer: a second Ctrl-C (or one a library re-raises while
         # the interpreter shuts down) must not turn exit 130 into death by SIGINT
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # CPython marks a KeyboardInterrupt that escapes code run by exec() of a string (dataclasses
+        # build their methods so: an import interrupted at that moment does) as unhandled, and
+        # `python -m ptft` then ends by SIGINT whatever it returns; a string that runs clears the mark
+        exec("pass")
         how = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
         explain = getattr(module, "interrupted", None)
         detail = explain(args) if explain else "nothing to resume: run the command again"
