@@ -19,12 +19,12 @@ from ptft.analysis import forgetting, gain, plots
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.slices import BASE, Slice, sort_by_checkpoint
 from ptft.analysis.stats import bootstrap_mean
-from ptft.analysis.table import Source, load_table
+from ptft.analysis.table import FULL, Source, load_table
 from ptft.analysis.text import ci, num, percent
 
 TITLE = "Learning vs forgetting per fine-tuning method"
 EMPTY = "no fine-tuned rows with a BASE row to compare"
-DEFAULT_METHOD = "full"
+DEFAULT_METHOD = FULL
 # measure -> (what it is, its unit in the table)
 MEASURES = {
     "gain": "in-domain gain FT - BASE (raw)",

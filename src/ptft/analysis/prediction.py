@@ -156,8 +156,7 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0) -> tuple[pd.D
     """prediction.csv's rows (``COLUMNS``, after an ``ft_method`` column where the table has
     several fine-tuning methods and the slice names none: one set of rows per method) and the
     points behind them (``POINT_COLUMNS``: every checkpoint's proxy value and targets)."""
-    rows, points = _per_method(load_table(table), sl, lambda t, s: _evaluate(t, s, seed))
-    return rows, points
+    return tuple(_per_method(load_table(table), sl, lambda t, s: _evaluate(t, s, seed)))
 
 
 def _evaluate(table: pd.DataFrame, sl: Slice, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
