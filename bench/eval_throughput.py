@@ -4,14 +4,14 @@ same examples, same prompts; and ptft's cost of a 4-shot evaluation against a 0-
     python bench/eval_throughput.py [--model DIR] [--reps 3] [--n-mc 300] [--n-cls 200]
                                     [--batch-size 16] [--device cpu] [--threads N]
 
-Sets (real BIG-bench data through ptft's registered tasks, when it is cached or downloadable):
-  MC   ``bb_mc_wikihow_goal`` (4 choices), 0-shot and 4-shot (the study's multiple-choice suite is
-       4-shot): ptft ``loglik`` vs lm-eval ``multiple_choice``.
-  CLS  ``bb_vitaminc_nli`` (entailment / neutral / contradiction), 4-shot: ptft ``tokenprob`` and
+Sets (real data shipped with ptft, through its registered tasks):
+  MC   ``mc_arc_easy`` (ARC-Easy, mostly 4 choices), 0-shot and 4-shot (the study's multiple-choice
+       suite is 4-shot): ptft ``loglik`` vs lm-eval ``multiple_choice``.
+  CLS  ``sentiment`` (positive / negative / neutral), 4-shot: ptft ``tokenprob`` and
        ``constrained`` vs lm-eval ``multiple_choice`` over the label words (= Constrained). lm-eval
        (and MC 4-shot) gets the very same 4-shot prompts as its documents (demos baked into ``doc_to_text``,
        ``num_fewshot: 0``), so both tools score identical token sequences.
-Without BIG-bench the sets are built from the tests' toy sentences (``--toy``).
+``--toy`` builds the sets from the tests' toy sentences instead.
 
 Timing: each figure is the median over ``--reps`` runs of one whole evaluation. ptft: one
 ``Evaluator.evaluate`` call (tokenization, scoring, metrics with a 1000-resample bootstrap).
@@ -21,7 +21,7 @@ requests, scoring, metrics), and separately the time spent inside ``HFLM.loglike
 Nothing is asserted: the script prints figures, ratios and whether accuracies are identical.
 
 The default model is a small Llama pre-trained here with ``ptft.training.pretrain`` (cached
-under ``$PTFT_CACHE/bench-eval-model``), with a 1,024-token window so 4-shot NLI prompts fit.
+under ``$PTFT_CACHE/bench-eval-model``), with a 1,024-token window so 4-shot prompts fit.
 """
 
 from __future__ import annotations
@@ -62,18 +62,15 @@ def default_model() -> Path:
 
 def load_sets(n_mc: int, n_cls: int, toy: bool):
     if not toy:
-        try:
-            from ptft.tasks import get_task
+        from ptft.tasks import get_task
 
-            mc_task = get_task("bb_mc_wikihow_goal")
-            mc = mc_task.load(LoadRequest(data_dir=None, seed=0, n_eval=n_mc))
-            cls_task = get_task("bb_vitaminc_nli")
-            cls = cls_task.load(LoadRequest(data_dir=None, seed=0, n_train=2000, n_eval=n_cls))
-            mc_set, cls_set = mc_task.in_domain[0].name, cls_task.in_domain[0].name
-            return (mc_task, mc_set, mc.eval[mc_set][:n_mc], mc.train), \
-                   (cls_task, cls_set, cls.eval[cls_set][:n_cls], cls.train)
-        except Exception as err:  # noqa: BLE001 - fall back to toy data, say why
-            print(f"(BIG-bench tasks unavailable: {err}; using toy data)")
+        mc_task = get_task("mc_arc_easy")
+        mc = mc_task.load(LoadRequest(data_dir=None, seed=0, n_eval=n_mc))
+        cls_task = get_task("sentiment")
+        cls = cls_task.load(LoadRequest(data_dir=None, seed=0, n_train=2000, n_eval=n_cls))
+        mc_set, cls_set = mc_task.in_domain[0].name, cls_task.in_domain[0].name
+        return (mc_task, mc_set, mc.eval[mc_set][:n_mc], mc.train), \
+               (cls_task, cls_set, cls.eval[cls_set][:n_cls], cls.train)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "evaluation"))
     import conftest as toys  # the tests' toy tasks
 
@@ -101,7 +98,7 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
-    ap.add_argument("--toy", action="store_true", help="use the tests' toy sentences instead of BIG-bench")
+    ap.add_argument("--toy", action="store_true", help="use the tests' toy sentences instead of the shipped data")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

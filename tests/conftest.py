@@ -43,3 +43,42 @@ def tiny_series(tmp_path_factory) -> dict[int, Path]:
 def tiny_model_dir(tiny_series) -> Path:
     """The final checkpoint of the tiny series: a Hugging Face folder with model and tokenizer."""
     return tiny_series[max(tiny_series)]
+
+
+@pytest.fixture
+def bigbench_copy(tmp_path, monkeypatch):
+    """A user's copy of the BIG-bench archive, laid out as the sdist, pinned for the test and named
+    by PTFT_BIGBENCH_ARCHIVE (the package index no longer serves the real one). Every task file the
+    bb_* modules declare holds the same examples: real shipped movie-review snippets with the
+    MultiEmo labels in turn."""
+    import hashlib
+    import io
+    import json
+    import tarfile
+    from types import SimpleNamespace
+
+    from ptft import sources
+    from ptft.tasks import available, bbutil
+
+    available()  # imports every task module, so that each declares the BIG-bench files it reads
+    rows = [r for r in sources.shipped_rows("sentiment_ratings") if r["domain"] == "movies"][:400]
+    labels = ("positive", "negative", "neutral", "ambivalent")
+    examples = [{"input": r["text"], "target_scores": {k: int(k == labels[i % 4]) for k in labels}}
+                for i, r in enumerate(rows)]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for path in sorted(bbutil._NEEDED):
+            data = json.dumps({"examples": examples}).encode()
+            info = tarfile.TarInfo(f"bigbench-1.0.0/{bbutil.BENCHMARK_TASKS}/{path}")
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    archive = tmp_path / "copy" / "bigbench-1.0.0.tar.gz"
+    archive.parent.mkdir()
+    archive.write_bytes(buffer.getvalue())
+    monkeypatch.setattr(sources, "BIGBENCH", sources.Artefact(
+        "bigbench", "1.0.0", "bigbench-1.0.0.tar.gz", hashlib.sha256(buffer.getvalue()).hexdigest(), "test"))
+    monkeypatch.setenv(sources.ARCHIVE_ENV, str(archive))
+    bbutil.bigbench_json.cache_clear()
+    yield SimpleNamespace(archive=archive, examples=examples, labels=labels)
+    bbutil.bigbench_json.cache_clear()
+    sources._verified.clear()

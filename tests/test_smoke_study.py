@@ -42,8 +42,8 @@ def test_metrics_are_in_range_with_their_intervals(smoke_run):
     assert df.value.between(0, 1).all()
     assert ((df.ci_low <= df.value + 1e-12) & (df.value <= df.ci_high + 1e-12)).all()
     n_eval = {t.name: t.n_eval for t in config.tasks}
-    expected_n = df.eval_task.map({"bb_vitaminc_nli": n_eval["bb_vitaminc_nli"],
-                                   "bb_socialiqa_qg": n_eval["bb_socialiqa_qg"]})
+    expected_n = df.eval_task.map({"sentiment": n_eval["sentiment"],
+                                   "social_qg": n_eval["social_qg"]})
     assert (df.n == expected_n).all()
     assert set(df.metric) == {"accuracy", "rougeL"}
     assert set(df[df.task_type == "classification"].method) == {"tokenprob"}
@@ -52,9 +52,9 @@ def test_metrics_are_in_range_with_their_intervals(smoke_run):
 def test_finetuning_beats_base_on_its_own_classification_task(smoke_run):
     _, run_dir, _ = smoke_run
     df = pd.read_csv(export(run_dir)).fillna({"train_task": ""})
-    last = df[(df.step == df.step.max()) & (df.eval_set == "bb_vitaminc")]
+    last = df[(df.step == df.step.max()) & (df.eval_set == "sentiment_movies")]
     base = last[last.train_task == ""].value.item()
-    ft = last[last.train_task == "bb_vitaminc_nli"].value.item()
+    ft = last[last.train_task == "sentiment"].value.item()
     assert ft > base
 
 
@@ -98,7 +98,7 @@ def test_predictions_are_kept_per_example(smoke_run):
 
 def test_corrupted_config_gives_the_documented_error(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: broken\ntasks: [{name: bb_vitaminc_nli}]\nfinetune: {epochs: three}\n")
+    bad.write_text("name: broken\ntasks: [{name: sentiment}]\nfinetune: {epochs: three}\n")
     assert cli_main(["run", str(bad), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml: finetune.epochs: expected a number, got 'three'" in err

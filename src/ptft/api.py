@@ -199,12 +199,14 @@ class Prepared:
 
 
 def prepare(config: str | Path | StudyConfig) -> Prepared:
-    """Download and cache the offline data a study needs, every cached file it reads checked
-    against its checksum."""
+    """Load every task of a study once (the shipped files checked against their manifest, Hub data
+    fetched into its cache) and, for a study that reads the user's BIG-bench archive, check every
+    file extracted from it against its checksum."""
     import time
 
     from ptft.engine.work import study_tasks
     from ptft.sources import cache_dir, checking
+    from ptft.tasks.bbutil import check_declared
 
     config = _config(config)
     start = time.perf_counter()
@@ -216,6 +218,8 @@ def prepare(config: str | Path | StudyConfig) -> Prepared:
             corpus = config.checkpoints.pretrain.corpus
             documents = len(load_corpus(corpus))
         tasks = study_tasks(config)
+        if any(task.requires is not None for task, _ in tasks.values()):
+            check_declared()
     return Prepared(corpus, documents, tasks, list(repaired), cache_dir(), time.perf_counter() - start)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ptft.errors import CheckpointError, ConfigError, yaml_problem
+from ptft.errors import CheckpointError, ConfigError, PtftError, yaml_problem
 from ptft.task_types import all_methods
 from ptft.training.args import HftSettings, LoraSettings, PretrainSettings
 
@@ -97,7 +97,7 @@ class FinetuneConfig:
 @dataclass
 class InstructionTuningConfig:
     enabled: bool = False
-    mixture: str = "bb_natural_instructions"
+    mixture: str = "mixed_instructions"
     n_train: int | None = 2000
     epochs: float = 5.0
     lr: float = 2e-6
@@ -420,6 +420,7 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     Reads ``config`` and changes nothing (see :func:`_normalized`). ``file`` names the config in
     messages (default: the file's name)."""
     from ptft.tasks import get_task
+    from ptft.tasks.instructions import registered_mixture
     from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
     file = file or path.name
@@ -464,11 +465,13 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
             raise ConfigError(f"{file}: tasks[{i}].train: {name!r} is an lm-eval task, evaluation only; "
                               "set train: false")
         try:
-            label = get_task(name).name
+            task = get_task(name)
         except (KeyError, FileNotFoundError) as err:
             raise ConfigError(f"{file}: tasks[{i}].name: {err.args[0]}") from None
         except ConfigError as err:
             raise ConfigError(f"{file}: tasks[{i}].name: {err}") from None
+        _check_available(task.requires, f"{file}: tasks[{i}].name: {name}")
+        label = task.name
         if label in labels:  # results name a task by its own name, so two must not share one
             raise ConfigError(f"{file}: tasks[{i}].name: {name} defines task {label!r}, as tasks[{labels[label]}] "
                               "does; give each task its own `name:`")
@@ -515,11 +518,16 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     if it.enabled:
         if not it.suite:
             raise ConfigError(f"{file}: instruction_tuning.suite: list the multiple-choice tasks to evaluate on")
+        mixture = registered_mixture(it.mixture)
+        if mixture is not None:
+            _check_available(mixture.requires, f"{file}: instruction_tuning.mixture: {it.mixture}")
         for i, name in enumerate(it.suite):
             try:
-                kind = get_task(name).task_type
+                task = get_task(name)
             except KeyError as err:
                 raise ConfigError(f"{file}: instruction_tuning.suite[{i}]: {err.args[0]}") from None
+            _check_available(task.requires, f"{file}: instruction_tuning.suite[{i}]: {name}")
+            kind = task.task_type
             if kind != "multiple_choice":
                 raise ConfigError(f"{file}: instruction_tuning.suite[{i}]: {name!r} is a {kind} task; "
                                   "the suite takes multiple_choice tasks")
@@ -537,6 +545,17 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
         if getattr(config.executor, key) < 1:
             raise ConfigError(f"{file}: executor.{key}: must be at least 1")
     _check_probes(config.probes, path)
+
+
+def _check_available(requires, where: str) -> None:
+    """A task or mixture whose data the user must provide (BIG-bench) is refused before anything
+    runs, in the one line its check gives."""
+    if requires is None:
+        return
+    try:
+        requires()
+    except PtftError as err:
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def method_settings(config: StudyConfig, method: str) -> dict:

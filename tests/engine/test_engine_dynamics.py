@@ -24,8 +24,8 @@ def test_intermediate_points_are_stored_and_leave_the_final_model_as_it_was(refe
     # vitaminc trains 32 examples in batches of 8 (4 steps), socialiqa 16 (2 steps): 0.25 and 0.5
     # of 2 steps both fall on step 1
     points = {(task, f, int(s)) for task, f, s in zip(ft["train_task"], ft["ft_fraction"], ft["ft_step"])}
-    assert points == {("bb_vitaminc_nli", 0.25, 1), ("bb_vitaminc_nli", 0.5, 2), ("bb_vitaminc_nli", 1.0, 4),
-                      ("bb_socialiqa_qg", 0.25, 1), ("bb_socialiqa_qg", 0.5, 1), ("bb_socialiqa_qg", 1.0, 2)}
+    assert points == {("sentiment", 0.25, 1), ("sentiment", 0.5, 2), ("sentiment", 1.0, 4),
+                      ("social_qg", 0.25, 1), ("social_qg", 0.5, 1), ("social_qg", 1.0, 2)}
     assert len(ft) == 3 * len(reference_run.frame[reference_run.frame["train_task"] != ""])
     # the final model's numbers, and the training's, are bit for bit those of the run without them
     final = frame[frame["ft_fraction"].isna() | (frame["ft_fraction"] == 1.0)]

@@ -17,8 +17,8 @@ def test_nan_loss_cell_fails_others_finish_exit_code_and_status(reference_run, s
                                                                tmp_path: Path, capsys) -> None:
     run = reference_run.copy_to(tmp_path / "run")
     # vitaminc also at a learning rate so large that the loss becomes NaN
-    tasks = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16, "lr": [0.001, 1.0e4]},
-             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 4}]
+    tasks = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16, "lr": [0.001, 1.0e4]},
+             {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 4}]
     config = small_config_file(tasks=tasks)
     assert main(["run", str(config), "--out", str(run), "--no-progress"]) == 1
     out = capsys.readouterr().out
@@ -27,8 +27,8 @@ def test_nan_loss_cell_fails_others_finish_exit_code_and_status(reference_run, s
     with ResultsStore(run / "results.sqlite") as store:
         cells = store.cells().set_index("label")
     failed = cells[cells.status == "failed"]
-    assert sorted(failed.index) == ["FT step60 bb_vitaminc_nli lr=10000 seed=0",
-                                    "FT step8 bb_vitaminc_nli lr=10000 seed=0"]
+    assert sorted(failed.index) == ["FT step60 sentiment lr=10000 seed=0",
+                                    "FT step8 sentiment lr=10000 seed=0"]
     assert all(e.startswith("NonFiniteLoss: ") for e in failed.error)
     assert all("Traceback (most recent call last)" in t and "NonFiniteLoss" in t for t in failed.traceback)
     assert (cells.drop(failed.index).status == "done").all() and (failed.attempts == 1).all()

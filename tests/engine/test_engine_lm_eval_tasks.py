@@ -24,18 +24,18 @@ def _task_file(folder) -> str:
 def test_a_study_scores_an_lm_eval_task(small_config_factory, tmp_path):
     name = f"lm-eval:{_task_file(tmp_path)}"
     config = small_config_factory(
-        tasks=[{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 8},
+        tasks=[{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 8},
                {"name": name, "train": False, "formats": ["default"], "n_eval": 6}],
         **{"evaluation.cross_task": True})
     outcome = run(config, run_dir=tmp_path / "run", progress=False)
     assert outcome.failed == []
     table = pd.read_csv(export(tmp_path / "run")).fillna({"train_task": ""})
     mine = table[table["eval_task"] == name]
-    # BASE and the FT model of bb_vitaminc_nli at both checkpoints; acc, acc_norm and the alias
+    # BASE and the FT model of sentiment at both checkpoints; acc, acc_norm and the alias
     # accuracy (= acc) of every multiple-choice set; 6 items each
     assert len(mine) == 2 * 2 * 3 and set(mine["metric"]) == {"acc", "acc_norm", "accuracy"}
     assert set(mine["method"]) == {"loglik"} and set(mine["n"]) == {6} and set(mine["shots"]) == {1}
-    assert set(mine["train_task"]) == {"", "bb_vitaminc_nli"} and set(mine["format"]) == {"default"}
+    assert set(mine["train_task"]) == {"", "sentiment"} and set(mine["format"]) == {"default"}
     assert ((mine["ci_low"] <= mine["value"]) & (mine["value"] <= mine["ci_high"])).all()
 
 

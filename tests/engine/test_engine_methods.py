@@ -13,7 +13,7 @@ from ptft.analysis import Slice, compute
 from ptft.engine.study import plan_cells, results_frame, run_study
 from ptft.store import SCHEMA_VERSION, ResultsStore
 
-ONE_TASK = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16}]
+ONE_TASK = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16}]
 METHODS = {"finetune.methods": ["full", "lora", "hft"], "finetune.learning_rates": [0.001, 0.01],
            "finetune.lora.learning_rates": [0.03]}
 

@@ -31,8 +31,8 @@ def test_probe_cells_are_off_by_default_and_add_to_the_grid_only(small_config_fa
     assert [c.model_id for c in probes] == ["probe/step8", "probe/step60"]
     # one gold log-likelihood unit per in-domain set and shot count of the study's tasks
     assert [(u.eval_task, u.eval_set, u.shots, u.method) for u in probes[0].units] == [
-        ("bb_vitaminc_nli", "bb_vitaminc", 1, PROBE_METHOD),
-        ("bb_socialiqa_qg", "bb_socialiqa_qg", 1, PROBE_METHOD)]
+        ("sentiment", "sentiment_movies", 1, PROBE_METHOD),
+        ("social_qg", "social_qg", 1, PROBE_METHOD)]
     # a probe setting reruns the probe cells only
     other = plan_cells(small_config_factory(**PROBES, **{"probes.sigma": 0.2}), tmp_path)
     assert ids(other) - ids(probed) and ids(other) - ids(other, "probe") == ids(plain)
@@ -67,8 +67,8 @@ def test_probe_cells_run_resume_and_store_proxy_rows(reference_run, small_config
     assert_same_numbers(df[df.method != PROBE_METHOD], reference_run.frame)
     assert sorted(zip(proxies.checkpoint, proxies.metric, proxies.eval_set)) == sorted(
         (c, m, s) for c in ("step8", "step60") for m, s in (
-            ("heldout_loss", ""), ("sensitivity", ""), ("gold_loglik", "bb_vitaminc"),
-            ("gold_loglik", "bb_socialiqa_qg")))
+            ("heldout_loss", ""), ("sensitivity", ""), ("gold_loglik", "sentiment_movies"),
+            ("gold_loglik", "social_qg")))
     assert (proxies.train_task == "").all() and proxies.selected.all()
     loss = proxies[proxies.metric == "heldout_loss"].set_index("checkpoint")
     assert set(loss.eval_task) == {"train_prompts"}  # local checkpoints, no probes.text

@@ -53,19 +53,19 @@ def test_rerun_of_a_finished_study_runs_nothing(reference_run, tmp_path: Path) -
 def test_changing_one_tasks_eval_size_reruns_only_its_cells(reference_run, small_config_factory,
                                                             tmp_path: Path) -> None:
     run = reference_run.copy_to(tmp_path / "run")
-    tasks = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16},
-             {"name": "bb_socialiqa_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
+    tasks = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16},
+             {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 6}]
     result = run_study(small_config_factory(tasks=tasks), run_dir=run, progress=False)
     ran = {c.label for c in result.cells if c.cell_id not in set(json.loads(
         (reference_run.run_dir / "cells.json").read_text()))}
     assert result.ran == 4 and result.skipped == 4 and not result.failed
-    assert ran == {"BASE step8 bb_socialiqa_qg", "BASE step60 bb_socialiqa_qg",
-                   "FT step8 bb_socialiqa_qg lr=0.001 seed=0", "FT step60 bb_socialiqa_qg lr=0.001 seed=0"}
+    assert ran == {"BASE step8 social_qg", "BASE step60 social_qg",
+                   "FT step8 social_qg lr=0.001 seed=0", "FT step60 social_qg lr=0.001 seed=0"}
     df = results_frame(run)
     assert len(df) == 8 and not df.duplicated(KEYS).any()
-    assert set(df[df.eval_task == "bb_socialiqa_qg"].n) == {6}
-    vitaminc = df[df.eval_task == "bb_vitaminc_nli"]
-    assert_same_numbers(vitaminc, reference_run.frame[reference_run.frame.eval_task == "bb_vitaminc_nli"])
+    assert set(df[df.eval_task == "social_qg"].n) == {6}
+    vitaminc = df[df.eval_task == "sentiment"]
+    assert_same_numbers(vitaminc, reference_run.frame[reference_run.frame.eval_task == "sentiment"])
     # the old config's rows stay in the store, not in the export; going back reruns nothing
     back = run_study(reference_run.config, run_dir=run, progress=False)
     assert back.ran == 0 and back.skipped == 8

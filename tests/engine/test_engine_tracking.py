@@ -28,7 +28,7 @@ def _scalars(folder) -> dict[str, list[tuple[int, float]]]:
 
 @pytest.fixture(scope="module")
 def tracked_run(small_config_factory, tmp_path_factory):
-    config = small_config_factory(tasks=[{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16}],
+    config = small_config_factory(tasks=[{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16}],
                                   **{"tracking.tensorboard": True})
     run_dir = tmp_path_factory.mktemp("tracked")
     outcome = run(config, run_dir=run_dir, progress=False)
@@ -40,7 +40,7 @@ def test_training_curves_come_through_trls_report_to(tracked_run):
     config, run_dir = tracked_run
     folders = sorted((run_dir / "tensorboard" / "train").iterdir())
     (seed,) = config.finetune.seeds
-    assert [f.name for f in folders] == sorted(f"FT_step{s}_bb_vitaminc_nli_lr=0.001_seed={seed}"
+    assert [f.name for f in folders] == sorted(f"FT_step{s}_sentiment_lr=0.001_seed={seed}"
                                                for s in config.checkpoints.local.steps)
     for folder in folders:
         scalars = _scalars(folder)

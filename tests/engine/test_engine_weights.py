@@ -8,7 +8,7 @@ from pathlib import Path
 from ptft.engine.study import results_frame, run_study
 from ptft.store import ResultsStore
 
-ONE_TASK = [{"name": "bb_vitaminc_nli", "n_train": 32, "n_dev": 8, "n_eval": 16}]
+ONE_TASK = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16}]
 
 
 def trainings(run: Path):

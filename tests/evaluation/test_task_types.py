@@ -30,7 +30,7 @@ def cloze():
 
 def _study(tmp_path, methods: str):
     path = tmp_path / "study.yaml"
-    path.write_text(f"tasks: [{{name: bb_vitaminc_nli}}]\nevaluation: {{methods: {methods}}}\n")
+    path.write_text(f"tasks: [{{name: sentiment}}]\nevaluation: {{methods: {methods}}}\n")
     return path
 
 
@@ -48,11 +48,11 @@ def test_a_registered_fourth_type_is_accepted_everywhere(cloze, tmp_path, tiny_l
     assert task.metric == "acc_norm" and "acc_norm" in headline_metrics()
 
     config = load_config(_study(tmp_path, "[tokenprob, loglik_norm]"))
-    units = eval_units(config, {"toy_cloze": "cloze", "bb_vitaminc_nli": "classification"},
-                       {"toy_cloze": [("test", "in")], "bb_vitaminc_nli": [("vitaminc", "in")]},
-                       ["toy_cloze", "bb_vitaminc_nli"])
+    units = eval_units(config, {"toy_cloze": "cloze", "sentiment": "classification"},
+                       {"toy_cloze": [("test", "in")], "sentiment": [("vitaminc", "in")]},
+                       ["toy_cloze", "sentiment"])
     assert {u.eval_task: u.method for u in units if u.format == "default"} == {
-        "toy_cloze": "loglik_norm", "bb_vitaminc_nli": "tokenprob"}
+        "toy_cloze": "loglik_norm", "sentiment": "tokenprob"}
 
     model, tokenizer = tiny_lm
     rows = data.eval["test"]

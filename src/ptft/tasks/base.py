@@ -164,6 +164,9 @@ class DataSource:
     eval_sets: tuple[EvalSet, ...]
     load: Loader = field(compare=False, repr=False)
     normalize_whitespace: bool = False  # the Task option, for a source whose text needs it
+    # raises a one-line PtftError when the data cannot be had (an archive the user must provide);
+    # the config check calls it, so a study is refused before anything runs
+    requires: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,7 @@ class Task:
     # prompt + completion tokens of a typical training example in the default format (GPT-NeoX /
     # OLMo BPE), for `ptft plan`'s cost estimate; None: unknown (plan then assumes max_length)
     typical_tokens_per_example: int | None = field(default=None, compare=False)
+    requires: Callable[[], None] | None = field(default=None, compare=False, repr=False)  # see DataSource
 
     def __post_init__(self) -> None:
         missing = [f for f in FORMAT_NAMES if f not in self.formats]

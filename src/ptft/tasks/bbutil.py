@@ -1,10 +1,9 @@
-"""Shared helpers of the offline BIG-bench tasks (``bigbench_*.py``).
+"""Shared helpers of the BIG-bench tasks (``bigbench_*.py``), for users who hold the archive.
 
-A BIG-bench file is parsed once per process (``functools.lru_cache``); each task module turns
-its rows into :class:`Example` objects and assigns them to train/dev/test by a stable hash
-(:mod:`ptft.tasks.splits`), a *pool* that :func:`bigbench_source` caches; a :class:`LoadRequest`
-only sub-samples the cached pool, so loading the same task again (another checkpoint, another seed) costs
-milliseconds.
+``bigbench==1.0.0`` is no longer served by the package index: these tasks read the user's copy
+(:func:`ptft.sources.bigbench_archive`), and a study that names one without it is refused before
+it starts. A BIG-bench file is parsed once per process (``functools.lru_cache``); each task module
+turns its rows into :class:`Example` objects split into a *pool* (:mod:`ptft.tasks.pools`).
 
 Data problems raise :class:`TaskDataError` (:func:`ptft.tasks.rows.row_error`) naming the dataset, the split (``all`` for a file that
 has not been split yet), the row index in the file and the field. Rows that a task drops on
@@ -14,17 +13,13 @@ purpose (e.g. a summary that is empty) are counted, logged and reported in ``Tas
 from __future__ import annotations
 
 import functools
-import logging
-from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from ptft import sources
-from ptft.tasks.base import DataSource, EvalSet, Example, LoadRequest, TaskData, TaskDataError
+from ptft.tasks.base import DataSource, TaskDataError
+from ptft.tasks.pools import OutOfDomain, Pool, pooled_source
 from ptft.tasks.rows import row_error
-from ptft.tasks.splits import split_items, subsample
 
-log = logging.getLogger("ptft.tasks")
 
 
 BENCHMARK_TASKS = "bigbench/benchmark_tasks"
@@ -46,6 +41,17 @@ def _ensure_extracted(relpath: str) -> None:
     # the others are checked when they are used; here they only join the one pass over the archive
     missing = [relpath] + [p for p in wanted if not (root / BENCHMARK_TASKS / p).exists()]
     sources.extracted_many(sources.BIGBENCH, [f"{BENCHMARK_TASKS}/{p}" for p in missing])
+
+
+def check_declared() -> list[str]:
+    """Every declared BIG-bench file checked against its checksum and extracted again if damaged,
+    whatever this process has parsed already (``ptft prepare``); returns the files checked."""
+    root = sources.cache_dir() / "files" / f"{sources.BIGBENCH.package}-{sources.BIGBENCH.version}"
+    members = [f"{BENCHMARK_TASKS}/{p}" for p in sorted(_NEEDED)]
+    missing = [m for m in members if not sources.usable(root / m)]
+    if missing:
+        sources.extracted_many(sources.BIGBENCH, missing)
+    return members
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,97 +104,11 @@ def map_label(raw: str, mapping: Mapping[str, str], dataset: str, split: str, in
                         f"unknown label {raw!r}; expected one of {sorted(mapping)}") from None
 
 
-@dataclass
-class Pool:
-    """A dataset's examples already split (train/dev/test), plus what was skipped and why."""
-
-    name: str
-    splits: dict[str, list[Example]]
-    skipped: Counter = field(default_factory=Counter)
-
-    def sizes(self) -> dict[str, int]:
-        return {k: len(v) for k, v in self.splits.items()}
-
-
-def make_pool(
-    examples: Sequence[tuple[str, Example]],
-    fractions: Mapping[str, float],
-    salt: str,
-    skipped: Counter | None = None,
-) -> Pool:
-    """Split ``(group_key, example)`` pairs by their group key; uids must be unique."""
-    seen: set[str] = set()
-    for _, ex in examples:
-        if ex.uid in seen:
-            raise TaskDataError(f"dataset {salt!r}: duplicate uid {ex.uid!r}")
-        seen.add(ex.uid)
-    parts = split_items(examples, key=lambda pair: pair[0], fractions=fractions, salt=salt)
-    return Pool(salt, {k: [ex for _, ex in v] for k, v in parts.items()}, skipped or Counter())
-
-
-def log_skipped(dataset: str, skipped: Counter) -> None:
-    if skipped:
-        log.warning("dataset %s: skipped %d row(s) on purpose: %s", dataset, sum(skipped.values()),
-                    dict(skipped))
-
-
-def assemble(
-    request: LoadRequest,
-    pool: Pool,
-    out_domain: Mapping[str, list[Example]],
-    out_skipped: Mapping[str, Counter],
-) -> TaskData:
-    """Sub-sample a task's splits for ``request``.
-
-    ``pool`` gives train, dev and the in-domain eval set of its name (its ``test`` split); each
-    out-of-domain set is a whole separate dataset (eval only)."""
-    seed = request.seed
-    train = subsample(pool.splits["train"], request.n_train, seed, "train")
-    dev = subsample(pool.splits["dev"], request.n_dev, seed, "dev")
-    evals = {pool.name: subsample(pool.splits["test"], request.n_eval, seed, pool.name)}
-    pool_sizes: dict[str, dict[str, int]] = {pool.name: pool.sizes()}
-    skipped: dict[str, dict[str, int]] = {}
-    if pool.skipped:
-        skipped[pool.name] = dict(pool.skipped)
-    for name, rows in out_domain.items():
-        evals[name] = subsample(rows, request.n_eval, seed, name)
-        pool_sizes[name] = {"test": len(rows)}
-    for name, counts in out_skipped.items():
-        if counts:
-            skipped[name] = dict(counts)
-    notes: dict[str, Any] = {"pool_sizes": pool_sizes}
-    if skipped:
-        notes["skipped"] = skipped
-    return TaskData(train=train, dev=dev, eval=evals, notes=notes)
-
-
-@dataclass(frozen=True)
-class OutOfDomain:
-    """An out-of-domain eval set, a whole other file (eval only): ``rows(name)`` gives its
-    examples, or its examples and the rows skipped on purpose."""
-
-    name: str
-    rows: Callable[[str], list[Example] | tuple[list[Example], Counter]]
-    labels: tuple[str, ...] | None = None
-
-
 def bigbench_source(name: str, pool: Callable[[str], Pool], out_domain: Sequence[OutOfDomain] = (),
                     normalize_whitespace: bool = True) -> DataSource:
-    """A task's data from BIG-bench files: ``pool(name)`` gives train, dev and the in-domain eval
-    set ``name``. Each file is converted once per process; a request only sub-samples.
+    """A task's data from BIG-bench files (:func:`ptft.tasks.pools.pooled_source`), refused before a
+    study starts when the user has no copy of the archive.
 
     ``normalize_whitespace`` on by default, as ptft always did for BIG-bench (exported values
     unchanged)."""
-    pool_of = functools.lru_cache(maxsize=1)(functools.partial(pool, name))
-    sets = {o.name: functools.lru_cache(maxsize=1)(functools.partial(o.rows, o.name)) for o in out_domain}
-
-    def load(request: LoadRequest) -> TaskData:
-        rows: dict[str, list[Example]] = {}
-        skipped: dict[str, Counter] = {}
-        for set_name, convert in sets.items():
-            got = convert()
-            rows[set_name], skipped[set_name] = got if isinstance(got, tuple) else (got, Counter())
-        return assemble(request, pool_of(), rows, skipped)
-
-    return DataSource((EvalSet(name, "in"), *(EvalSet(o.name, "out", o.labels) for o in out_domain)), load,
-                      normalize_whitespace)
+    return pooled_source(name, pool, out_domain, normalize_whitespace, requires=sources.require_bigbench)

@@ -21,7 +21,8 @@ demonstrations, the test split is the eval set (named like the task).
 from __future__ import annotations
 
 from ptft.tasks.base import Example, Task, one_line
-from ptft.tasks.bbutil import Pool, bigbench_examples, bigbench_source, gold_choice, make_pool, need, text_field
+from ptft.tasks.bbutil import bigbench_examples, bigbench_source, gold_choice, need, text_field
+from ptft.tasks.pools import Pool, make_pool
 from ptft.tasks.formats import MULTIPLE_CHOICE
 from ptft.tasks.rows import row_error
 from ptft.tasks.splits import EVAL_FIRST

@@ -23,8 +23,8 @@ import re
 from collections import Counter
 
 from ptft.tasks.base import Example
-from ptft.tasks.bbutil import (OutOfDomain, Pool, bigbench_examples, bigbench_source, gold_choice, log_skipped,
-                               make_pool, map_label, need, text_field)
+from ptft.tasks.bbutil import bigbench_examples, bigbench_source, gold_choice, map_label, need, text_field
+from ptft.tasks.pools import OutOfDomain, Pool, log_skipped, make_pool
 from ptft.tasks.formats import SAME_SPEAKER
 from ptft.tasks.rows import row_error
 from ptft.tasks.splits import BIG

@@ -16,7 +16,8 @@ from __future__ import annotations
 import re
 
 from ptft.tasks.base import Example, one_line
-from ptft.tasks.bbutil import Pool, bigbench_examples, bigbench_source, gold_choice, make_pool, need, text_field
+from ptft.tasks.bbutil import bigbench_examples, bigbench_source, gold_choice, need, text_field
+from ptft.tasks.pools import Pool, make_pool
 from ptft.tasks.formats import QUESTION_GENERATION
 from ptft.tasks.rows import row_error
 from ptft.tasks.splits import SMALL

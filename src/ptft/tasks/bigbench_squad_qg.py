@@ -17,7 +17,8 @@ Fields: ``context`` (the paragraph), ``answer`` (the first gold answer text); ta
 from __future__ import annotations
 
 from ptft.tasks.base import Example, one_line
-from ptft.tasks.bbutil import OutOfDomain, Pool, bigbench_json, bigbench_source, make_pool, need, text_field
+from ptft.tasks.bbutil import bigbench_json, bigbench_source, need, text_field
+from ptft.tasks.pools import OutOfDomain, Pool, make_pool
 from ptft.tasks.formats import QUESTION_GENERATION
 from ptft.tasks.rows import row_error
 from ptft.tasks.splits import BIG

@@ -25,8 +25,8 @@ from __future__ import annotations
 import re
 
 from ptft.tasks.base import Example
-from ptft.tasks.bbutil import (OutOfDomain, Pool, bigbench_examples, bigbench_source, gold_choice, make_pool,
-                               map_label, need, text_field)
+from ptft.tasks.bbutil import bigbench_examples, bigbench_source, gold_choice, map_label, need, text_field
+from ptft.tasks.pools import OutOfDomain, Pool, make_pool
 from ptft.tasks.formats import BINARY_NLI_LABELS, NLI, NLI_LABELS
 from ptft.tasks.rows import row_error
 from ptft.tasks.splits import BIG

@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections import Counter
 
 from ptft.tasks.base import Example, one_line
-from ptft.tasks.bbutil import Pool, bigbench_examples, bigbench_source, log_skipped, make_pool, need
+from ptft.tasks.bbutil import bigbench_examples, bigbench_source, need
+from ptft.tasks.pools import Pool, log_skipped, make_pool
 from ptft.tasks.formats import SUMMARISATION
 from ptft.tasks.rows import row_error
 from ptft.tasks.splits import SMALL

@@ -16,6 +16,7 @@ nli                premise, hypothesis                        entailment / neutr
 paraphrase         sentence1, sentence2                       yes / no
 same_speaker       dialogue, sentence1, sentence2             yes / no
 sentiment          text                                       positive / negative / ...
+rated_sentiment    text                                       positive / negative / neutral
 summarisation      document                                   the summary
 question_gen       context, answer                            the question
 multiple_choice    question                                   the correct choice
@@ -80,6 +81,16 @@ def sentiment() -> dict[str, PromptFormat]:
     )
 
 
+def rated_sentiment() -> dict[str, PromptFormat]:
+    """Short texts of any kind (reviews, editorials, tweets) with a three-way label."""
+    return _family(
+        ("### Text: {text}\n ### Sentiment:", "### Text"),
+        "{text}",
+        ("Is the opinion in the following text positive, negative or neutral? Text: {text} The opinion is",
+         "Is the opinion in the following text"),
+    )
+
+
 def summarisation() -> dict[str, PromptFormat]:
     return _family(
         ("### Input: {document}\n ### Summary:", "### Input"),
@@ -132,7 +143,7 @@ class Family:
         """The family's task over ``data``; ``overrides`` are Task fields this task sets itself."""
         shared = {"task_type": self.task_type, "formats": self.formats, "labels": self.labels,
                   "max_new_tokens": self.max_new_tokens, "typical_tokens_per_example": self.typical_tokens_per_example,
-                  "normalize_whitespace": data.normalize_whitespace}
+                  "normalize_whitespace": data.normalize_whitespace, "requires": data.requires}
         return Task(name=name, eval_sets=data.eval_sets, loader=data.load, description=description,
                     **{**shared, **overrides})
 
@@ -145,6 +156,7 @@ NLI = Family("classification", nli(), NLI_LABELS, max_new_tokens=5)
 PARAPHRASE = Family("classification", paraphrase(), YES_NO, max_new_tokens=5)
 SAME_SPEAKER = Family("classification", same_speaker(), YES_NO, max_new_tokens=5)
 SENTIMENT = Family("classification", sentiment(), ("positive", "negative", "neutral", "ambivalent"), max_new_tokens=5)
+RATED_SENTIMENT = Family("classification", rated_sentiment(), ("positive", "negative", "neutral"), max_new_tokens=5)
 # typical: a BBC article (~430 words) + one sentence
 SUMMARISATION = Family("generation", summarisation(), max_new_tokens=60, typical_tokens_per_example=530)
 # typical: a short context + three answers -> a question (SocialIQA)

@@ -100,9 +100,10 @@ def open_split(source: HubSource, split: str, data_dir: str | None) -> SplitRows
     else:
         try:
             rows = _hub_split(source.hub_id, source.config, split)
-        except Exception as err:  # network / unknown split: say what to do offline
+        except Exception as err:  # network / unknown split: say what to do offline, in one line
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
             raise TaskDataError(
-                f"dataset {source.describe()}, split {split!r}: could not load from the Hub ({err}); "
+                f"dataset {source.describe()}, split {split!r}: could not load from the Hub ({reason}); "
                 f"offline, set data_dir and put the rows in <data_dir>/{source.folder}/{split}.jsonl") from err
         where = f"{source.describe()} [{split}]"
     if len(rows) == 0:

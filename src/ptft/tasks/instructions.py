@@ -6,7 +6,18 @@ Every dataset returns a list of ``{"messages": [{"role": ..., "content": ...}, .
 
 Registered datasets (:func:`available_instructions`):
 
-``bb_natural_instructions`` (offline)
+``mixed_instructions`` (offline, shipped; the default)
+    Real examples of four tasks, each phrased as an instruction the way Natural Instructions
+    phrases its subtasks (the task's definition, a blank line, the input; the assistant turn is the
+    example's real answer): ``word_definitions`` (WordNet: a word and its part of speech -> its
+    definition), ``synonyms`` (WordNet: one lemma of a synset -> another), ``review_polarity`` (UCI
+    Sentiment Labelled Sentences: an IMDb, Yelp or Amazon review sentence -> positive / negative)
+    and ``yes_no_questions`` (BoolQ validation: a passage of at most 100 words and a question ->
+    yes / no; longer passages would not fit a small model's context). A sample of size ``n`` is
+    spread evenly over the subtasks, as for ``bb_natural_instructions``. None of it overlaps the
+    offline multiple-choice suite (``mc_*``) it is evaluated on.
+
+``bb_natural_instructions`` (needs the user's BIG-bench archive, see :mod:`ptft.sources`)
     BIG-bench ``natural_instructions/subtask*/task.json``: 61 Natural-Instructions v1 subtasks,
     193,250 examples. User turn = the subtask's ``task_prefix`` (its crowdsourcing definition,
     "Definition: … Prompt: …"), a blank line, then the example's ``input``; assistant turn = the
@@ -187,18 +198,59 @@ def load_natural_instructions(seed: int, n: int | None) -> InstructionSet:
         name, rows, sk = ni_subtask(relpath)
         pools[name] = rows
         skipped.update(sk)
+    if skipped:
+        log.warning("instruction data bb_natural_instructions: skipped %d example(s): %s",
+                    sum(skipped.values()), dict(skipped))
+    return _sample_mixture(pools, seed, n, {"skipped": dict(skipped)} if skipped else {})
+
+
+# ----------------------------------------------------------------------------- shipped mixture
+
+BOOLQ_MAX_WORDS = 100
+_MIXED: dict[str, str] = {
+    "word_definitions": "Write a short dictionary definition of the given word.",
+    "synonyms": "Give a word or phrase that means the same as the given one.",
+    "review_polarity": "Is the following review sentence positive or negative? Answer with one word.",
+    "yes_no_questions": "Read the passage, then answer the question with yes or no.",
+}
+
+
+def _conversation(subtask: str, text: str, answer: str) -> dict:
+    return {"messages": [{"role": "user", "content": f"{_MIXED[subtask]}\n\n{text}"},
+                         {"role": "assistant", "content": answer}]}
+
+
+def mixed_subtasks() -> dict[str, list[dict]]:
+    """Every conversation of each subtask of ``mixed_instructions``, in the shipped files' order."""
+    wordnet = sources.shipped_rows("wordnet")
+    return {
+        "word_definitions": [_conversation("word_definitions", f"{r['words'][0]} ({r['pos']})", r["definition"])
+                             for r in wordnet if r["definition"]],
+        "synonyms": [_conversation("synonyms", r["words"][0], r["words"][1])
+                     for r in wordnet if len(r["words"]) > 1],
+        "review_polarity": [_conversation("review_polarity", r["text"], "positive" if r["label"] == 1 else "negative")
+                            for r in sources.shipped_rows("uci_sentences")],
+        "yes_no_questions": [
+            _conversation("yes_no_questions", f"Passage: {r['passage']}\nQuestion: {r['question'].rstrip('?')}?",
+                          "yes" if r["answer"] else "no")
+            for r in sources.shipped_rows("boolq") if len(r["passage"].split()) <= BOOLQ_MAX_WORDS],
+    }
+
+
+def load_mixed_instructions(seed: int, n: int | None) -> InstructionSet:
+    pools = mixed_subtasks()
+    return _sample_mixture(pools, seed, n, {})
+
+
+def _sample_mixture(pools: dict[str, list[dict]], seed: int, n: int | None, notes: dict) -> InstructionSet:
+    """``n`` conversations spread evenly over the subtasks (:func:`quotas`), each subtask's drawn
+    with its own seeded stream, then shuffled together."""
     want = quotas({k: len(v) for k, v in pools.items()}, n if n is not None else sum(map(len, pools.values())))
     chosen = []
     for name in sorted(pools):
         chosen.extend(subsample(pools[name], want[name], seed, name))
     random.Random(f"{seed}:mixture").shuffle(chosen)
-    if skipped:
-        log.warning("instruction data bb_natural_instructions: skipped %d example(s): %s",
-                    sum(skipped.values()), dict(skipped))
-    notes = {"per_subtask": {k: v for k, v in want.items()}, "subtasks": len(pools)}
-    if skipped:
-        notes["skipped"] = dict(skipped)
-    return InstructionSet(chosen, notes)
+    return InstructionSet(chosen, {"per_subtask": dict(want), "subtasks": len(pools), **notes})
 
 
 # ------------------------------------------------------------------------------ local files, Hub
@@ -262,11 +314,14 @@ class Mixture:
     load: MixtureLoader
     size: int | None = None  # conversations in the whole mixture (when instruction_tuning.n_train is null)
     typical_tokens_per_conversation: int | None = None  # chat template included (GPT-NeoX / OLMo BPE)
+    requires: Callable[[], None] | None = None  # raises when its data cannot be had (see DataSource)
 
 
 _REGISTRY: dict[str, Mixture] = {m.name: m for m in (
+    Mixture("mixed_instructions", lambda seed, n, data_dir: load_mixed_instructions(seed, n),
+            size=22_108, typical_tokens_per_conversation=70),
     Mixture("bb_natural_instructions", lambda seed, n, data_dir: load_natural_instructions(seed, n),
-            size=193_250, typical_tokens_per_conversation=380),
+            size=193_250, typical_tokens_per_conversation=380, requires=sources.require_bigbench),
     Mixture("tulu_v2", load_tulu, size=326_154, typical_tokens_per_conversation=1000),
 )}
 

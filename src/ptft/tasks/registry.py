@@ -32,6 +32,10 @@ BUILTIN_MODULES = (
     "ptft.tasks.hub_paws",
     "ptft.tasks.hub_socialiqa_qg",
     "ptft.tasks.hub_xsum",
+    "ptft.tasks.mc_suite",
+    "ptft.tasks.sentiment",
+    "ptft.tasks.social_qg",
+    "ptft.tasks.squad_qg",
 )
 ENTRY_POINT_GROUP = "ptft.tasks"
 
