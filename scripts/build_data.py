@@ -19,7 +19,6 @@ reading needs only the standard library and pyarrow (for the Arrow files of ai2-
 from __future__ import annotations
 
 import argparse
-import ast
 import gzip
 import hashlib
 import io

@@ -379,7 +379,77 @@ CASES = [
            ("results.sqlite is damaged", "Move it aside", "run the study again"), needs_run=True)
       for command in ("status", "export", "run", "analyze", "report")],
     Case("a store that is not a database", _not_a_database, 2, ("results.sqlite is damaged", "file is not a database")),
+    # the settings of the newer axes, checked before anything runs
+    Case("LoRA modules of another architecture", _config(
+        "include: smoke\nfinetune: {methods: [full, lora], lora: {target_modules: [c_attn, c_proj]}}\n"), 2,
+         ("finetune.lora.target_modules: c_attn, c_proj", "LlamaForCausalLM", "q_proj", "all-linear")),
+    Case("LoRA modules of another architecture, local series", _run_config(
+        extra="finetune: {epochs: 1, learning_rates: [0.001], methods: [lora], lora: {target_modules: [query]}}\n"),
+         2, ("finetune.lora.target_modules: query", "v_proj"), no_run_dir=True),
+    Case("a LoRA regex matching nothing", _config(
+        "include: smoke\nfinetune: {methods: [lora], lora: {target_modules: '.*attn.c_proj'}}\n"), 2,
+         ("target_modules: .*attn.c_proj name(s) no module",)),
+    Case("negative fine-tuning seed", _config("tasks: [{name: sentiment}]\nfinetune: {seeds: [-1]}\n"), 2,
+         ("finetune.seeds[0]: a seed must be between 0 and 4294967295", "got -1")),
+    Case("fine-tuning seed beyond 2**32 - 1", _config("tasks: [{name: sentiment}]\nfinetune: {seeds: [0, 4294967296]}\n"),
+         2, ("finetune.seeds[1]: a seed must be between 0 and 4294967295",)),
+    Case("negative study seed", _config("tasks: [{name: sentiment}]\nseed: -3\n"), 2, ("bad.yaml: seed: a seed must be",)),
+    Case("run --seed -1", lambda ns, tmp: ["run", str(ns.files.study), "--seed", "-1", "--out", str(tmp / "out")], 2,
+         ("--seed must be between 0 and 4294967295", "got -1"), no_run_dir=True),
+    Case("probe text file empty", _with_file("held.txt", _run_config(
+        extra="probes: {enabled: true, text: held.txt}\n"), content="\n  \n"), 2,
+         ("probes.text: held.txt holds no text",), no_run_dir=True),
+    Case("probe text with a pre-trained series", _config(
+        "include: smoke\nprobes: {enabled: true, text: /etc/hostname}\n"), 2,
+         ("probes.text: a series pre-trained here is probed on its own held-out documents", "remove probes.text")),
+    Case("probe noise of zero", _config("tasks: [{name: sentiment}]\nprobes: {enabled: true, sigma: 0}\n"), 2,
+         ("probes.sigma:", "above 0", "got 0")),
+    Case("LiNeS alpha above 1", _config("tasks: [{name: sentiment}]\nlines: {enabled: true, alpha: 1.5}\n"), 2,
+         ("lines.alpha:", "in [0, 1], got 1.5")),
+    Case("LiNeS beta below 0", _config("tasks: [{name: sentiment}]\nlines: {enabled: true, beta: -0.2}\n"), 2,
+         ("lines.beta:", "[0, 0.5]", "got -0.2")),
+    Case("LiNeS alpha + beta above 1", _config("tasks: [{name: sentiment}]\nlines: {alpha: 0.6, beta: 0.6}\n"), 2,
+         ("lines.beta:", "[0, 0.4]",)),
+    Case("run --workers 0", lambda ns, tmp: ["run", str(ns.files.study), "--workers", "0", "--out", str(tmp / "out")], 2,
+         ("--workers must be at least 1, got 0",), no_run_dir=True),
+    Case("run --workers -2", lambda ns, tmp: ["run", str(ns.files.study), "--workers", "-2", "--out", str(tmp / "out")],
+         2, ("--workers must be at least 1, got -2",), no_run_dir=True),
+    Case("--address without --executor ray", lambda ns, tmp: ["run", str(ns.files.study), "--address",
+                                                              "127.0.0.1:6379", "--out", str(tmp / "out")], 2,
+         ("--address 127.0.0.1:6379 names a Ray cluster", "add --executor ray"), no_run_dir=True),
+    Case("Ray address where nothing listens", lambda ns, tmp: ["run", str(ns.files.study), "--executor", "ray",
+                                                               "--address", f"127.0.0.1:{_closed_port()}",
+                                                               "--out", str(tmp / "out")], 2,
+         ("--address 127.0.0.1:", "no Ray cluster answers there within 10 s", "ray start --head"), no_run_dir=True),
+    Case("Ray address that is no host:port", lambda ns, tmp: ["run", str(ns.files.study), "--executor", "ray",
+                                                              "--address", "localhost", "--out", str(tmp / "out")], 2,
+         ("--address localhost: expected host:port",), no_run_dir=True),
+    Case("import into an .xlsx", lambda ns, tmp: ["import", "lm-eval", str(PYTHIA_LOG), "--out", str(tmp / "r.xlsx")],
+         2, ("--out", "r.xlsx", "a table is written as .csv or .parquet", "r.csv")),
+    Case("eval --batch-size 0", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "sentiment",
+                                                  "--batch-size", "0"], 2, ("--batch-size must be >= 1, got 0",)),
+    Case("eval --n-boot 0", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "sentiment",
+                                              "--n-boot", "0"], 2, ("--n-boot must be >= 1, got 0",)),
+    Case("W&B tracking without wandb", _config("tasks: [{name: sentiment}]\ntracking: {wandb: {project: p}}\n"), 2,
+         ("bad.yaml: tracking.wandb: wandb is not installed; pip install wandb",)),
+    Case("W&B tracking as true", _config("tasks: [{name: sentiment}]\ntracking: {wandb: true}\n"), 2,
+         ("tracking.wandb: expected a mapping (project: ..., mode: ...) or null, got True",)),
+    Case("a number where a list goes", _config("tasks: [{name: sentiment}]\nfinetune: {eval_at: 0.5}\n"), 2,
+         ("finetune.eval_at: expected a list of numbers, got 0.5",)),
+    Case("an lm-eval generation task", _config("tasks: [{name: sentiment}, {name: 'lm-eval:gsm8k', train: false}]\n"),
+         2, ("'lm-eval:gsm8k' cannot be scored by ptft: output_type is 'generate_until'",)),
 ]
+
+PYTHIA_LOG = Path(__file__).parent / "data" / "pythia-evals" / "160m_step1000.json"
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -402,6 +472,49 @@ def test_bad_input(case: Case, files, request, tmp_path, capsys) -> None:
 
 
 # ------------------------------------------------------------------------ correct behaviour
+
+def test_an_included_file_reads_its_paths_against_its_own_folder(files, tmp_path, monkeypatch) -> None:
+    """base/base.yaml names its task file and checkpoint relative to base/; a study elsewhere that
+    includes it, loaded from a third folder, finds both there (and its own paths beside itself)."""
+    from ptft.config import load_config
+
+    base = tmp_path / "base"
+    (base / "task").mkdir(parents=True)
+    for name in ("sentiment.yaml", "train.jsonl", "test.jsonl"):
+        shutil.copy(files.root / name, base / "task" / name)
+    shutil.copytree(files.final, tmp_path / "ckpt")
+    (base / "base.yaml").write_text("tasks: [{name: task/sentiment.yaml, n_train: 8}]\n"
+                                    "checkpoints: {source: local, local: {paths: [../ckpt]}}\ndata_dir: data\n")
+    study = tmp_path / "studies" / "study.yaml"
+    study.parent.mkdir()
+    (tmp_path / "studies" / "held.txt").write_text("A paragraph of held-out text.\n")
+    study.write_text("include: ../base/base.yaml\nprobes: {enabled: true, text: held.txt}\n")
+    monkeypatch.chdir(tmp_path / "base" / "task")  # where ptft is started changes nothing
+    config = load_config(study)
+    assert config.tasks[0].name == str((base / "task" / "sentiment.yaml").resolve())
+    assert config.checkpoints.local.paths == [str((tmp_path / "ckpt").resolve())]
+    assert config.data_dir == str((base / "data").resolve())
+    assert config.probes.text == str((tmp_path / "studies" / "held.txt").resolve())
+
+
+def test_eval_at_points_on_one_step_are_evaluated_once() -> None:
+    from ptft.training.finetune import distinct_steps
+
+    # 5 steps: 0.1 and 0.2 both land on step 1, 0.95 on the last step (the final model, point 1.0)
+    assert distinct_steps([0.5, 0.2, 0.1, 0.95], 5) == ({0.1: 1, 0.5: 2}, [0.2, 0.95])
+    assert distinct_steps([0.25, 0.5, 0.75], 100) == ({0.25: 25, 0.5: 50, 0.75: 75}, [])
+
+
+def test_plan_and_cells_name_a_user_task_by_its_name(files, capsys) -> None:
+    from ptft.config import load_config
+    from ptft.engine.study import plan_cells
+
+    assert main(["plan", str(files.study)]) == 0
+    printed = capsys.readouterr().out
+    assert "my_sentiment" in printed and "sentiment.yaml" not in printed
+    labels = [c.label for c in plan_cells(load_config(files.study), files.root / "unused-run")]
+    assert "FT final my_sentiment lr=0.001 seed=0" in labels and "BASE final my_sentiment" in labels
+
 
 def test_user_task_and_stepless_checkpoint_in_results(run, tmp_path) -> None:
     """A user task is named by its `name:` (not its file's path); a checkpoint folder named without a

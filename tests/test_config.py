@@ -41,7 +41,8 @@ def test_presets_load():
     ("tasks: [{name: sentiment}\n", "not valid YAML"),
     ("tasks: [{name: sentiment}]\nprobes: {sigma: -0.1}\n", "probes.sigma: a relative noise scale"),
     ("tasks: [{name: sentiment}]\nprobes: {draws: 0}\n", "probes.draws: must be at least 1"),
-    ("tasks: [{name: sentiment}]\nprobes: {text: missing.txt}\n", "probes.text: no text file missing.txt"),
+    ("tasks: [{name: sentiment}]\ncheckpoints: {source: hub, hub: {repo: EleutherAI/pythia-160m}}\n"
+     "probes: {text: missing.txt}\n", "probes.text: no text file missing.txt"),
     ("tasks: [{name: sentiment}]\nfinetune: {methods: [full, qlora]}\n",
      "finetune.methods[1]: expected one of 'full', 'lora', 'hft', got 'qlora'"),
     ("tasks: [{name: sentiment}]\nfinetune: {methods: [lora, lora]}\n", "finetune.methods: give one or more distinct"),
@@ -60,7 +61,8 @@ def test_bad_configs_name_file_and_key(tmp_path, text, message):
 
 def test_probe_text_is_found_beside_the_config(tmp_path):
     (tmp_path / "held.txt").write_text("Some text.\n")
-    config = load_config(write(tmp_path, "tasks: [{name: sentiment}]\nprobes: {enabled: true, text: held.txt}\n"))
+    config = load_config(write(tmp_path, "tasks: [{name: sentiment}]\nprobes: {enabled: true, text: held.txt}\n"
+                                         "checkpoints: {source: hub, hub: {repo: EleutherAI/pythia-160m}}\n"))
     assert config.probes.text == str((tmp_path / "held.txt").resolve())
     assert not load_config(write(tmp_path, "tasks: [{name: sentiment}]\n")).probes.enabled
 

@@ -25,10 +25,23 @@ def _config(config: str | Path | StudyConfig, overrides: dict[str, Any] | None =
 def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, executor: str | None = None,
         address: str | None = None, workers: int | None = None, progress: bool = True,
         overrides: dict[str, Any] | None = None, allow_mixed_numerics: bool = False):
-    """Run a study (a config path, preset name or StudyConfig) and return its StudyRun."""
+    """Run a study (a config path, preset name or StudyConfig) and return its StudyRun.
+    ``executor``, ``address`` and ``workers`` override the config's ``executor`` section (the
+    command line's --executor, --address and --workers)."""
     from ptft.engine.study import run_study
 
-    return run_study(_config(config, overrides), run_dir=run_dir, executor=executor, address=address, workers=workers,
+    config = _config(config, overrides)
+    kind = executor or config.executor.kind
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if address is not None and kind != "ray":
+        raise ConfigError(f"--address {address} names a Ray cluster, but the study runs on the {kind} executor; "
+                          "add --executor ray (or drop --address)")
+    if kind == "ray" and (address or config.executor.address):
+        from ptft.engine.executors import check_ray_address
+
+        check_ray_address(address or config.executor.address, "--address" if address else "executor.address")
+    return run_study(config, run_dir=run_dir, executor=executor, address=address, workers=workers,
                      progress=progress, allow_mixed_numerics=allow_mixed_numerics)
 
 
@@ -134,9 +147,9 @@ def eval(model, task, *, tokenizer=None, format: str = "default", method: str | 
                           f"{', '.join(kind.methods)}")
     if shots < 0:
         raise ConfigError("--shots must be >= 0")
-    for flag, value in (("--limit", limit), ("--first", first)):
+    for flag, value in (("--limit", limit), ("--first", first), ("--batch-size", batch_size), ("--n-boot", n_boot)):
         if value is not None and value < 1:
-            raise ConfigError(f"{flag} must be >= 1")
+            raise ConfigError(f"{flag} must be >= 1, got {value}")
     if out and Path(out).is_dir():
         raise ConfigError(f"--out {out} is a folder; give the predictions file's name "
                           f"(e.g. {Path(out) / 'predictions.jsonl'})")

@@ -303,7 +303,39 @@ def _read_with_includes(path: Path, seen: list[Path]) -> tuple[dict, list[Path]]
     except ConfigError as err:
         raise ConfigError(f"{path.name}: include: {err}") from None
     base, chain = _read_with_includes(target, seen + [path.resolve()])
-    return _merged(base, raw), [path] + chain
+    return _merged(_anchored(base, target.parent), raw), [path] + chain
+
+
+def _anchored(raw: dict, folder: Path) -> dict:
+    """An included file's mapping with the relative paths it writes made absolute against its own
+    folder, so that it means the same wherever it is included from and wherever ptft is started
+    (the including file's own paths are resolved against it by :func:`_normalized`)."""
+    out = {**raw}
+
+    def here(value: Any, only_existing: bool = False) -> Any:
+        if not isinstance(value, str) or not value or Path(value).is_absolute():
+            return value
+        candidate = folder / value
+        return str(candidate.resolve()) if candidate.exists() or not only_existing else value
+
+    if isinstance(out.get("tasks"), list):
+        out["tasks"] = [{**t, "name": _task_file(t["name"], folder)} if isinstance(t, dict) and isinstance(
+            t.get("name"), str) else t for t in out["tasks"]]
+    if "data_dir" in out:
+        out["data_dir"] = here(out["data_dir"])
+    ck = out.get("checkpoints")
+    if isinstance(ck, dict):
+        ck = out["checkpoints"] = {**ck}
+        if isinstance(ck.get("local"), dict) and isinstance(ck["local"].get("paths"), list):
+            ck["local"] = {**ck["local"], "paths": [here(p) for p in ck["local"]["paths"]]}
+        if isinstance(ck.get("pretrain"), dict) and isinstance(ck["pretrain"].get("corpus"), list):
+            ck["pretrain"] = {**ck["pretrain"], "corpus": [here(c, only_existing=True) for c in ck["pretrain"]["corpus"]]}
+    if isinstance(out.get("probes"), dict) and "text" in out["probes"]:
+        out["probes"] = {**out["probes"], "text": here(out["probes"]["text"])}
+    if isinstance(out.get("instruction_tuning"), dict) and "mixture" in out["instruction_tuning"]:
+        it = out["instruction_tuning"]
+        out["instruction_tuning"] = {**it, "mixture": here(it["mixture"], only_existing=True)}
+    return out
 
 
 def _merged(base: dict, over: dict) -> dict:
@@ -318,11 +350,20 @@ def _type_name(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (list, typing.List):
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+        return f"a list of {_plural(typing.get_args(tp)[0])}"
+    if dataclasses.is_dataclass(tp):  # a section: say what it holds, not the class's name
+        return "a mapping (" + ", ".join(f"{f.name}: ..." for f in dataclasses.fields(tp)) + ")"
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
             type(None): "null"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _plural(tp: Any) -> str:
+    plain = {int: "integers", float: "numbers", str: "strings", bool: "true/false values"}
+    if tp in plain:
+        return plain[tp]
+    return f"items each {_type_name(tp)}"
 
 
 def _build(tp: Any, value: Any, file: str, key: str) -> Any:
@@ -392,27 +433,41 @@ def _local_folder(config_path: Path, folder: str) -> Path:
 
 def _task_name(config_path: Path, name: str) -> str:
     """A task name, with a relative task file that exists beside the config made absolute."""
+    return _task_file(name, config_path.parent)
+
+
+def _task_file(name: str, folder: Path) -> str:
     from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
     prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
     local = name[len(prefix):]
-    if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (config_path.parent / local).exists():
-        return prefix + str((config_path.parent / local).resolve())
+    if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (folder / local).exists():
+        return prefix + str((folder / local).resolve())
     return name
 
 
 def _normalized(config: StudyConfig, path: Path) -> StudyConfig:
     """A copy of the validated config with the files it names resolved against the config file's
-    folder: local checkpoint folders and task files."""
+    folder (an included file's were resolved against its own when it was read): local checkpoint
+    folders, task files, ``data_dir``, corpus text files, a local instruction mixture and the
+    probes' text."""
     ck = config.checkpoints
     if ck.source == "local":
         local = dataclasses.replace(ck.local, paths=[str(_local_folder(path, p).resolve()) for p in ck.local.paths])
         ck = dataclasses.replace(ck, local=local)
+    beside = lambda name: str((path.parent / name).resolve()) if (  # noqa: E731
+        not Path(name).is_absolute() and (path.parent / name).exists()) else name
+    pretrain = dataclasses.replace(ck.pretrain, corpus=[beside(c) for c in ck.pretrain.corpus])
+    ck = dataclasses.replace(ck, pretrain=pretrain)
     tasks = [dataclasses.replace(t, name=_task_name(path, t.name)) for t in config.tasks]
     probes = config.probes
     if probes.text is not None:
         probes = dataclasses.replace(probes, text=str(_local_folder(path, probes.text).resolve()))
-    return dataclasses.replace(config, checkpoints=ck, tasks=tasks, probes=probes)
+    data_dir = str(_local_folder(path, config.data_dir).resolve()) if config.data_dir is not None else None
+    it = config.instruction_tuning
+    it = dataclasses.replace(it, mixture=beside(it.mixture))
+    return dataclasses.replace(config, checkpoints=ck, tasks=tasks, probes=probes, data_dir=data_dir,
+                               instruction_tuning=it)
 
 
 def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -> None:
@@ -498,6 +553,9 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
         raise ConfigError(f"{file}: finetune.eval_at: fractions of the training steps in (0, 1], got {ft.eval_at}")
     if not ft.seeds or len(set(ft.seeds)) != len(ft.seeds):
         raise ConfigError(f"{file}: finetune.seeds: give one or more distinct seeds, got {ft.seeds}")
+    for key, seed in [("seed", config.seed), *((f"finetune.seeds[{i}]", s) for i, s in enumerate(ft.seeds))]:
+        if not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"{file}: {key}: a seed must be between 0 and {MAX_SEED} (2**32 - 1), got {seed}")
     from ptft.training.methods import METHODS
 
     if not ft.methods or len(set(ft.methods)) != len(ft.methods):
@@ -544,7 +602,12 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     for key in ("workers", "threads", "pretrain_threads"):
         if getattr(config.executor, key) < 1:
             raise ConfigError(f"{file}: executor.{key}: must be at least 1")
-    _check_probes(config.probes, path)
+    _check_probes(config, path, file)
+    _check_lines(config.lines, file)
+    _check_tracking(config.tracking, file)
+
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's generators take no other seeds
 
 
 def _check_available(requires, where: str) -> None:
@@ -578,15 +641,50 @@ def learning_rates(config: StudyConfig, task: TaskConfig, method: str) -> list[f
     return list(own or task.lr or config.finetune.learning_rates)
 
 
-def _check_probes(probes: ProbesConfig, path: Path) -> None:
-    file = path.name
-    if probes.sigma < 0:
-        raise ConfigError(f"{file}: probes.sigma: a relative noise scale, at least 0, got {probes.sigma:g}")
+def _check_probes(config: StudyConfig, path: Path, file: str) -> None:
+    probes = config.probes
+    if probes.sigma <= 0:
+        raise ConfigError(f"{file}: probes.sigma: a relative noise scale, above 0 (0 adds no noise, so every "
+                          f"checkpoint's sensitivity would read 0), got {probes.sigma:g}")
     for key, least in (("draws", 1), ("windows", 1), ("seq_len", 2)):
         if getattr(probes, key) < least:
             raise ConfigError(f"{file}: probes.{key}: must be at least {least}, got {getattr(probes, key)}")
-    if probes.text is not None and not _local_folder(path, probes.text).is_file():
+    if probes.text is None:
+        return
+    if config.checkpoints.source == "pretrain":
+        raise ConfigError(f"{file}: probes.text: a series pre-trained here is probed on its own held-out "
+                          "documents, so this file would be ignored; remove probes.text (it is for local and Hub series)")
+    text_file = _local_folder(path, probes.text)
+    if not text_file.is_file():
         raise ConfigError(f"{file}: probes.text: no text file {probes.text}")
+    try:
+        empty = not text_file.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{file}: probes.text: {probes.text} is not UTF-8 text ({err.reason} at byte {err.start})") \
+            from None
+    if empty:
+        raise ConfigError(f"{file}: probes.text: {probes.text} holds no text; give a file of held-out paragraphs "
+                          "(separated by blank lines) or remove probes.text to probe on the tasks' training prompts")
+
+
+def _check_lines(lines: LinesConfig, file: str) -> None:
+    """LiNeS keeps alpha + beta (l-1)/(L-1) of each block's change: a share in [0, 1] at every block."""
+    if not 0 <= lines.alpha <= 1:
+        raise ConfigError(f"{file}: lines.alpha: the share of its change the first block keeps, in [0, 1], "
+                          f"got {lines.alpha:g}")
+    if not 0 <= lines.beta <= 1 - lines.alpha:
+        raise ConfigError(f"{file}: lines.beta: the share added by the last block, in [0, 1 - alpha] = "
+                          f"[0, {1 - lines.alpha:g}] so that no block keeps more than its whole change, got {lines.beta:g}")
+
+
+def _check_tracking(tracking: TrackingConfig, file: str) -> None:
+    import importlib.util
+
+    for wanted, module, install in ((tracking.tensorboard, "tensorboard", "pip install 'ptft[tracking]'"),
+                                    (tracking.wandb is not None, "wandb", "pip install wandb")):
+        if wanted and importlib.util.find_spec(module) is None:
+            key = "tracking.tensorboard" if module == "tensorboard" else "tracking.wandb"
+            raise ConfigError(f"{file}: {key}: {module} is not installed; {install}, or turn {key} off")
 
 
 def _check_pretrain(config: StudyConfig, file: str) -> None:

@@ -103,6 +103,9 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
     """A ``.csv`` / ``.parquet`` table, or else a run directory holding ``results.sqlite`` (what
     ``ptft report`` reads; ``ptft analyze`` takes either)."""
     out = Path(out)
+    if out.suffix and out.suffix.lower() not in TABLE_SUFFIXES and not out.is_dir():
+        raise DataError(f"--out {out}: a table is written as {' or '.join(sorted(TABLE_SUFFIXES))}, and a name "
+                        f"without a suffix makes a run directory; {out.suffix} is neither (e.g. {out.with_suffix('.csv')})")
     if out.suffix.lower() in TABLE_SUFFIXES:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".parquet":

@@ -3,9 +3,6 @@ longer serves it); with the archive (``PTFT_BIGBENCH_ARCHIVE``), the data checks
 run too (each file is parsed once per process)."""
 
 import hashlib
-import io
-import json
-import tarfile
 from collections import Counter
 
 import pytest
@@ -14,10 +11,11 @@ from ptft import sources
 from ptft.cli import main as cli_main
 from ptft.config import load_config
 from ptft.errors import ConfigError
-from ptft.tasks import LoadRequest, build_prompt, completion_text, get_task
-from ptft.tasks.base import FORMAT_NAMES, TaskDataError
+from ptft.tasks import LoadRequest, build_prompt, get_task
+from ptft.tasks.base import TaskDataError
 from ptft.tasks import bbutil
 from ptft.tasks.instructions import available_instructions, load_instructions
+from task_checks import check_formats, check_pools_disjoint, check_seeded
 
 
 def _have_archive() -> bool:
@@ -135,46 +133,15 @@ def test_splits_disjoint_uids_unique(loaded):
 
 
 def test_full_pools_disjoint(loaded):
-    task, _ = loaded
-    data = task.load(LoadRequest(None, 0))
-    train = {ex.uid for ex in data.train}
-    dev = {ex.uid for ex in data.dev}
-    test = {ex.uid for ex in data.eval[task.in_domain[0].name]}
-    assert train and dev and test
-    assert not (train & dev) and not (train & test) and not (dev & test)
-    # also disjoint by content: the prompt of a test item is never a training prompt
-    fmt = task.formats["default"]
-    train_prompts = {fmt.render(ex) for ex in data.train}
-    assert not any(fmt.render(ex) in train_prompts for ex in data.eval[task.in_domain[0].name])
+    check_pools_disjoint(loaded[0])
 
 
 def test_deterministic_and_seeded(loaded):
-    task, data = loaded
-    again = task.load(REQ)
-    assert [e.uid for e in again.train] == [e.uid for e in data.train]
-    assert again.split_fingerprints() == data.split_fingerprints()
-    other = task.load(LoadRequest(None, seed=1, n_train=200, n_dev=50, n_eval=60))
-    assert {e.uid for e in other.train} != {e.uid for e in data.train}
-    # the split assignment does not depend on the seed: seed 1's train items are never seed 0's eval items
-    in_eval = {e.uid for e in data.eval[task.in_domain[0].name]}
-    assert not in_eval & {e.uid for e in other.train}
+    check_seeded(*loaded, REQ)
 
 
 def test_formats_render_without_trailing_space_or_target(loaded):
-    task, data = loaded
-    assert set(task.formats) == set(FORMAT_NAMES)
-    for rows in [data.train[:20], *[r[:20] for r in data.eval.values()]]:
-        for ex in rows:
-            for fmt in task.formats.values():
-                text = build_prompt(fmt, ex, data.train[:2] if ex not in data.train else ())
-                assert not text.endswith((" ", "\t"))
-                query = fmt.render(ex)
-                if task.task_type == "generation":
-                    assert ex.target not in query, (task.name, fmt.name, ex.uid)
-                assert completion_text(ex.target).startswith(" ")
-    assert task.formats["io"].cue == ""
-    assert task.formats["default"].cue and task.formats["default"].template.startswith(task.formats["default"].cue)
-    assert task.formats["instruct"].template.startswith(task.formats["instruct"].cue)
+    check_formats(*loaded)
 
 
 @needs_archive

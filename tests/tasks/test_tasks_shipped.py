@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from ptft import sources
-from ptft.tasks import LoadRequest, build_prompt, completion_text, get_task
-from ptft.tasks.base import FORMAT_NAMES
+from ptft.tasks import LoadRequest, get_task
+from task_checks import check_formats, check_pools_disjoint, check_seeded
 
 SHIPPED_TASKS = {
     "sentiment": ["sentiment_movies", "sentiment_products", "sentiment_editorials", "sentiment_tweets"],
@@ -39,38 +39,15 @@ def test_eval_sets_and_sizes(loaded):
 
 
 def test_full_pools_disjoint_by_uid_and_prompt(loaded):
-    task, _ = loaded
-    data = task.load(LoadRequest(None, 0))
-    train, dev = {ex.uid for ex in data.train}, {ex.uid for ex in data.dev}
-    test = {ex.uid for ex in data.eval[task.in_domain[0].name]}
-    assert train and dev and test
-    assert not (train & dev) and not (train & test) and not (dev & test)
-    fmt = task.formats["default"]
-    train_prompts = {fmt.render(ex) for ex in data.train}
-    assert not any(fmt.render(ex) in train_prompts for ex in data.eval[task.in_domain[0].name])
+    check_pools_disjoint(loaded[0])
 
 
 def test_deterministic_and_seeded(loaded):
-    task, data = loaded
-    again = task.load(REQ)
-    assert again.split_fingerprints() == data.split_fingerprints()
-    other = task.load(LoadRequest(None, seed=1, n_train=30, n_dev=20, n_eval=60))
-    assert {e.uid for e in other.train} != {e.uid for e in data.train}
-    # the split does not depend on the seed: seed 1's training items are never seed 0's eval items
-    assert not {e.uid for e in data.eval[task.in_domain[0].name]} & {e.uid for e in other.train}
+    check_seeded(*loaded, REQ)
 
 
 def test_formats_render_without_trailing_space_or_target(loaded):
-    task, data = loaded
-    assert set(task.formats) == set(FORMAT_NAMES)
-    for rows in [data.train[:10], *[r[:10] for r in data.eval.values()]]:
-        for ex in rows:
-            for fmt in task.formats.values():
-                text = build_prompt(fmt, ex, data.train[:2] if ex not in data.train else ())
-                assert not text.endswith((" ", "\t"))
-                if task.task_type == "generation":
-                    assert ex.target not in fmt.render(ex), (task.name, fmt.name, ex.uid)
-                assert completion_text(ex.target).startswith(" ")
+    check_formats(*loaded, per_set=10)
 
 
 def test_sentiment_labels_follow_the_mean_rating_with_a_neutral_band():

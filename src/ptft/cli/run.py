@@ -12,8 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="run directory (default: the config's output_dir)")
     p.add_argument("--seed", type=int, help="override the config's seed")
     p.add_argument("--executor", choices=["local", "ray"], help="override executor.kind")
-    p.add_argument("--address", help="Ray cluster address (with --executor ray); default: start a local one")
-    p.add_argument("--workers", type=int, help="local worker processes (default: executor.workers)")
+    p.add_argument("--address", help="Ray cluster address, host:port (with --executor ray); default: start a "
+                                     "local one")
+    p.add_argument("--workers", type=int, help="local worker processes, at least 1 (default: executor.workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--allow-mixed-numerics", action="store_true",
                    help="resume although this machine or torch build computes differently from the done cells")
@@ -23,6 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from ptft.api import run
     from ptft.engine.summary import summary_table
 
+    from ptft.config import MAX_SEED
+    from ptft.errors import ConfigError
+
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise ConfigError(f"--seed must be between 0 and {MAX_SEED} (2**32 - 1), got {args.seed}")
     overrides = {"seed": args.seed} if args.seed is not None else {}
     result = run(args.config, run_dir=args.out, executor=args.executor, address=args.address,
                  workers=args.workers, progress=not args.no_progress, overrides=overrides,
@@ -35,8 +41,10 @@ def run(args: argparse.Namespace) -> int:
         print(table.round(3).to_string())
     print(f"\n{result.ran} cell(s) run, {result.skipped} already done, {len(result.failed)} failed "
           f"in {result.seconds:.0f}s. Results: {result.run_dir / 'results.sqlite'}")
-    print(f"Next: ptft export {result.run_dir} --format csv | ptft analyze {result.run_dir} --out "
-          f"{result.run_dir / 'analysis'} | ptft report {result.run_dir}")
+    print("Next, each on its own:")
+    print(f"  ptft export {result.run_dir} --format csv")
+    print(f"  ptft analyze {result.run_dir} --out {result.run_dir / 'analysis'}")
+    print(f"  ptft report {result.run_dir}")
     if result.failed:
         print(f"{len(result.failed)} cell(s) failed; see `ptft status {result.run_dir}`; rerun to retry them.")
         return 1

@@ -8,7 +8,7 @@ HELP = __doc__
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run_dir")
+    p.add_argument("run_dir", metavar="RUN", help="a run directory (the --out of `ptft run`)")
     p.add_argument("--all", action="store_true", help="list every cell, not only the unfinished ones")
 
 

@@ -151,6 +151,18 @@ def task_fingerprints(task, data) -> dict:
     return {"task": digest(definition), **data.split_fingerprints()}
 
 
+def task_label(name: str) -> str:
+    """How a cell names a task: a task file by the task's own ``name:``, not by its path (an
+    lm-eval task file by ``lm-eval:`` and its task's name)."""
+    from ptft.tasks import get_task
+    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
+
+    if not name.endswith((".yaml", ".yml")):
+        return name
+    task = get_task(name)
+    return LM_EVAL_PREFIX + task.eval_sets[0].name if name.startswith(LM_EVAL_PREFIX) else task.name
+
+
 def intermediate_fractions(eval_at: list[float]) -> list[float]:
     """The points of ``finetune.eval_at`` before the end of training, in order: the final model
     is evaluated anyway, so ``[1.0]`` (the default) and ``[]`` mean none."""
@@ -271,7 +283,8 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
         for task in base_tasks:
             units = eval_units(config, task_types, {task: sets_of(task, config.evaluation.out_of_domain)}, [task])
             cid = digest({"kind": CellKind.BASE, **source, **eval_inputs(units), **common})
-            cells.append(Cell(cid, CellKind.BASE, f"BASE {ck.label} {task}", ck, units=units, depends_on=pre))
+            cells.append(Cell(cid, CellKind.BASE, f"BASE {ck.label} {task_label(task)}", ck, units=units,
+                              depends_on=pre))
         for tc in config.tasks:
             if not tc.train:
                 continue
@@ -293,7 +306,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
                         points = {"eval_at": during} if during else {}
                         cid = digest({**training, **eval_inputs(units),
                                       "selection": config.finetune.selection_metric, **points, **post_training})
-                        label = f"FT {ck.label} {tc.name}{shown} lr={lr:g} seed={seed}"
+                        label = f"FT {ck.label} {task_label(tc.name)}{shown} lr={lr:g} seed={seed}"
                         cells.append(Cell(cid, CellKind.FINETUNE, label, ck, tc.name, lr, seed, thash, units, pre,
                                           ft_method=method))
         if it.enabled:

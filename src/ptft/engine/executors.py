@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptft.config import StudyConfig
+from ptft.errors import ConfigError
 from ptft.engine.cells import Cell, CellKind
 from ptft.engine.work import CellOutput, run_cell, set_threads
 
@@ -199,6 +200,30 @@ class PoolExecutor(_Executor):
             self._pool.shutdown(wait=not cancel, cancel_futures=True)
             self._pool = None
         self._futures.clear()
+
+
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def check_ray_address(address: str, flag: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> None:
+    """Refuse, in one line, a Ray address where nothing answers within ``timeout`` seconds: Ray's
+    own client retries for minutes and hears no Ctrl-C meanwhile. ``auto`` (find a running local
+    cluster) is left to Ray."""
+    import socket
+
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"{flag} {address}: expected host:port (e.g. 127.0.0.1:6379, or ray://host:10001), or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(f"{flag} {address}: no Ray cluster answers there within {timeout:g} s ({err.strerror or err}); "
+                          "start one (`ray start --head`) or check the address, or leave it out to start a local "
+                          "cluster") from None
 
 
 class RayExecutor(_Executor):

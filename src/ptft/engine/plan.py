@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig, learning_rates, method_settings
-from ptft.engine.cells import CellKind, intermediate_fractions
+from ptft.engine.cells import CellKind, intermediate_fractions, task_label
+from ptft.engine.preflight import check_lora_targets
 from ptft.errors import ConfigError
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
@@ -116,6 +117,7 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
         raise ConfigError(f"checkpoints.hub: {hub.repo} would be listed from the Hub at run time; for an offline "
                           "plan (and a reproducible study) list its branches in checkpoints.hub.revision_names "
                           "or give checkpoints.hub.revisions")
+    check_lora_targets(config)  # as `ptft run` does before anything runs
     run_dir = Path(run_dir or config.output_dir)
     types, sets = task_metadata(config)
     fingerprints = {name: PLACEHOLDER_FINGERPRINT for name in types}
@@ -164,7 +166,7 @@ def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEst
         per, basis = (min(typical, ft.max_length), "typical") if typical else (ft.max_length, "upper bound (max_length)")
         for method in ft.methods:
             args = FinetuneArgs.from_settings(ft, lr=1.0, seed=0, method=method)
-            name = tc.name if method == FULL else f"{tc.name} ({method})"
+            name = task_label(tc.name) if method == FULL else f"{task_label(tc.name)} ({method})"
             out.append(TrainingEstimate(name, runs[tc.name, method], tc.n_train, ft.epochs, per, basis,
                                         get_method(method).flops_per_parameter_token(args)))
     it = config.instruction_tuning
@@ -243,7 +245,7 @@ def format_plan(plan: StudyPlan) -> str:
         by_method = plan.finetune_runs.get(tc.name, {})
         lrs = "; ".join((f"{m} " if len(by_method) > 1 else "") + ", ".join(f"{lr:g}" for lr in rates)
                         for m, rates in by_method.items()) or "-"
-        rows.append([tc.name, plan.task_types[tc.name], "yes" if tc.train else "no",
+        rows.append([task_label(tc.name), plan.task_types[tc.name], "yes" if tc.train else "no",
                      "all" if tc.n_train is None else str(tc.n_train), lrs,
                      ", ".join(ins) + (" | " + ", ".join(outs) if outs else "")])
     lines += _table(rows)
@@ -258,7 +260,7 @@ def format_plan(plan: StudyPlan) -> str:
     lines.append(f"  fine-tuning runs (SFT):   {n_ft} = {n_ck} checkpoints x {sum(len(c[2]) for c in combos)} "
                  f"{what} [{per_combo}] x {seeds} seed(s)")
     for task, method, lrs in combos:
-        shown = task if len(methods) == 1 else f"{task}, {method}"
+        shown = task_label(task) if len(methods) == 1 else f"{task_label(task)}, {method}"
         lines.append(f"    {shown}: {n_ck} x {len(lrs)} lr ({', '.join(f'{lr:g}' for lr in lrs)}) x {seeds} = "
                      f"{n_ck * len(lrs) * seeds}")
     if len(methods) > 1 or methods != ["full"]:

@@ -28,7 +28,53 @@ def check_study(config: StudyConfig, run_dir: Path, cells: list) -> list[str]:
     tasks = study_tasks(config)
     _check_demonstrations(config, cells, tasks)
     _check_checkpoints(config)
+    check_lora_targets(config)
     return size_notes(config, tasks)
+
+
+def check_lora_targets(config: StudyConfig) -> None:
+    """LoRA's ``target_modules`` must name modules of the series' architecture (a pre-trained
+    series' from its settings, a local or Hub one's from its first checkpoint's config.json): peft
+    would otherwise fail every LoRA cell, after the pre-training."""
+    from ptft.training.methods import METHODS
+
+    lora = config.finetune.lora
+    if "lora" not in config.finetune.methods or lora.target_modules == "all-linear":
+        return
+    model = _architecture(config)
+    if model is None:  # a Hub series out of reach: the cells will tell
+        return
+    names = [name for name, _ in model.named_modules() if name]
+    missing = METHODS["lora"].unmatched_targets(lora.target_modules, names)
+    if missing:
+        import torch
+
+        layers = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                         if isinstance(module, (torch.nn.Linear, torch.nn.Embedding))})
+        raise ConfigError(f"finetune.lora.target_modules: {', '.join(missing)} name(s) no module of the series' "
+                          f"model ({type(model).__name__}); its linear and embedding layers are "
+                          f"{', '.join(layers)}: name some of those, or use all-linear")
+
+
+def _architecture(config: StudyConfig):
+    """The series' model, built on the meta device (no weights), or None when its config cannot be had."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    ck = config.checkpoints
+    if ck.source == "pretrain":
+        from ptft.training.pretrain import llama_config
+
+        model_config = llama_config(ck.pretrain.model, ck.pretrain.model.vocab_size)
+    else:
+        target, revision = (ck.local.paths[0], None) if ck.source == "local" else \
+            (ck.hub.repo, (ck.hub.revisions or ["main"])[0])
+        try:
+            model_config = AutoConfig.from_pretrained(target, revision=revision)
+        except (OSError, ValueError):
+            return None
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(model_config)
 
 
 def check_run_dir(run_dir: Path) -> None:

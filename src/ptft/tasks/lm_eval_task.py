@@ -78,6 +78,11 @@ def _lm_eval_task(spec: str):
         task_name, manager = spec, TaskManager()
     if task_name not in manager.all_tasks:
         raise ConfigError(f"lm-eval knows no task {task_name!r} (`lm-eval ls tasks` lists them)")
+    declared = _declared_output_type(manager, task_name)
+    if declared is not None and declared != "multiple_choice":
+        # refused from its YAML, before lm-eval would download the task's data
+        raise ConfigError(f"task {PREFIX + spec!r} cannot be scored by ptft: output_type is {declared!r} "
+                          "(ptft scores multiple_choice tasks)")
     try:
         loaded = manager.load(task_name)
     except Exception as err:  # lm-eval raises many kinds (dataset download, config errors)
@@ -86,6 +91,20 @@ def _lm_eval_task(spec: str):
     if loaded["groups"] or len(tasks) != 1:
         raise ConfigError(f"lm-eval name {task_name!r} is a group or tag of {len(tasks)} tasks; give one task")
     return next(iter(tasks.values())), task_name
+
+
+def _declared_output_type(manager, task_name: str) -> str | None:
+    """The output type a task's YAML declares (lm-eval's default, generate_until, when it names
+    none), read without building the task; None for a group, a Python task or an lm-eval whose
+    internals differ (the built task is checked then)."""
+    try:
+        entry = manager._entry(task_name)
+        cfg = manager._factory._load_full_config(entry)
+    except Exception:  # noqa: BLE001 - private API of lm-eval 0.4: fall back to the built task's check
+        return None
+    if not isinstance(cfg, dict) or "class" in cfg or "task" not in cfg or cfg.get("group") or cfg.get("task_list"):
+        return None
+    return cfg.get("output_type", "generate_until")
 
 
 def _check_supported(name: str, lm_task) -> None:

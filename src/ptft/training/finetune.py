@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import tempfile
 import time
@@ -25,6 +26,8 @@ from ptft.tasks import Example, PromptFormat, completion_text
 from ptft.tracking import TrainingReport
 from ptft.training.args import FinetuneArgs
 from ptft.training.methods import get_method
+
+log = logging.getLogger("ptft.training")
 
 
 @dataclass
@@ -57,6 +60,20 @@ def steps_at(fractions: Sequence[float], total: int) -> dict[float, int]:
     """The optimizer step at which each fraction of ``total`` steps is done: the nearest, at
     least the first (so a point exists however short the run)."""
     return {f: min(total, max(1, round(f * total))) for f in fractions}
+
+
+def distinct_steps(fractions: Sequence[float], total: int) -> tuple[dict[float, int], list[float]]:
+    """The intermediate points to evaluate, one per distinct step: a point that lands on the step
+    of a smaller one, or on the last step (the final model is evaluated anyway, as point 1.0), is
+    merged into it and returned apart, so no model is scored twice under two names."""
+    kept, merged, taken = {}, [], {total}
+    for fraction, step in sorted(steps_at(fractions, total).items()):
+        if step in taken:
+            merged.append(fraction)
+        else:
+            kept[fraction] = step
+            taken.add(step)
+    return kept, merged
 
 
 @contextlib.contextmanager
@@ -162,7 +179,10 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
 
     class EvaluateAt(TrainerCallback):
         def on_train_begin(self, args, state, control, **kwargs):
-            self.steps = steps_at(during, state.max_steps)
+            self.steps, merged = distinct_steps(during, state.max_steps)
+            if merged:
+                log.warning("finetune.eval_at: %s land on the step of an earlier point or on the last of %d "
+                            "steps; evaluated once there", ", ".join(f"{f:g}" for f in merged), state.max_steps)
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
             for fraction, step in self.steps.items():

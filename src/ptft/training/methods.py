@@ -78,6 +78,19 @@ class Lora(FinetuneMethod):
         return {"peft_config": LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                                           target_modules=targets, bias="none", task_type="CAUSAL_LM")}
 
+    @staticmethod
+    def unmatched_targets(targets: str | list[str], module_names: list[str]) -> list[str]:
+        """The ``target_modules`` entries that name no module (peft's rule: a name matches a module
+        whose dotted name is it or ends with ``.name``; a string other than ``all-linear`` is a
+        regular expression over whole names)."""
+        import re
+
+        if targets == "all-linear":
+            return []
+        if isinstance(targets, str):
+            return [] if any(re.fullmatch(targets, n) for n in module_names) else [targets]
+        return [t for t in targets if not any(n == t or n.endswith("." + t) for n in module_names)]
+
     def flops_per_parameter_token(self, args: FinetuneArgs) -> float:
         return 4.0  # no weight gradients for the frozen matrices (the adapters' are negligible)
 

@@ -45,16 +45,24 @@ def train_tokenizer(docs: list[str], vocab_size: int, max_len: int):
                                    model_max_length=max_len)
 
 
-def build_model(shape: ModelShape, tokenizer, seed: int):
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(shape: ModelShape, vocab_size: int, eos_token_id: int | None = None,
+                 pad_token_id: int | None = None):
+    """The architecture of the models ptft pre-trains."""
+    from transformers import LlamaConfig
 
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
+    return LlamaConfig(
+        vocab_size=vocab_size, hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
         num_attention_heads=shape.num_heads, num_key_value_heads=shape.num_heads,
         intermediate_size=shape.intermediate_size, max_position_embeddings=shape.max_seq_len,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None,
+        eos_token_id=eos_token_id, pad_token_id=pad_token_id, bos_token_id=None,
         tie_word_embeddings=True, rope_theta=10000.0,
     )
+
+
+def build_model(shape: ModelShape, tokenizer, seed: int):
+    from transformers import LlamaForCausalLM
+
+    config = llama_config(shape, len(tokenizer), tokenizer.eos_token_id, tokenizer.pad_token_id)
     torch.manual_seed(seed)
     return LlamaForCausalLM(config)
 
