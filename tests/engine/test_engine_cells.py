@@ -142,16 +142,17 @@ def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_pa
 
 # Every cell id of the tiny and smoke presets since their tasks read the shipped data (ptft's
 # version is part of each id: a version bump changes them all, and these with it).
-_PRESET_IDS = {"tiny": (25, "b655fc3d3edd256a", "524af4577caa4552", "316f972e4b122b50"),
+_PRESET_IDS = {"tiny": (25, "dcacd9c55d37a55a", "1bf50d7fe922e465", "e0a2d158d376d527"),
                "smoke": (9, "fdf2abb8f885be3c", "8edad979259e9449", "5d4885de74870c5f")}
 # The same presets with the BIG-bench tasks they used before the package index stopped serving
 # BIG-bench: a user who provides the archive gets the very same cells as before.
 _BIGBENCH_TASKS = {
-    "tiny": [{"name": "bb_multiemo_sentiment", "n_train": 2000, "n_dev": 100, "n_eval": 300,
-              "formats": ["default", "io", "instruct"]},
-             {"name": "bb_squad_qg", "n_train": 200, "n_dev": 32, "n_eval": 48}],
-    "smoke": [{"name": "bb_vitaminc_nli", "n_train": 160, "n_dev": 16, "n_eval": 48},
-              {"name": "bb_socialiqa_qg", "n_train": 48, "n_dev": 8, "n_eval": 12}]}
+    "tiny": {"tasks": [{"name": "bb_multiemo_sentiment", "n_train": 2000, "n_dev": 100, "n_eval": 300,
+                        "formats": ["default", "io", "instruct"]},
+                       {"name": "bb_squad_qg", "n_train": 200, "n_dev": 32, "n_eval": 48}],
+             "finetune.epochs": 3.0},
+    "smoke": {"tasks": [{"name": "bb_vitaminc_nli", "n_train": 160, "n_dev": 16, "n_eval": 48},
+                        {"name": "bb_socialiqa_qg", "n_train": 48, "n_dev": 8, "n_eval": 12}]}}
 _BIGBENCH_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d1e9db9e"),
                  "smoke": (9, "89972315cfd33184", "6493cdacad17c542", "ab60ad623cd0253e")}
 
@@ -179,7 +180,7 @@ def test_bigbench_tasks_keep_their_cell_ids_with_the_users_archive(preset: str, 
         sources.bigbench_archive()
     except sources.SourceError:
         pytest.skip("no BIG-bench archive (set PTFT_BIGBENCH_ARCHIVE)")
-    cells = plan_cells(load_config(preset, {"tasks": _BIGBENCH_TASKS[preset]}), tmp_path)
+    cells = plan_cells(load_config(preset, _BIGBENCH_TASKS[preset]), tmp_path)
     ft = next(c for c in cells if c.kind == "finetune")
     assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _BIGBENCH_IDS[preset]
 
