@@ -93,7 +93,8 @@ def test_plan_tiny_agrees_with_the_engine(tmp_path, capsys):
         return [(c.kind, c.label, c.train_task, c.lr, c.seed, c.units, c.checkpoint) for c in cells]
 
     assert shape(plan.cells) == shape(engine)
-    runs = 4 * sum(len(tc.lr or config.finetune.learning_rates) for tc in config.tasks) * len(config.finetune.seeds)
+    runs = config.checkpoints.pretrain.num_checkpoints * sum(
+        len(tc.lr or config.finetune.learning_rates) for tc in config.tasks) * len(config.finetune.seeds)
     assert plan.count("pretrain") == 1 and plan.count("finetune") == runs
     assert f"fine-tuning runs (SFT):   {runs}" in out and "pre-training runs:        1" in out
     assert "instruction-tuning runs:  0" in out
