@@ -329,7 +329,8 @@ def _anchored(raw: dict, folder: Path) -> dict:
         if isinstance(ck.get("local"), dict) and isinstance(ck["local"].get("paths"), list):
             ck["local"] = {**ck["local"], "paths": [here(p) for p in ck["local"]["paths"]]}
         if isinstance(ck.get("pretrain"), dict) and isinstance(ck["pretrain"].get("corpus"), list):
-            ck["pretrain"] = {**ck["pretrain"], "corpus": [here(c, only_existing=True) for c in ck["pretrain"]["corpus"]]}
+            corpus = [here(c, only_existing=True) for c in ck["pretrain"]["corpus"]]
+            ck["pretrain"] = {**ck["pretrain"], "corpus": corpus}
     if isinstance(out.get("probes"), dict) and "text" in out["probes"]:
         out["probes"] = {**out["probes"], "text": here(out["probes"]["text"])}
     if isinstance(out.get("instruction_tuning"), dict) and "mixture" in out["instruction_tuning"]:
@@ -653,7 +654,8 @@ def _check_probes(config: StudyConfig, path: Path, file: str) -> None:
         return
     if config.checkpoints.source == "pretrain":
         raise ConfigError(f"{file}: probes.text: a series pre-trained here is probed on its own held-out "
-                          "documents, so this file would be ignored; remove probes.text (it is for local and Hub series)")
+                          "documents, so this file would be ignored; remove probes.text (it is for local and Hub "
+                          "series)")
     text_file = _local_folder(path, probes.text)
     if not text_file.is_file():
         raise ConfigError(f"{file}: probes.text: no text file {probes.text}")
@@ -674,7 +676,8 @@ def _check_lines(lines: LinesConfig, file: str) -> None:
                           f"got {lines.alpha:g}")
     if not 0 <= lines.beta <= 1 - lines.alpha:
         raise ConfigError(f"{file}: lines.beta: the share added by the last block, in [0, 1 - alpha] = "
-                          f"[0, {1 - lines.alpha:g}] so that no block keeps more than its whole change, got {lines.beta:g}")
+                          f"[0, {1 - lines.alpha:g}] so that no block keeps more than its whole change, "
+                          f"got {lines.beta:g}")
 
 
 def _check_tracking(tracking: TrackingConfig, file: str) -> None:

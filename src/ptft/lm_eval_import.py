@@ -105,7 +105,8 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
     out = Path(out)
     if out.suffix and out.suffix.lower() not in TABLE_SUFFIXES and not out.is_dir():
         raise DataError(f"--out {out}: a table is written as {' or '.join(sorted(TABLE_SUFFIXES))}, and a name "
-                        f"without a suffix makes a run directory; {out.suffix} is neither (e.g. {out.with_suffix('.csv')})")
+                        f"without a suffix makes a run directory; {out.suffix} is neither "
+                        f"(e.g. {out.with_suffix('.csv')})")
     if out.suffix.lower() in TABLE_SUFFIXES:
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.suffix.lower() == ".parquet":
