@@ -431,7 +431,7 @@ CASES = [
     Case("eval --n-boot 0", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "sentiment",
                                               "--n-boot", "0"], 2, ("--n-boot must be >= 1, got 0",)),
     Case("W&B tracking without wandb", _config("tasks: [{name: sentiment}]\ntracking: {wandb: {project: p}}\n"), 2,
-         ("bad.yaml: tracking.wandb: wandb is not installed; pip install wandb",)),
+         ("bad.yaml: tracking.wandb: the wandb package is not installed (pip install wandb)",)),
     Case("W&B tracking as true", _config("tasks: [{name: sentiment}]\ntracking: {wandb: true}\n"), 2,
          ("tracking.wandb: expected a mapping (project: ..., mode: ...) or null, got True",)),
     Case("a number where a list goes", _config("tasks: [{name: sentiment}]\nfinetune: {eval_at: 0.5}\n"), 2,

@@ -681,13 +681,15 @@ def _check_lines(lines: LinesConfig, file: str) -> None:
 
 
 def _check_tracking(tracking: TrackingConfig, file: str) -> None:
+    """Tracking whose package is missing is refused with the config, so `ptft plan` says so too."""
     import importlib.util
 
-    for wanted, module, install in ((tracking.tensorboard, "tensorboard", "pip install 'ptft[tracking]'"),
-                                    (tracking.wandb is not None, "wandb", "pip install wandb")):
-        if wanted and importlib.util.find_spec(module) is None:
-            key = "tracking.tensorboard" if module == "tensorboard" else "tracking.wandb"
-            raise ConfigError(f"{file}: {key}: {module} is not installed; {install}, or turn {key} off")
+    if tracking.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise ConfigError(f"{file}: tracking.tensorboard: the tensorboard package is not installed "
+                          "(pip install 'ptft[tracking]' or pip install tensorboard)")
+    if tracking.wandb is not None and importlib.util.find_spec("wandb") is None:
+        raise ConfigError(f"{file}: tracking.wandb: the wandb package is not installed (pip install wandb), "
+                          "or remove tracking.wandb from the config")
 
 
 def _check_pretrain(config: StudyConfig, file: str) -> None:

@@ -24,7 +24,6 @@ Study config::
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import re
 from dataclasses import dataclass, field
@@ -32,7 +31,6 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ptft.engine.cells import PROBE_METHOD
-from ptft.errors import ConfigError
 
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
@@ -72,17 +70,6 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-
-
-def check_available(config) -> None:
-    """Refuse tracking whose package is missing before anything runs."""
-    t = config.tracking
-    if t.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise ConfigError("tracking.tensorboard: the tensorboard package is not installed "
-                          "(pip install 'ptft[tracking]' or pip install tensorboard)")
-    if t.wandb is not None and importlib.util.find_spec("wandb") is None:
-        raise ConfigError("tracking.wandb: the wandb package is not installed (pip install wandb), "
-                          "or remove tracking.wandb from the config")
 
 
 def safe_name(text: str) -> str:
@@ -197,5 +184,4 @@ def open_tracker(config, run_dir: Path) -> StudyTracker | None:
     t = config.tracking
     if not t.tensorboard and t.wandb is None:
         return None
-    check_available(config)
     return StudyTracker(config, run_dir)

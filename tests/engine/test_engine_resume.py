@@ -120,13 +120,28 @@ def test_sigterm_stops_the_run_cleanly(reference_run, tmp_path: Path) -> None:
     """A scheduler's SIGTERM ends the run like Ctrl-C: the cell in flight goes back to pending,
     the run is recorded as interrupted, the lock is released; the next run completes the study."""
     run = tmp_path / "run"
-    timer = threading.Timer(2.5, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+    stop = threading.Event()
+
+    def terminate_after_the_first_cell() -> None:
+        # on the first finished cell, not after a fixed delay: a fast machine finishes the study
+        # before any delay that is safe on a slow one
+        while not stop.wait(0.02):
+            try:
+                with store_of(run) as store:
+                    if (store.cells().status == "done").any():
+                        os.kill(os.getpid(), signal.SIGTERM)
+                        return
+            except Exception:  # noqa: BLE001 - the store is not there yet, or is being written
+                continue
+
+    watcher = threading.Thread(target=terminate_after_the_first_cell, daemon=True)
+    watcher.start()
     try:
         with pytest.raises(SystemExit):
             run_study(reference_run.config, run_dir=run, progress=False)
     finally:
-        timer.cancel()
+        stop.set()
+        watcher.join()
     with store_of(run) as store:
         cells = store.cells()
         runs = store.frame("runs")

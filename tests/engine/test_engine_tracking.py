@@ -10,7 +10,6 @@ import pytest
 from ptft.api import export, run
 from ptft.engine.summary import summary_table
 from ptft.errors import ConfigError
-from ptft.tracking import check_available
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
@@ -72,14 +71,16 @@ def test_every_metric_and_headline_number_is_logged_over_the_pretraining_step(tr
 def test_tracking_is_off_by_default_and_refused_without_its_package(small_config_factory, tmp_path, monkeypatch):
     config = small_config_factory()
     assert not config.tracking.tensorboard and config.tracking.wandb is None
-    wandb_config = small_config_factory(**{"tracking.wandb": {"project": "p", "mode": "offline"}})
-    assert wandb_config.tracking.wandb.mode == "offline"
     import importlib.util
 
     real = importlib.util.find_spec
+    installed = object()  # what find_spec gives for a package that is there
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: installed if name == "wandb" else real(name, *a))
+    wandb_config = small_config_factory(**{"tracking.wandb": {"project": "p", "mode": "offline"}})
+    assert wandb_config.tracking.wandb.mode == "offline"
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(ConfigError, match="tracking.wandb: the wandb package is not installed"):
-        check_available(wandb_config)
+        small_config_factory(**{"tracking.wandb": {"project": "p", "mode": "offline"}})
 
 
 def test_every_model_state_and_method_has_a_tag_of_its_own() -> None:
