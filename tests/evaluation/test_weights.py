@@ -88,8 +88,8 @@ def test_lines_scales_by_depth():
     names = ["model.embed_tokens.weight", "model.layers.0.input_layernorm.weight",
              "model.layers.0.self_attn.q_proj.weight", "model.layers.1.mlp.up_proj.weight",
              "model.layers.2.mlp.up_proj.weight", "model.norm.weight", "lm_head.weight"]
-    # L = 3: lambda = 0.2 + 0.6 (l - 1)/2 = 0.2, 0.5, 0.8; embeddings lambda(1), norm and head lambda(3)
-    assert lines_scales(names, 0.2, 0.6) == pytest.approx(dict(zip(names, [0.2, 0.2, 0.2, 0.5, 0.8, 0.8, 0.8])))
+    # L = 3: lambda = 0.2 + 0.6 (l - 1)/2 = 0.2, 0.5, 0.8; outside the blocks alpha = 0.2
+    assert lines_scales(names, 0.2, 0.6) == pytest.approx(dict(zip(names, [0.2, 0.2, 0.2, 0.5, 0.8, 0.2, 0.2])))
     assert (block_of(names[2]), module_of(names[2]), module_of("lm_head.weight")) == (1, "self_attn.q_proj", "lm_head")
 
 
@@ -133,15 +133,57 @@ def test_lines_endpoints_give_back_fine_tuned_and_base_score_for_score(two_check
     assert all(torch.equal(p, theta0[n]) for n, p in tuned.named_parameters())
     assert _scores(tuned, tok, toys) == base_scores
 
-    # the tiny model has 2 blocks and a head tied to its embeddings: lambda 0.5 for block 1 and
-    # the shared embedding matrix, 1.0 for block 2 and the final norm
+    # the tiny model has 2 blocks and a head tied to its embeddings: lambda 0.5 for block 1, the
+    # shared embedding matrix and the final norm, 1.0 for block 2
     with torch.no_grad():
         for n, p in tuned.named_parameters():
             p.copy_(theta1[n])
     scales = apply_lines(tuned, theta0, alpha=0.5, beta=0.5)
     assert "lm_head.weight" not in scales
-    assert scales["model.embed_tokens.weight"] == 0.5 and scales["model.norm.weight"] == 1.0
+    assert scales["model.embed_tokens.weight"] == 0.5 and scales["model.norm.weight"] == 0.5
     assert scales["model.layers.0.mlp.up_proj.weight"] == 0.5 and scales["model.layers.1.mlp.up_proj.weight"] == 1.0
     edited = dict(tuned.named_parameters())["model.layers.0.mlp.up_proj.weight"]
     n = "model.layers.0.mlp.up_proj.weight"
     assert torch.allclose(edited, (theta0[n] + theta1[n]) / 2, atol=1e-7)
+
+
+def test_reused_bfloat16_weights_compare_in_one_precision():
+    """Kept weights reused at checkpoints.dtype bfloat16 against a float32 BASE: a matrix that
+    fine-tuning never touched is the BASE matrix rounded to bfloat16, and must read as unchanged."""
+    g = torch.Generator().manual_seed(0)
+    names = ["model.layers.0.self_attn.q_proj.weight", "model.layers.0.mlp.up_proj.weight"]
+    w0 = {n: torch.randn(256, 256, generator=g) for n in names}
+    trained = {names[0]: w0[names[0]], names[1]: w0[names[1]] + 0.5 * torch.randn(256, 256, generator=g)}
+    w1 = {n: v.to(torch.bfloat16) for n, v in trained.items()}
+    untouched, changed = weight_lenses(w0, w1)
+    assert (untouched.relative_change, untouched.effective_rank, untouched.intruders) == (0.0, 0, 0)
+    assert changed.relative_change > 0.4 and changed.effective_rank > 100
+    # float32 on both sides is left as it is
+    assert weight_lenses(w0, {n: v.clone() for n, v in w0.items()})[0].relative_change == 0.0
+
+
+def test_lines_scales_every_tensor_of_an_untied_model():
+    """alpha 0.3, beta 0.4 on a 3-block Llama with an untied head. By hand: block l keeps
+    0.3 + 0.4 (l - 1)/2 of its change, 0.3, 0.5, 0.7, norms included; the embeddings, the final norm
+    and the head lie outside the blocks and keep alpha = 0.3 (the reference code's rule)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=24, num_hidden_layers=3,
+                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config)
+    theta0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+    theta1 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    apply_lines(model, theta0, alpha=0.3, beta=0.4)
+    expected = {"model.embed_tokens.weight": 0.3, "model.norm.weight": 0.3, "lm_head.weight": 0.3}
+    for block, scale in enumerate((0.3, 0.5, 0.7)):
+        for m in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+                  "mlp.up_proj", "mlp.down_proj", "input_layernorm", "post_attention_layernorm"):
+            expected[f"model.layers.{block}.{m}.weight"] = scale
+    edited = dict(model.named_parameters())
+    assert edited.keys() == expected.keys()
+    for n, scale in expected.items():
+        assert torch.allclose(edited[n] - theta0[n], scale * (theta1[n] - theta0[n]), atol=1e-6), n

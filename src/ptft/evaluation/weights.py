@@ -93,10 +93,20 @@ def intruder_counts(u0: "torch.Tensor", u1_top: "torch.Tensor", epsilon: float) 
     return (cos < epsilon).sum(-1)
 
 
+def coarser_dtype(a: "torch.dtype", b: "torch.dtype") -> "torch.dtype":
+    """The dtype with the fewer mantissa bits. Kept weights reused at ``checkpoints.dtype`` bfloat16
+    are compared with a float32 BASE: unless BASE is rounded alike, bfloat16's rounding of a matrix
+    fine-tuning never touched reads as a change of full effective rank."""
+    import torch
+
+    return a if torch.finfo(a).eps >= torch.finfo(b).eps else b
+
+
 def weight_lenses(w0: Mapping[str, "torch.Tensor"], w1: Mapping[str, "torch.Tensor"], k: int = 10,
                   epsilon: float = 0.5) -> list[MatrixLens]:
     """The lenses of every matrix of :func:`lens_matrices` (``w0``'s names; ``w1`` must hold each),
-    computed on ``w1``'s device in float32."""
+    computed on ``w1``'s device in float32 after rounding both to the coarser of their two dtypes
+    (:func:`coarser_dtype`)."""
     import torch
 
     names = lens_matrices(w0)
@@ -113,8 +123,9 @@ def weight_lenses(w0: Mapping[str, "torch.Tensor"], w1: Mapping[str, "torch.Tens
             for start in range(0, len(group), per_chunk):
                 chunk = group[start:start + per_chunk]
                 device = w1[chunk[0]].device
-                a = torch.stack([w0[n].detach().to(device, torch.float32) for n in chunk])
-                b = torch.stack([w1[n].detach().to(device, torch.float32) for n in chunk])
+                common = coarser_dtype(w0[chunk[0]].dtype, w1[chunk[0]].dtype)
+                a = torch.stack([w0[n].detach().to(device, common).float() for n in chunk])
+                b = torch.stack([w1[n].detach().to(device, common).float() for n in chunk])
                 delta = b - a
                 rel = torch.linalg.matrix_norm(delta) / torch.linalg.matrix_norm(a)
                 ranks = effective_rank(torch.linalg.svdvals(delta))
@@ -135,21 +146,13 @@ def lines_scale(layer: int, num_blocks: int, alpha: float, beta: float) -> float
 
 
 def lines_scales(names: list[str], alpha: float, beta: float) -> dict[str, float]:
-    """lambda for every parameter, in the model's order of parameters: a block's parameters (norms
-    included) take their block's; parameters before the first block (the embeddings) lambda(1),
-    parameters after the last (the final norm, an untied head) lambda(L). A head tied to the
-    embeddings is the same tensor, listed once, before the blocks: it takes lambda(1)."""
+    """lambda for every parameter: a block's parameters (norms included) take their block's; every
+    parameter outside the blocks (the embeddings, the final norm, an untied head) takes alpha, as
+    the reference implementation's ``LiNeS_scaling`` does (wang-kee/LiNeS, src/eval/eval_utils.py:
+    ``layer_scalings_dict.get(k, alpha)``, "scale with alpha for layers outside residual blocks")."""
     blocks = {n: block_of(n) for n in names}
     num_blocks = max((b for b in blocks.values() if b), default=0)
-    seen_block = False
-    scales = {}
-    for n in names:
-        if blocks[n]:
-            seen_block = True
-            scales[n] = lines_scale(blocks[n], num_blocks, alpha, beta)
-        else:
-            scales[n] = lines_scale(num_blocks if seen_block else 1, num_blocks, alpha, beta)
-    return scales
+    return {n: lines_scale(blocks[n], num_blocks, alpha, beta) if blocks[n] else alpha for n in names}
 
 
 def apply_lines(model, base: Mapping[str, "torch.Tensor"], alpha: float, beta: float) -> dict[str, float]:
