@@ -34,6 +34,10 @@ def test_adding_methods_keeps_every_existing_cell_id(small_config_factory, tmp_p
                                                 "finetune.lora.r": 4}), tmp_path)
     changed = {c.cell_id for c in after} - {c.cell_id for c in lora_r}
     assert changed == {c.cell_id for c in after if c.ft_method == "lora"}
+    redrawn = plan_cells(small_config_factory(**{"finetune.methods": ["full", "lora", "hft"],
+                                                 "finetune.hft.redraw_every_epoch": True}), tmp_path)
+    changed = {c.cell_id for c in after} - {c.cell_id for c in redrawn}
+    assert changed == {c.cell_id for c in after if c.ft_method == "hft"}
     # and only while the method is in the grid
     assert [c.cell_id for c in plan_cells(small_config_factory(**{"finetune.lora.r": 4}), tmp_path)] == \
            [c.cell_id for c in before]

@@ -142,13 +142,16 @@ class LoraSettings:
 
 @dataclass(frozen=True)
 class HftSettings:
-    """Half Fine-Tuning (Hui et al. 2024): in every round (an epoch), inside each transformer block
-    and for each category of parameters (attention matrices, MLP matrices, norms; the parameters
-    outside the blocks form one more category), ``frozen_share`` of the category's parameters are
-    frozen and the rest train, drawn at random with the seed and drawn again every round.
-    ``learning_rates``: as for LoRA."""
+    """Half Fine-Tuning (Hui et al. 2024): inside each transformer block and for each category of
+    parameters (attention matrices, MLP matrices, norms; the parameters outside the blocks form one
+    more category), ``frozen_share`` of the category's parameters are frozen and the rest train,
+    drawn at random with the seed once for the training run, a stage in the paper's words ("In each
+    stage, we selectively freeze half of the parameters", Fig. 2). ``redraw_every_epoch`` draws
+    again at every epoch instead (ptft's behaviour before it followed the paper; over 3 epochs only
+    about an eighth of the modules then stays untrained). ``learning_rates``: as for LoRA."""
 
     frozen_share: float = 0.5
+    redraw_every_epoch: bool = False
     learning_rates: list[float] = field(default_factory=list)
 
     def __post_init__(self):

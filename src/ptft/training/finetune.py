@@ -37,7 +37,8 @@ class FinetuneResult:
     steps: int
     tokens: int
     seconds: float
-    # parameters the optimizer updated, averaged over rounds (HFT trains a different half each)
+    # parameters the optimizer updated, averaged over rounds (HFT redrawn every epoch trains a
+    # different half each)
     trainable_parameters: int = 0
     # MiB: torch's peak allocation on a GPU; on a CPU, the rise of the process's resident memory
     # during training (None where the platform tells neither)

@@ -107,10 +107,11 @@ class Lora(FinetuneMethod):
 
 
 class HalfFinetuning(FinetuneMethod):
-    """HFT: each round (epoch) freezes ``frozen_share`` of every category of every block, drawn
-    with the seed and the round's number (:func:`hft_frozen`). A frozen parameter gets no
-    gradient, so AdamW leaves it exactly as it is, weight decay included (torch skips parameters
-    without a gradient); its optimizer state waits for the next round in which it trains."""
+    """HFT: freezes ``frozen_share`` of every category of every block, drawn with the seed and the
+    round's number (:func:`hft_frozen`). The whole run is one round (the paper's stage) unless
+    ``redraw_every_epoch`` makes each epoch a round. A frozen parameter gets no gradient, so AdamW
+    leaves it exactly as it is, weight decay included (torch skips parameters without a gradient);
+    with redraws its optimizer state waits for the next round in which it trains."""
 
     name = "hft"
     has_settings = True
@@ -121,12 +122,12 @@ class HalfFinetuning(FinetuneMethod):
     def callbacks(self, args: FinetuneArgs) -> list:
         from transformers import TrainerCallback
 
-        share, seed = args.hft.frozen_share, args.seed
+        share, seed, redraw = args.hft.frozen_share, args.seed, args.hft.redraw_every_epoch
 
         class FreezeHalf(TrainerCallback):
             def on_epoch_begin(self, targs, state, control, model=None, **kwargs):
                 names = [n for n, _ in model.named_parameters()]
-                frozen = hft_frozen(names, share, seed, round(state.epoch or 0))
+                frozen = hft_frozen(names, share, seed, round(state.epoch or 0) if redraw else 0)
                 for name, param in model.named_parameters():
                     param.requires_grad_(name not in frozen)
 
