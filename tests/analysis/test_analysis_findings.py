@@ -294,3 +294,23 @@ def test_paper_structured_table_supports_the_forgetting_asymmetry() -> None:
     assert f.loc[4, "value"] == approx(-0.08) and f.loc[4, "verdict"] == "supported"
     # OLMo's revision names carry tokens: the gain slope is per 100k steps, about 419B tokens.
     assert "per 100k steps (~419B tokens)" in summary_markdown(compute(table))
+
+
+@pytest.mark.parametrize("n_seeds", [2, 4])
+def test_more_seeds_give_narrower_intervals_not_untestable_findings(n_seeds: int) -> None:
+    """HOLDS with every fine-tuned cell trained with several seeds at offsets -.03, +.03, -.03, ...
+    (means unchanged). A seed-averaged cell has se^2 = sd^2 / S + SE^2 (the seeds share their
+    examples, so the example noise does not shrink): sd^2 = .0018 for two seeds, .0012 for four.
+    Finding 1 is FT summ_test c3 - c1 = +.40 with half-width Z sqrt(2 (sd^2 / S + SE^2))."""
+    table = cells(HOLDS)
+    ft = table[table["train_task"] != ""]
+    copies = [ft.assign(seed=s, value=ft["value"] + (0.03 if s % 2 else -0.03),
+                        ci_low=ft["ci_low"] + (0.03 if s % 2 else -0.03), ci_high=ft["ci_high"] + (0.03 if s % 2 else -0.03))
+              for s in range(n_seeds)]
+    f = by_finding(pd.concat([table[table["train_task"] == ""], *copies], ignore_index=True))
+    assert f["verdict"].eq("supported").all()
+    sd2 = {2: 0.0018, 4: 0.0012}[n_seeds]
+    half = Z * math.sqrt(2 * (sd2 / n_seeds + SE ** 2))
+    assert interval(f, 1) == approx((0.40, 0.40 - half, 0.40 + half))
+    one_seed = by_finding(table)
+    assert f.loc[1, "ci_high"] - f.loc[1, "ci_low"] > one_seed.loc[1, "ci_high"] - one_seed.loc[1, "ci_low"]

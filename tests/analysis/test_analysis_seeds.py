@@ -36,12 +36,14 @@ def test_a_checkpoint_effect_and_a_seed_effect(make: SimpleNamespace) -> None:
     frame = seeds.seeds(table(make, {"c1": 0.4, "c2": 0.5, "c3": 0.6}))
     assert list(frame.columns) == seeds.COLUMNS
     var = kind(frame, "variance").set_index("eval_set")
-    # W = 8e-4, e = 1e-4: seed 7e-4; B = var(.4, .5, .6) = 1e-2: checkpoint 1e-2 - 8e-4 / 2 = 9.6e-3
+    # W = 8e-4 is all seed (the seeds share their examples; without per-example scores no unshared
+    # example noise is taken off), e = 1e-4; B = var(.4, .5, .6) = 1e-2: checkpoint 1e-2 - 8e-4 / 2
     np.testing.assert_allclose(var.loc["nli_val", ["checkpoint_share", "seed_share", "example_share"]].astype(float),
-                               [0.0096 / 0.0104, 0.0007 / 0.0104, 0.0001 / 0.0104], rtol=1e-9)
+                               [0.0096 / 0.0105, 0.0008 / 0.0105, 0.0001 / 0.0105], rtol=1e-9)
     # summ_test is the same at every checkpoint: no checkpoint share
     np.testing.assert_allclose(var.loc["summ_test", ["checkpoint_share", "seed_share", "example_share"]].astype(float),
-                               [0.0, 0.875, 0.125], rtol=1e-9, atol=1e-12)
+                               [0.0, 8 / 9, 1 / 9], rtol=1e-9, atol=1e-12)
+    assert (var["ci_source"] == seeds.FROM_CIS).all()
     cells = kind(frame, "cell")
     c1 = cells[(cells["checkpoint"] == "c1") & (cells["eval_set"] == "nli_val")].iloc[0]
     se = np.sqrt(0.0008 / 2 + SE ** 2)  # no per-example scores: sd^2 / S + example se^2
@@ -58,13 +60,13 @@ def test_a_checkpoint_effect_and_a_seed_effect(make: SimpleNamespace) -> None:
     reading = seeds.reading(frame)
     assert reading.startswith(f"2 seeds per run, mean sd over seeds {np.sqrt(0.0008):.3f}")
     assert "nli on nli_val c1->c3: +0.200 exceeds the seed spread" in reading
-    assert "checkpoints 46 %, seeds 47 %, examples 7 %" in reading  # means of (92.3, 0), (6.7, 87.5), (1.0, 12.5)
+    assert "checkpoints 46 %, seeds 48 %, examples 6 %" in reading  # means of (91.4, 0), (7.6, 88.9), (1.0, 11.1)
 
 
 def test_no_checkpoint_effect_gives_no_checkpoint_share(make: SimpleNamespace) -> None:
     frame = seeds.seeds(table(make, {"c1": 0.5, "c2": 0.5, "c3": 0.5}))
     shares = kind(frame, "variance")[["checkpoint_share", "seed_share", "example_share"]].astype(float)
-    np.testing.assert_allclose(shares.to_numpy(), [[0.0, 0.875, 0.125]] * 2, atol=1e-12)
+    np.testing.assert_allclose(shares.to_numpy(), [[0.0, 8 / 9, 1 / 9]] * 2, atol=1e-12)
     (cmp,) = kind(frame, "comparison").itertuples()
     assert cmp.diff == pytest.approx(0.0, abs=1e-12) and not cmp.exceeds
     assert "within the seed spread" in seeds.reading(frame)
@@ -110,3 +112,62 @@ def test_the_interval_uses_the_per_example_scores_of_the_selected_rate_and_metho
     (cell,) = kind(frame, "cell").itertuples()
     assert cell.ci_source == seeds.HIERARCHICAL and cell.gain == pytest.approx(0.21)
     assert cell.ci_low < 0.21 < cell.ci_high and cell.ci_high - cell.ci_low < 0.3
+
+
+def test_a_seed_effect_on_a_shared_eval_set_is_recovered() -> None:
+    """4 checkpoints x 5 seeds x 500 examples that every seed scores: score = checkpoint mean + seed
+    effect (sd 0.01, variance 1e-4) + example difficulty (sd 0.45, shared) + seed x example noise
+    (sd 0.05). Every difference between seeds of a checkpoint is the seed's; the example-sampling
+    variance of a value (about 4e-4) is four times the seed variance, so subtracting it from the
+    within-checkpoint variance (as if the seeds had examples of their own) zeroes the seed share.
+    Over 300 replicates the mean estimated seed variance must be 1e-4 within 3 standard errors of
+    that mean."""
+    rng = np.random.default_rng(0)
+    n_rep, n_ck, n_seeds, n = 300, 4, 5, 500
+    means = np.array([0.40, 0.45, 0.50, 0.55])
+    seed_var = 1e-4
+    scores = (means[None, :, None, None] + np.sqrt(seed_var) * rng.standard_normal((n_rep, n_ck, n_seeds, 1))
+              + 0.45 * rng.standard_normal((n_rep, 1, 1, n)) + 0.05 * rng.standard_normal((n_rep, n_ck, n_seeds, n)))
+    values = scores.mean(axis=3)
+    se = scores.std(axis=3, ddof=1) / np.sqrt(n)
+    checkpoints = np.repeat(np.arange(n_ck), n_seeds)
+    estimates, naive = [], []
+    for r in range(n_rep):
+        frame = pd.DataFrame({"checkpoint": checkpoints, "value": values[r].ravel(), "se": se[r].ravel()})
+        unshared = float(np.mean([seeds.unshared_noise(scores[r, c]) for c in range(n_ck)]))
+        parts = seeds.components(frame, unshared)
+        estimates.append(parts["seed"])
+        naive.append(max(0.0, parts["seed"] + unshared - parts["example"]))
+    estimates = np.array(estimates)
+    assert abs(estimates.mean() - seed_var) < 3 * estimates.std(ddof=1) / np.sqrt(n_rep)
+    assert np.mean(estimates == 0) < 0.05
+    assert np.mean(np.array(naive) == 0) > 0.8  # the old subtraction of the example variance
+
+
+def test_the_seed_share_is_net_of_the_unshared_example_noise(make: SimpleNamespace) -> None:
+    """Per-example scores: at each checkpoint seed 1 scores seed 0's examples plus 0.05 (its seed
+    effect), plus 0.04 on the first half and minus 0.04 on the second (seed x example noise). Seed
+    0's scores rise by 0.1 per checkpoint. By hand, on 4 examples: the residuals are +-0.02, their
+    square sum 8 x 4e-4 over (2 - 1)(4 - 1) gives 1.067e-3, over 4 examples 2.67e-4 of unshared
+    noise. W = 0.05^2 / 2 = 1.25e-3, so seed = 1.25e-3 - 2.67e-4; B = var(.525, .625) = 5e-3, so
+    checkpoint = 5e-3 - W / 2."""
+    base = np.array([0.2, 0.4, 0.6, 0.8])
+    rows, examples = [], []
+    for i, ck in enumerate(("c1", "c2")):
+        rows.append(make.row(ck, "", "nli_val", 0.5))
+        examples.append(dict(checkpoint=ck, train_task="", ft_method="", lr=None, seed=None, vals=list(base)))
+        zero = base + 0.1 * i
+        for s, vals in enumerate((zero, zero + 0.05 + np.array([0.04, 0.04, -0.04, -0.04]))):
+            rows.append(dict(make.row(ck, "nli", "nli_val", vals.mean()), seed=s))
+            examples.append(dict(checkpoint=ck, train_task="nli", ft_method="full", lr=2e-6, seed=s, vals=list(vals)))
+    assert seeds.unshared_noise(np.stack([base, base + np.array([0.04, 0.04, -0.04, -0.04])])) == pytest.approx(
+        8 * 4e-4 / 3 / 4)
+    unit = dict(variant="none", ft_fraction=1.0, eval_set="nli_val", format="default", shots=4, method="tokenprob",
+                metric="accuracy")
+    frame = seeds.seeds(make.frame(rows), examples=pd.DataFrame([e | unit for e in examples]))
+    (var,) = kind(frame, "variance").itertuples()
+    # e: the SE of the rows' CIs (0.02 / Z) squared
+    e, checkpoint, seed = (0.02 / Z) ** 2, 0.005 - 0.00125 / 2, 0.00125 - 8 * 4e-4 / 3 / 4
+    assert var.ci_source == seeds.PER_EXAMPLE
+    np.testing.assert_allclose([var.checkpoint_share, var.seed_share, var.example_share],
+                               np.array([checkpoint, seed, e]) / (checkpoint + seed + e), rtol=1e-9)

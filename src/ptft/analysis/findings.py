@@ -25,8 +25,9 @@ from ptft.analysis.forgetting import DIRECTIONS, mrc, mrc_ratios, mrc_totals
 from ptft.analysis.formats import format_sensitivity
 from ptft.analysis.gain import gain
 from ptft.analysis.groups import FINETUNING, PRETRAINING, groups
-from ptft.analysis.slices import BASE, CELL, Slice, checkpoint_order, comparable, own_sets, sort_by_checkpoint
-from ptft.analysis.stats import Z, se_from_ci, se_from_n
+from ptft.analysis.slices import (BASE, CELL, Slice, cell_se, checkpoint_order, comparable, own_sets,
+                                  sort_by_checkpoint)
+from ptft.analysis.stats import Z
 from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import ci, num, percent
 
@@ -55,8 +56,7 @@ STATISTICS = {
 SHORT = {1: "latent gains", 2: "two groups", 3: "asymmetric forgetting", 4: "format sensitivity"}
 # The analysis whose figure and table show each finding's data in full.
 BEHIND = {1: "trajectory", 2: "groups", 3: "mrc", 4: "format_sensitivity"}
-NO_INTERVAL = ("no interval: some cells have neither ci_low/ci_high nor n (values averaged over seeds, or a "
-               "table published without them)")
+NO_INTERVAL = "no interval: some cells have neither ci_low/ci_high nor n (a table published without them)"
 
 
 @dataclass(frozen=True)
@@ -113,15 +113,6 @@ def evaluate(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = 
     details = [d for _, d in parts if not d.empty]
     detail = pd.concat(details, ignore_index=True)[DETAIL_COLUMNS] if details else pd.DataFrame(columns=DETAIL_COLUMNS)
     return rows, detail
-
-
-def cell_se(cells: pd.DataFrame) -> pd.Series:
-    """Each cell's standard error: from its evaluation CI (width / 3.92), else from its example
-    count (sqrt(p (1 - p) / n), an upper bound for a metric in [0, 1]); NaN with neither."""
-    by_ci = se_from_ci(cells["ci_low"].astype(float), cells["ci_high"].astype(float))
-    by_n = pd.Series([se_from_n(p, n) if np.isfinite(n) else np.nan
-                      for p, n in zip(cells["value"].astype(float), cells["n"].astype(float))], index=cells.index)
-    return by_ci.where(by_ci.notna(), by_n)
 
 
 def _normal(value: float, variance: float) -> tuple[float, float]:

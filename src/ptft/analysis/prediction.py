@@ -22,9 +22,9 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from ptft.analysis import plots
-from ptft.analysis.findings import cell_se
 from ptft.analysis.stats import Z
-from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, comparable, ft_methods, own_sets
+from ptft.analysis.slices import (BASE, INSTRUCT, Slice, cell_se, checkpoint_order, comparable, ft_methods,
+                                  own_sets)
 from ptft.analysis.table import Source, is_proxy, load_table, study_rows
 from ptft.analysis.text import num
 

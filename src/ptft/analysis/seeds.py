@@ -12,7 +12,7 @@ only: the demonstrations and evaluation examples are the study's). Four kinds of
   CIs: se^2 = sd^2 / S + example se^2;
 - ``variance`` per train task x eval set: the variance of the FT metric over (checkpoint, seed)
   split by the method of moments into a checkpoint share, a seed share and the example-sampling
-  share (see :func:`decompose`);
+  share (see :func:`components`);
 - ``mrc`` per direction: the MRC (mean change ratio on the other type's in-domain sets, %) with
   the hierarchical interval;
 - ``comparison`` per train task x own in-domain set: the FT metric at the last checkpoint minus
@@ -46,6 +46,7 @@ COLUMNS = ["kind", "checkpoint", "train_task", "eval_set", "direction", "n_seeds
 UNIT = ["eval_set", "format", "shots", "method", "metric"]
 HIERARCHICAL = "hierarchical bootstrap"
 FROM_CIS = "cell CIs (no per-example scores)"
+PER_EXAMPLE = "per-example scores"
 
 
 def hierarchical_bootstrap(ft: np.ndarray, base: np.ndarray, seed: int = 0, n_boot: int = N_BOOT) -> np.ndarray:
@@ -63,25 +64,34 @@ def hierarchical_bootstrap(ft: np.ndarray, base: np.ndarray, seed: int = 0, n_bo
     return per_seed_means[picks.T, np.arange(n_boot)].mean(axis=0)
 
 
-def decompose(values: pd.DataFrame) -> dict:
-    """Variance shares of ``value`` over (checkpoint, seed) with per-row example standard errors
-    ``se``: example variance e = mean se^2; within-checkpoint variance W = mean over checkpoints of
-    the variance over seeds (expected seed + e); between-checkpoint variance B of the checkpoint
-    means (expected checkpoint + W / S). Seed = max(0, W - e), checkpoint = max(0, B - W / S), each
-    share over their sum with e. Needs two checkpoints and two seeds."""
+def unshared_noise(scores: np.ndarray) -> float:
+    """The part of the example noise that differs between seeds scored on one eval set (seeds x
+    examples): the residual mean square of a two-way layout without replication (seed and example
+    effects removed), divided by the number of examples. The variance over seeds of their means
+    holds it besides the seed variance. Needs two seeds and two examples."""
+    x = np.asarray(scores, dtype=float)
+    n_seeds, n = x.shape
+    residual = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    return float((residual ** 2).sum() / ((n_seeds - 1) * (n - 1)) / n)
+
+
+def components(values: pd.DataFrame, unshared: float = 0.0) -> dict:
+    """Variance components of ``value`` over (checkpoint, seed), with per-row example standard
+    errors ``se``, by the method of moments. Every seed and checkpoint scores the same eval set, so
+    the example-sampling noise is shared: it is e = mean se^2 and reaches neither of the two
+    variances below. The within-checkpoint variance W (mean over checkpoints of the variance over
+    seeds) has expectation seed + ``unshared`` (:func:`unshared_noise`; 0 when unknown, which leaves
+    that noise in the seed component); the variance B of the checkpoint means has expectation
+    checkpoint + W / S. Seed = max(0, W - unshared), checkpoint = max(0, B - W / S). Needs two
+    checkpoints and a checkpoint with two seeds."""
     by = values.groupby("checkpoint")["value"]
     multi = by.size() >= 2
     if multi.sum() < 1 or by.ngroups < 2:
         return {}
-    e = float(np.nanmean(values["se"] ** 2)) if values["se"].notna().any() else 0.0
     within = float(by.var(ddof=1)[multi].mean())
-    n_seeds = float(by.size().mean())
-    seed_var = max(0.0, within - e)
-    checkpoint_var = max(0.0, float(by.mean().var(ddof=1)) - within / n_seeds)
-    total = checkpoint_var + seed_var + e
-    if total <= 0:
-        return {}
-    return dict(checkpoint_share=checkpoint_var / total, seed_share=seed_var / total, example_share=e / total)
+    return dict(checkpoint=max(0.0, float(by.mean().var(ddof=1)) - within / float(by.size().mean())),
+                seed=max(0.0, within - unshared),
+                example=float(np.nanmean(values["se"] ** 2)) if values["se"].notna().any() else 0.0)
 
 
 def seeds(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RATIO_EPS,
@@ -98,7 +108,7 @@ def seeds(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RAT
     ft = rows.loc[ft.index]
     base = rows[rows["train_task"] == BASE].set_index(["checkpoint"] + UNIT)
     scores = _scores(examples, sl)
-    cells, replicates = [], {}
+    cells, replicates, unshared = [], {}, {}
     for i, (key, group) in enumerate(ft.groupby(["checkpoint", "train_task"] + UNIT, sort=False)):
         checkpoint, task, eval_set = key[0], key[1], key[2]
         b_key = (checkpoint, *key[2:])
@@ -111,6 +121,9 @@ def seeds(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RAT
         ft_vals = [scores.get((checkpoint, task, r.ft_method, _rate(r.lr), int(r.seed), *key[2:]))
                    for r in group.itertuples()]
         base_vals = scores.get((checkpoint, BASE, "", None, None, *key[2:]))
+        if len(group) >= 2:
+            known = all(v is not None and len(v) == len(ft_vals[0]) >= 2 for v in ft_vals)
+            unshared.setdefault((task, eval_set), []).append(unshared_noise(np.array(ft_vals)) if known else None)
         if base_vals is not None and all(v is not None and len(v) == len(base_vals) for v in ft_vals):
             reps = hierarchical_bootstrap(np.array(ft_vals), np.array(base_vals), seed=seed + i)
             row.update(ci_low=float(np.quantile(reps, (1 - LEVEL) / 2)),
@@ -124,7 +137,7 @@ def seeds(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RAT
                 replicates[key] = (row["gain"] / b_value, se / abs(b_value))
         cells.append(row)
     out = pd.DataFrame(cells, columns=COLUMNS)
-    parts = [out, _variance(ft), _mrc(out, replicates, rows), _comparisons(out, rows)]
+    parts = [out, _variance(ft, unshared), _mrc(out, replicates, rows), _comparisons(out, rows)]
     return pd.concat([p for p in parts if not p.empty], ignore_index=True)[COLUMNS]
 
 
@@ -143,13 +156,21 @@ def _rate(lr) -> float | None:
     return None if lr is None or pd.isna(lr) else float(f"{float(lr):.12g}")
 
 
-def _variance(ft: pd.DataFrame) -> pd.DataFrame:
+def _variance(ft: pd.DataFrame, unshared: dict) -> pd.DataFrame:
+    """Shares of :func:`components` per (task, eval set). The seed component is net of the unshared
+    example noise where every checkpoint with two seeds has per-example scores (``ci_source`` says
+    which)."""
     out = []
     for (task, eval_set), group in ft.groupby(["train_task", "eval_set"], sort=False):
-        shares = decompose(group)
-        if shares:
+        noise = unshared.get((task, eval_set), [])
+        known = bool(noise) and all(v is not None for v in noise)
+        parts = components(group, float(np.mean(noise)) if known else 0.0)
+        total = sum(parts.values())
+        if total > 0:
             out.append(dict(kind="variance", checkpoint="", train_task=task, eval_set=eval_set,
-                            n_seeds=int(group.groupby("checkpoint")["seed"].nunique().min()), **shares))
+                            n_seeds=int(group.groupby("checkpoint")["seed"].nunique().min()),
+                            ci_source=PER_EXAMPLE if known else FROM_CIS,
+                            **{f"{k}_share": v / total for k, v in parts.items()}))
     return pd.DataFrame(out, columns=COLUMNS)
 
 

@@ -8,7 +8,7 @@ metric, so that they differ in the weights alone. Before pairing:
 - one fine-tuning method (default: full fine-tuning, the study's, or the first the table has);
 - one learning rate per (checkpoint, train task, seed): the one selected on the dev split, or the
   user's override;
-- seeds are averaged;
+- seeds are averaged, each averaged cell with an interval over seeds and examples;
 - one (method, metric) per eval set, by the preference orders below, so that an eval set scored
   three ways (tokenprob, constrained, free) or with acc and acc_norm counts once in every mean.
 """
@@ -21,6 +21,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
+from ptft.analysis.stats import Z, se_from_ci, se_from_n
 from ptft.analysis.table import FULL, UNEDITED, Source, load_table, study_rows
 from ptft.errors import DataError
 
@@ -78,9 +79,9 @@ def comparable(source: Source, sl: Slice) -> tuple[pd.DataFrame, int | None]:
     averaged. Returns them with the resolved shots value (None for an empty table). ``source`` is
     anything :func:`load_table` reads; every analysis starts here, so each validates its input.
 
-    Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; CI columns are kept only for
-    single-seed cells, where they are the evaluation's own bootstrap CI. Proxy rows (method
-    ``probe``) are left out: they are no BASE results."""
+    Columns: CELL + CARRIED + value, ci_low, ci_high, n, n_seeds; a single-seed cell keeps its
+    evaluation's own bootstrap CI, a seed-averaged one gets the hierarchical interval of
+    :func:`_average_seeds`. Proxy rows (method ``probe``) are left out: they are no BASE results."""
     rows, shots = per_seed(source, sl)
     if shots is None:
         return rows[CELL + CARRIED + ["value", "ci_low", "ci_high", "n"]].assign(n_seeds=0), None
@@ -150,15 +151,30 @@ def _one_lr(rows: pd.DataFrame, override: Mapping[str, float]) -> pd.DataFrame:
 
 
 def _average_seeds(rows: pd.DataFrame) -> pd.DataFrame:
-    grouped = rows.groupby(CELL, dropna=False, sort=False)
+    """One row per cell, the mean over its seeds. A single seed keeps its evaluation CI and n.
+    Several seeds get the normal interval mean +- Z sqrt(sd^2 / S + mean se^2) of the hierarchical
+    model (seeds drawn, then the examples every seed scored): the seed variance shrinks with S, the
+    example noise, shared by the seeds, does not. The seeds' n stays only beside such an interval,
+    since an se from n alone would leave the seed variance out."""
+    grouped = rows.assign(_se2=cell_se(rows) ** 2).groupby(CELL, dropna=False, sort=False)
     cells = grouped[CARRIED].first()
     cells["value"] = grouped["value"].mean()
     cells["n_seeds"] = grouped["value"].size()
-    # An averaged value has no CI of its own; an evaluation CI would understate the seed variance.
+    se = np.sqrt(grouped["value"].var(ddof=1) / cells["n_seeds"] + grouped["_se2"].agg(lambda v: v.mean(skipna=False)))
     single = cells["n_seeds"] == 1
-    for col in ("ci_low", "ci_high", "n"):
-        cells[col] = grouped[col].first().where(single)
+    cells["ci_low"] = grouped["ci_low"].first().where(single, cells["value"] - Z * se)
+    cells["ci_high"] = grouped["ci_high"].first().where(single, cells["value"] + Z * se)
+    cells["n"] = grouped["n"].first().where(single | se.notna())
     return cells.reset_index()
+
+
+def cell_se(cells: pd.DataFrame) -> pd.Series:
+    """Each cell's standard error: from its CI (width / 3.92), else from its example count
+    (sqrt(p (1 - p) / n), an upper bound for a metric in [0, 1]); NaN with neither."""
+    by_ci = se_from_ci(cells["ci_low"].astype(float), cells["ci_high"].astype(float))
+    by_n = pd.Series([se_from_n(p, n) if np.isfinite(n) else np.nan
+                      for p, n in zip(cells["value"].astype(float), cells["n"].astype(float))], index=cells.index)
+    return by_ci.where(by_ci.notna(), by_n)
 
 
 def _one_method_metric(cells: pd.DataFrame) -> pd.DataFrame:
