@@ -144,20 +144,52 @@ def test_model_level_proxies_may_lack_type_and_domain_but_results_may_not(make, 
 
 
 def test_overtraining_by_hand(make) -> None:
-    # FT nli on nli_val .70 .90 .80 with CI half-width .02: se .04/3.92, threshold 1.96 sqrt(2) se = .02 sqrt(2)
+    """FT nli on nli_val .70 .90 .80 with CI half-width .02 (se .04/3.92): against c2, Z = .1 /
+    (sqrt 2 se) = 6.93; two earlier checkpoints with equal errors give Dunnett's one-sided 2.5 %
+    critical value 2.2121 (1.96 for one), so the threshold is 2.2121 sqrt(2) se. Other tasks: nli
+    on summ_test falls .30 .20 .05 (a decline), summ on nli_val stays at .50 (none)."""
     rows = (make.series("", "nli_val", (0.4, 0.5, 0.6)) + make.series("nli", "nli_val", (0.70, 0.90, 0.80))
             + make.series("", "summ_test", (0.1, 0.1, 0.1)) + make.series("summ", "summ_test", (0.3, 0.4, 0.35),
-                                                                         ci=0.1))
-    frame = prediction.overtraining(make.frame(rows)).set_index("train_task")
-    nli = frame.loc["nli"]
+                                                                         ci=0.1)
+            + make.series("nli", "summ_test", (0.30, 0.20, 0.05)) + make.series("summ", "nli_val", (0.5, 0.5, 0.5)))
+    frame = prediction.overtraining(make.frame(rows))
+    assert frame[["train_task", "scope", "eval_set"]].values.tolist() == [
+        ["nli", "familiar", "nli_val"], ["nli", "other", "summ_test"], ["summ", "familiar", "summ_test"],
+        ["summ", "other", "nli_val"]]
+    frame = frame.set_index(["train_task", "scope"])
+    se = 0.04 / (2 * 1.959964)
+    nli = frame.loc[("nli", "familiar")]
     assert (nli.last_checkpoint, nli.best_checkpoint) == ("c3", "c2")
-    assert nli.shortfall == pytest.approx(0.1) and nli.threshold == pytest.approx(0.02 * math.sqrt(2))
+    assert nli.shortfall == pytest.approx(0.1) and nli.z == pytest.approx(0.1 / (math.sqrt(2) * se))
+    assert nli.critical_z == pytest.approx(2.2121, abs=1e-4)
+    assert nli.threshold == pytest.approx(nli.critical_z * math.sqrt(2) * se)
     assert bool(nli.overtrained)
-    # summ: shortfall .05 against threshold .1 sqrt(2): not significant
-    assert frame.loc["summ", "threshold"] == pytest.approx(0.1 * math.sqrt(2))
-    assert not frame.loc["summ", "overtrained"]
+    # summ: shortfall .05 against 2.2121 sqrt(2) .1/1.96 = .160: not significant
+    assert frame.loc[("summ", "familiar"), "threshold"] == pytest.approx(2.2121 * math.sqrt(2) * 0.1 / 1.959964,
+                                                                        rel=1e-4)
+    assert not frame.loc[("summ", "familiar"), "overtrained"]
+    assert frame.loc[("nli", "other"), "best_checkpoint"] == "c1" and frame.loc[("nli", "other"), "overtrained"]
+    assert not frame.loc[("summ", "other"), "overtrained"]
     reading = prediction.overtraining_reading(frame.reset_index())
-    assert reading.startswith("Catastrophic overtraining: nli (nli_val) at c3 is 0.100 below c2")
+    assert reading.startswith("Decline on the familiar task in 1 of 2 pair(s): nli (nli_val) at c3 is 0.100 below c2")
+    assert "Decline on other tasks in 1 of 2 pair(s): nli (summ_test) at c3 is 0.250 below c1" in reading
+
+
+@pytest.mark.parametrize("k", [3, 5, 10])
+def test_overtraining_holds_its_false_alarm_rate_at_any_length(k: int) -> None:
+    """Null series: k checkpoints with the same true value, each measured with its own standard
+    error (0.01 to 0.03) and normal noise. Comparing the last with the best earlier one at 1.96 fired
+    4.5 %, 7.8 % and 13.5 % of the time at 3, 5 and 10 checkpoints; the max-statistic test must stay
+    at its one-sided 2.5 %: within 3 binomial standard deviations over 3000 series (1.65 to 3.35 %)."""
+    rng = np.random.default_rng(k)
+    se = rng.uniform(0.01, 0.03, k)
+    n = 3000
+    series = 0.6 + se * rng.standard_normal((n, k))
+    flags = [z > c for _, z, c in (prediction.decline_test(v, se) for v in series)]
+    band = 3 * math.sqrt(0.025 * 0.975 / n)
+    assert abs(np.mean(flags) - 0.025) < band
+    naive = np.mean([(v[:-1].max() - v[-1]) > 1.96 * math.hypot(se[np.argmax(v[:-1])], se[-1]) for v in series])
+    assert naive > 0.025 + band  # what the old rule did
 
 
 def test_analyze_writes_prediction_and_overtraining(with_proxies, tmp_path) -> None:

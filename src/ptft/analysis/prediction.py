@@ -19,10 +19,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from scipy import stats
+from scipy import optimize, stats
 
 from ptft.analysis import plots
-from ptft.analysis.stats import Z
+from ptft.analysis.stats import LEVEL
 from ptft.analysis.slices import (BASE, INSTRUCT, Slice, cell_se, checkpoint_order, comparable, ft_methods,
                                   own_sets)
 from ptft.analysis.table import Source, is_proxy, load_table, study_rows
@@ -44,10 +44,17 @@ DECIMALS = 12
 # the method column of a table with several fine-tuning methods (see _per_method)
 METHOD_COLUMNS = ("ft_method",)
 
-OVERTRAINING_TITLE = "Catastrophic overtraining: the last checkpoint against the best earlier one"
+OVERTRAINING_TITLE = "Catastrophic overtraining: the last checkpoint against the earlier ones"
 OVERTRAINING_EMPTY = "no training task has fine-tuned results at two or more checkpoints"
-OVERTRAINING_COLUMNS = ["train_task", "eval_set", "metric", "n_checkpoints", "last_checkpoint", "last_value",
-                        "best_checkpoint", "best_value", "shortfall", "threshold", "overtrained"]
+OVERTRAINING_COLUMNS = ["train_task", "scope", "eval_set", "metric", "n_checkpoints", "last_checkpoint", "last_value",
+                        "best_checkpoint", "best_value", "shortfall", "z", "critical_z", "threshold", "overtrained"]
+FAMILIAR, OTHER = "familiar", "other"
+# One-sided, the upper tail a 95 % interval leaves out: the rate of false alarms on a series that
+# does not decline, whatever its length.
+ALPHA = (1 - LEVEL) / 2
+# Gauss-Hermite nodes and weights for an expectation over a standard normal (decline_critical)
+_NODES, _WEIGHTS = np.polynomial.hermite_e.hermegauss(96)
+_WEIGHTS = _WEIGHTS / np.sqrt(2 * np.pi)
 
 
 def orientation(proxy: str) -> int:
@@ -266,43 +273,83 @@ def predicted_section(points: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     return lines
 
 
+def decline_critical(se_earlier: np.ndarray, se_last: float, alpha: float = ALPHA) -> float:
+    """The critical value c of the max-statistic test of :func:`decline_test`: P(max_j Z_j > c) =
+    ``alpha`` when no checkpoint differs from the last, Z_j = (y_j - y_last) / sqrt(se_j^2 +
+    se_last^2) with independent normal errors. Given the last value's error x se_last the Z_j are
+    independent, so (Dunnett's many-to-one formula) P(max_j Z_j <= c) = E_x[prod_j Phi((c
+    sqrt(se_j^2 + se_last^2) + se_last x) / se_j)], x standard normal; the expectation by
+    Gauss-Hermite quadrature, c by root finding. One earlier checkpoint gives the normal quantile."""
+    se = np.asarray(se_earlier, dtype=float)[:, None]
+    scale = np.sqrt(se ** 2 + se_last ** 2)
+
+    def below(c: float) -> float:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            inner = stats.norm.cdf((c * scale + se_last * _NODES) / se)
+        return float(np.prod(inner, axis=0) @ _WEIGHTS)
+
+    return float(optimize.brentq(lambda c: below(c) - (1 - alpha), -10.0, 10.0, xtol=1e-10))
+
+
+def decline_test(values: np.ndarray, se: np.ndarray) -> tuple[int, float, float]:
+    """Is the last of a series (checkpoints in pre-training order) below an earlier one by more
+    than noise? Returns the earlier checkpoint with the largest Z_j (see :func:`decline_critical`;
+    with equal errors the best one), that Z and the critical value; a decline when Z > c, a
+    one-sided test at ``ALPHA`` whatever the number of earlier checkpoints. Unknown errors give
+    the best earlier checkpoint with Z and c NaN."""
+    values, se = np.asarray(values, dtype=float), np.asarray(se, dtype=float)
+    if not np.isfinite(se).all():
+        return int(np.argmax(values[:-1])), np.nan, np.nan
+    # A zero-width interval (every resample alike, as for an accuracy of 1) is a value the data
+    # know exactly; a floor far below any metric's resolution keeps the statistic finite.
+    se = np.maximum(se, 1e-12)
+    z = (values[:-1] - values[-1]) / np.sqrt(se[:-1] ** 2 + se[-1] ** 2)
+    j = int(np.argmax(z))
+    return j, float(z[j]), decline_critical(se[:-1], float(se[-1]))
+
+
 def overtraining(table: Source, sl: Slice = Slice()) -> pd.DataFrame:
-    """Per training task and own in-domain eval set (instruction tuning: per suite set), per
-    fine-tuning method as :func:`evaluate` (an ``ft_method`` column first where there are several):
-    whether
-    the last checkpoint's fine-tuned metric is below the best earlier checkpoint's by more than
-    z sqrt(se_last^2 + se_best^2) (z = 1.96), se from each value's 95 % CI (width / 2z; else from its
-    example count, as the findings do). ``overtrained`` is empty where an se is unknown."""
+    """Per training task and eval set it was scored on, per fine-tuning method as :func:`evaluate`
+    (an ``ft_method`` column first where there are several): whether the last checkpoint's
+    fine-tuned metric is below an earlier checkpoint's by more than the noise, by
+    :func:`decline_test`, each value's se from its CI (seed-averaged cells: over seeds and
+    examples), else from its example count, as the findings do. ``scope`` ``familiar``: the task's
+    own in-domain sets (instruction tuning: its suite); ``other``: every other set (the other tasks'
+    in-domain sets, the task's out-of-domain sets). ``overtrained`` is empty where an se is
+    unknown."""
     return _per_method(load_table(table), sl, lambda t, s: (_overtraining(t, s),))[0]
 
 
 def _overtraining(table: pd.DataFrame, sl: Slice) -> pd.DataFrame:
     cells, _ = comparable(table, sl)
-    cells = cells[(cells["format"] == sl.fmt) & own_sets(cells)]
-    cells = cells.assign(se=cell_se(cells))
+    cells = cells[(cells["format"] == sl.fmt) & (cells["train_task"] != BASE)]
+    cells = cells.assign(se=cell_se(cells), scope=np.where(own_sets(cells), FAMILIAR, OTHER))
     out = []
-    for group, part in cells.groupby(["train_task", "eval_set"], sort=True):
+    for (task, scope, eval_set), part in cells.groupby(["train_task", "scope", "eval_set"], sort=True):
         order = checkpoint_order(part)
         if len(order) < 2:
             continue
         part = part.set_index("checkpoint").loc[order]
-        last, earlier = part.iloc[-1], part.iloc[:-1]
-        best = earlier["value"].idxmax()
-        shortfall = float(earlier.loc[best, "value"] - last["value"])
-        threshold = Z * float(np.sqrt(earlier.loc[best, "se"] ** 2 + last["se"] ** 2))
-        flag = pd.NA if np.isnan(threshold) else bool(shortfall > threshold)
-        out.append([*group, last["metric"], len(order), order[-1], float(last["value"]), best,
-                    float(earlier.loc[best, "value"]), shortfall, threshold, flag])
-    return pd.DataFrame(out, columns=OVERTRAINING_COLUMNS)
+        j, z, critical = decline_test(part["value"].to_numpy(), part["se"].to_numpy())
+        last, earlier = part.iloc[-1], part.iloc[j]
+        shortfall = float(earlier["value"] - last["value"])
+        threshold = critical * float(np.hypot(earlier["se"], last["se"]))
+        flag = pd.NA if np.isnan(z) else bool(z > critical)
+        out.append([task, scope, eval_set, last["metric"], len(order), order[-1], float(last["value"]), order[j],
+                    float(earlier["value"]), shortfall, z, critical, threshold, flag])
+    frame = pd.DataFrame(out, columns=OVERTRAINING_COLUMNS)
+    rank = frame["scope"].map({FAMILIAR: 0, OTHER: 1})
+    return frame.assign(_rank=rank).sort_values(["train_task", "_rank", "eval_set"], kind="stable").drop(
+        columns="_rank").reset_index(drop=True)
 
 
 def overtraining_figure(frame: pd.DataFrame) -> Figure:
     fig, (ax,) = plots.panels(1, OVERTRAINING_TITLE, width=max(6.0, 1.2 * len(frame)))
     x = np.arange(len(frame))
-    ax.bar(x - 0.2, frame["best_value"], 0.4, label="best earlier checkpoint", color=plots.COLORS[0])
+    ax.bar(x - 0.2, frame["best_value"], 0.4, label="earlier checkpoint tested", color=plots.COLORS[0])
     ax.bar(x + 0.2, frame["last_value"], 0.4, yerr=frame["threshold"], label="last checkpoint (bar: threshold)",
            color=plots.COLORS[1], hatch="//")
-    ax.set_xticks(x, [f"{_who(r)}\n{r.eval_set}" for r in frame.itertuples()], fontsize="small")
+    ax.set_xticks(x, [f"{_who(r)}\n{r.scope}: {r.eval_set}" for r in frame.itertuples()], fontsize="small")
     plots.finish(ax, ylabel="fine-tuned metric")
     return fig
 
@@ -314,12 +361,20 @@ def _who(row) -> str:
 
 
 def overtraining_reading(frame: pd.DataFrame) -> str:
-    hit = frame[frame["overtrained"].fillna(False).astype(bool)]
-    if hit.empty:
-        unknown = int(frame["overtrained"].isna().sum())
+    """One sentence per scope: the familiar task (its own in-domain sets) and the other tasks."""
+    parts = []
+    for scope, what in ((FAMILIAR, "on the familiar task"), (OTHER, "on other tasks")):
+        mine = frame[frame["scope"] == scope]
+        if mine.empty:
+            continue
+        hit = mine[mine["overtrained"].fillna(False).astype(bool)]
+        unknown = int(mine["overtrained"].isna().sum())
         tail = f" ({unknown} without an uncertainty to judge)" if unknown else ""
-        return (f"No catastrophic overtraining: in none of {len(frame)} (task, eval set) pair(s) is the last "
-                f"checkpoint significantly below the best earlier one{tail}.")
-    return "Catastrophic overtraining: " + "; ".join(
-        f"{_who(r)} ({r.eval_set}) at {r.last_checkpoint} is {r.shortfall:.3f} below {r.best_checkpoint} "
-        f"(threshold {r.threshold:.3f})" for r in hit.itertuples()) + "."
+        if hit.empty:
+            parts.append(f"No decline {what}: in none of {len(mine)} (task, eval set) pair(s) is the last "
+                         f"checkpoint significantly below an earlier one{tail}.")
+        else:
+            parts.append(f"Decline {what} in {len(hit)} of {len(mine)} pair(s){tail}: " + "; ".join(
+                f"{_who(r)} ({r.eval_set}) at {r.last_checkpoint} is {r.shortfall:.3f} below {r.best_checkpoint} "
+                f"(threshold {r.threshold:.3f})" for r in hit.itertuples()) + ".")
+    return " ".join(parts)
