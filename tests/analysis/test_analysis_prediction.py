@@ -63,11 +63,33 @@ def test_pairwise_accuracy_counts_ties_as_half_and_reversals_as_zero() -> None:
 
 
 def test_bootstrap_interval_is_seeded_and_degenerate_for_a_perfect_proxy() -> None:
-    assert prediction.bootstrap_pairwise([1, 2, 3, 4], [1, 2, 3, 4], seed=0) == (1.0, 1.0)
-    assert prediction.bootstrap_pairwise([4, 3, 2, 1], [1, 2, 3, 4], seed=0) == (0.0, 0.0)
-    a = prediction.bootstrap_pairwise([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6], seed=3)
-    assert a == prediction.bootstrap_pairwise([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6], seed=3)
-    assert 0.0 <= a[0] <= prediction.pairwise_accuracy([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6]) <= a[1] <= 1.0
+    def pairwise(proxy, target, seed):
+        return prediction.ordering_intervals(np.array(proxy, float), np.array(target, float), seed)
+
+    perfect = pairwise([1, 2, 3, 4], [1, 2, 3, 4], seed=0)
+    assert perfect == {"pairwise_accuracy": (1.0, 1.0), "kendall": (1.0, 1.0), "spearman": (1.0, 1.0)}
+    assert pairwise([4, 3, 2, 1], [1, 2, 3, 4], seed=0)["pairwise_accuracy"] == (0.0, 0.0)
+    a = pairwise([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6], seed=3)
+    assert a == pairwise([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6], seed=3)
+    low, high = a["pairwise_accuracy"]
+    assert 0.0 <= low <= prediction.pairwise_accuracy([1, 3, 2, 4, 6, 5], [1, 2, 3, 4, 5, 6]) <= high <= 1.0
+    # without ties tau-b is 2 x accuracy - 1, replicate by replicate
+    assert a["kendall"] == pytest.approx((2 * low - 1, 2 * high - 1))
+
+
+def test_the_interval_carries_the_evaluation_noise() -> None:
+    """Three checkpoints in perfect order, .50 .51 .52, resampled as they are: [1, 1] whatever their
+    noise. Each fine-tuned value with a standard error of .05 makes the order of the series a coin
+    toss in many replicates, and every interval must reach down to chance or below."""
+    proxy, target, se = np.array([1.0, 2.0, 3.0]), np.array([0.50, 0.51, 0.52]), np.full(3, 0.05)
+    exact = prediction.ordering_intervals(proxy, target, seed=0)
+    assert exact["pairwise_accuracy"] == (1.0, 1.0)
+    noisy = prediction.ordering_intervals(proxy, prediction.noisy(target, se, np.random.default_rng(0)), seed=0)
+    assert noisy["pairwise_accuracy"][0] <= 0.5 and noisy["pairwise_accuracy"][1] == 1.0
+    assert noisy["kendall"][0] <= 0.0 and noisy["spearman"][0] <= 0.0
+    # a zero standard error adds nothing
+    still = prediction.ordering_intervals(proxy, prediction.noisy(target, np.zeros(3), np.random.default_rng(0)), 0)
+    assert still == exact
 
 
 def test_prediction_values_by_hand(with_proxies) -> None:

@@ -12,7 +12,7 @@ from scipy import stats
 
 from ptft.analysis import Slice, format_sensitivity, gain, gain_slope, groups, mrc, ood, trajectory
 from ptft.analysis.forgetting import MRC_COLUMNS
-from ptft.analysis.stats import bootstrap_mean, ols_slope
+from ptft.analysis.stats import bootstrap_mean, cluster_bootstrap_mean, ols_slope
 from ptft.errors import DataError
 
 approx = pytest.approx
@@ -182,6 +182,24 @@ def test_bootstrap_mean_percentiles_by_hand() -> None:
     est = bootstrap_mean([0.0, 0.0, 0.0, 1.0], seed=3)
     assert (est.mean, est.ci_low, est.ci_high, est.n) == (0.25, 0.0, 0.75, 4)
     assert math.isnan(bootstrap_mean([0.5]).ci_low) and bootstrap_mean([]).n == 0
+
+
+def test_mrc_resamples_pairs_not_ratios(make: SimpleNamespace) -> None:
+    """Two classification->generation pairs, each with the same ratio at all three checkpoints:
+    nli on summ_test -80 %, nli on summ_ood (made in-domain here) -20 %. Resampled as six
+    independent ratios the interval is narrow around -50 %; resampled by pair it is the mean of two
+    drawn pairs: -80 (p 1/4), -50 (1/2) or -20 (1/4), so [-80, -20]."""
+    rows = (make.series("", "summ_test", (0.5, 0.5, 0.5)) + make.series("nli", "summ_test", (0.1, 0.1, 0.1))
+            + make.series("", "summ_ood", (0.5, 0.5, 0.5)) + make.series("nli", "summ_ood", (0.4, 0.4, 0.4))
+            + make.series("", "nli_val", (0.5, 0.5, 0.5)) + make.series("nli", "nli_val", (0.9, 0.9, 0.9)))
+    table = make.frame([dict(r, domain="in") for r in rows])
+    total = mrc(table).iloc[0]
+    assert (total["train_task"], total["n"]) == ("", 6)
+    assert (total["mrc_percent"], total["ci_low"], total["ci_high"]) == approx((-50.0, -80.0, -20.0))
+    independent = bootstrap_mean([-0.8] * 3 + [-0.2] * 3)
+    assert independent.ci_low > -0.8 and independent.ci_high < -0.2
+    # singleton clusters are the plain bootstrap
+    assert cluster_bootstrap_mean([1.0, 2, 3, 10], [0, 1, 2, 3], seed=4) == bootstrap_mean([1.0, 2, 3, 10], seed=4)
 
 
 def test_ols_slope_exact_line_and_two_points() -> None:

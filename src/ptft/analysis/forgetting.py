@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS, mean_rows, paired
 from ptft.analysis.slices import BASE, INSTRUCT, Slice, comparable, sort_by_checkpoint, task_types
-from ptft.analysis.stats import bootstrap_mean
+from ptft.analysis.stats import Estimate, bootstrap_mean, cluster_bootstrap_mean
 from ptft.analysis.table import Source
 from ptft.analysis.text import ci, percent
 
@@ -45,22 +45,27 @@ def mrc_ratios(table: Source, sl: Slice = Slice(), *, eps: float = RATIO_EPS) ->
 
 def mrc(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RATIO_EPS) -> pd.DataFrame:
     """Per direction: a total row (empty train_task and eval_set), the mean of all its (pair,
-    checkpoint) ratios in percent with a percentile-bootstrap CI resampling those ratios; then one
-    row per pair, the mean over its checkpoints. ``n`` ratios used, ``n_excluded`` guarded out."""
+    checkpoint) ratios in percent with a percentile-bootstrap CI resampling pairs, each with all
+    its ratios (:func:`cluster_bootstrap_mean`: the ratios of one pair across checkpoints are
+    correlated); then one row per pair, the mean over its checkpoints with a CI resampling them.
+    ``n`` ratios used, ``n_excluded`` guarded out."""
     ratios = mrc_ratios(table, sl, eps=eps)
     out = []
     for direction in DIRECTIONS:
         mine = ratios[ratios["direction"] == direction]
         if mine.empty:
             continue
-        out.append(_mrc_row(mine, direction, "", "", seed))
+        used = mine[mine["change_ratio"].notna()]
+        est = cluster_bootstrap_mean(used["change_ratio"].to_numpy(), used["train_task"] + "\t" + used["eval_set"],
+                                     seed=seed)
+        out.append(_mrc_row(est, mine, direction, "", ""))
         for (task, eval_set), pair in mine.groupby(["train_task", "eval_set"], sort=True):
-            out.append(_mrc_row(pair, direction, task, eval_set, seed))
+            est = bootstrap_mean(pair["change_ratio"].dropna().to_numpy(), seed=seed)
+            out.append(_mrc_row(est, pair, direction, task, eval_set))
     return pd.DataFrame(out, columns=MRC_COLUMNS)
 
 
-def _mrc_row(ratios: pd.DataFrame, direction: str, task: str, eval_set: str, seed: int) -> dict:
-    est = bootstrap_mean(ratios["change_ratio"].dropna().to_numpy(), seed=seed)
+def _mrc_row(est: Estimate, ratios: pd.DataFrame, direction: str, task: str, eval_set: str) -> dict:
     return dict(direction=direction, train_task=task, eval_set=eval_set, mrc_percent=100 * est.mean,
                 ci_low=100 * est.ci_low, ci_high=100 * est.ci_high, n=est.n,
                 n_excluded=int(ratios["n_excluded"].sum()))

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from scipy import optimize, stats
 
 from ptft.analysis import plots
-from ptft.analysis.stats import LEVEL
+from ptft.analysis.stats import LEVEL, se_from_ci
 from ptft.analysis.slices import (BASE, INSTRUCT, Slice, cell_se, checkpoint_order, comparable, ft_methods,
                                   own_sets)
 from ptft.analysis.table import Source, is_proxy, load_table, study_rows
@@ -31,8 +31,10 @@ from ptft.analysis.text import num
 TITLE = "Could we have predicted it? Proxies before fine-tuning vs the fine-tuned metric"
 EMPTY = "no checkpoint has both a proxy and a fine-tuned result on its training task's own in-domain set"
 COLUMNS = ["eval_set", "proxy", "target", "n_checkpoints", "spearman", "kendall", "pairwise_accuracy",
-           "ci_low", "ci_high"]
-POINT_COLUMNS = ["train_task", "eval_set", "checkpoint", "step", "proxy", "proxy_value", "ft", "gain"]
+           "ci_low", "ci_high", "spearman_ci_low", "spearman_ci_high", "kendall_ci_low", "kendall_ci_high"]
+# ``*_se``: the standard errors of the values, from their CIs (else the example count for FT and BASE)
+POINT_COLUMNS = ["train_task", "eval_set", "checkpoint", "step", "proxy", "proxy_value", "ft", "gain",
+                 "proxy_se", "ft_se", "base_se"]
 TARGETS = ("ft", "gain")
 # +1: a higher value predicts a better fine-tuned model; -1: a lower one (losses, sensitivity).
 # A proxy not listed here (an imported one) counts as higher-is-better.
@@ -81,28 +83,49 @@ def pairwise_accuracy(proxy, target) -> float:
     return float(pair_scores(p, t)[np.triu_indices(len(p), 1)].mean())
 
 
-def bootstrap_pairwise(proxy, target, seed: int, n_boot: int = N_BOOT) -> tuple[float, float]:
-    """95 % percentile interval of the pairwise accuracy, resampling *checkpoints* with
-    replacement; in a resample the pairs of two distinct original checkpoints count (a checkpoint
-    paired with its own copy says nothing about an ordering). Resamples with fewer than two
-    distinct checkpoints are skipped."""
-    p, t = np.asarray(proxy, float), np.asarray(target, float)
-    k = len(p)
+def noisy(values: np.ndarray, se: np.ndarray, rng: np.random.Generator, n_boot: int = N_BOOT) -> np.ndarray:
+    """``n_boot`` copies of a series (rows), each value moved by normal noise of its standard error:
+    the evaluation noise a replicate of the series would carry. An unknown se adds none."""
+    values, se = np.asarray(values, float), np.nan_to_num(np.asarray(se, float))
+    return values + se * rng.standard_normal((n_boot, len(values)))
+
+
+def ordering_intervals(proxy: np.ndarray, target: np.ndarray, seed: int, n_boot: int = N_BOOT
+                       ) -> dict[str, tuple[float, float]]:
+    """95 % percentile intervals of the pairwise accuracy, Kendall's tau-b and Spearman's rho.
+    ``proxy`` and ``target`` are series over the same checkpoints, one per replicate (``n_boot``
+    rows; see :func:`noisy`) or a single one for every replicate. Each replicate resamples *checkpoints* with
+    replacement (one draw shared by proxy and target, a copy keeping its value). Pairwise accuracy
+    and tau-b count the pairs of two distinct original checkpoints (a checkpoint paired with its
+    own copy says nothing about an ordering); rho is that of the resampled series. A replicate
+    with fewer than two distinct checkpoints, or a constant series, gives no value."""
+    p, t = np.atleast_2d(np.asarray(proxy, float)), np.atleast_2d(np.asarray(target, float))
+    k = p.shape[1]
     if k < 2:
-        return np.nan, np.nan
-    scores = pair_scores(p, t)
-    rng = np.random.default_rng(seed)
-    upper = np.triu(np.ones((k, k), bool), 1)
-    values = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, k, k)
-        keep = upper & (idx[:, None] != idx[None, :])
-        if keep.any():
-            values.append(scores[np.ix_(idx, idx)][keep].mean())
-    if not values:
-        return np.nan, np.nan
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
+        return {name: (np.nan, np.nan) for name in ("pairwise_accuracy", "kendall", "spearman")}
+    p, t = np.broadcast_to(p, (n_boot, k)), np.broadcast_to(t, (n_boot, k))
+    idx = np.random.default_rng(seed).integers(0, k, size=(n_boot, k))
+    ps, ts = np.take_along_axis(p, idx, 1), np.take_along_axis(t, idx, 1)
+    dp = np.sign(ps[:, :, None] - ps[:, None, :])
+    dt = np.sign(ts[:, :, None] - ts[:, None, :])
+    keep = np.triu(np.ones((k, k), bool), 1) & (idx[:, :, None] != idx[:, None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        agree = np.where((dp == 0) | (dt == 0), 0.5, (dp == dt).astype(float))
+        accuracy = (agree * keep).sum(axis=(1, 2)) / keep.sum(axis=(1, 2))
+        kendall = (dp * dt * keep).sum(axis=(1, 2)) / np.sqrt((np.abs(dp) * keep).sum(axis=(1, 2))
+                                                              * (np.abs(dt) * keep).sum(axis=(1, 2)))
+        rp, rt = stats.rankdata(ps, axis=1), stats.rankdata(ts, axis=1)
+        rp, rt = rp - rp.mean(axis=1, keepdims=True), rt - rt.mean(axis=1, keepdims=True)
+        spearman = (rp * rt).sum(axis=1) / np.sqrt((rp ** 2).sum(axis=1) * (rt ** 2).sum(axis=1))
+
+    def interval(values: np.ndarray) -> tuple[float, float]:
+        values = values[np.isfinite(values)]
+        if not values.size:
+            return np.nan, np.nan
+        low, high = np.percentile(values, [2.5, 97.5])
+        return float(low), float(high)
+
+    return {"pairwise_accuracy": interval(accuracy), "kendall": interval(kendall), "spearman": interval(spearman)}
 
 
 def _correlation(fn, x: np.ndarray, y: np.ndarray) -> float:
@@ -131,29 +154,31 @@ def _targets(cells: pd.DataFrame, sl: Slice) -> pd.DataFrame:
     set, its BASE value and the gain, in the slice's format."""
     cells = cells[cells["format"] == sl.fmt]
     key = ["checkpoint", "eval_set", "format", "shots", "method", "metric"]
+    cells = cells.assign(se=cell_se(cells))
     ft = cells[own_sets(cells) & (cells["train_task"] != INSTRUCT)]
-    base = cells[cells["train_task"] == BASE][key + ["value"]].rename(columns={"value": "base"})
-    out = ft.merge(base, on=key, how="left").rename(columns={"value": "ft"})
+    base = cells[cells["train_task"] == BASE][key + ["value", "se"]].rename(columns={"value": "base", "se": "base_se"})
+    out = ft.merge(base, on=key, how="left").rename(columns={"value": "ft", "se": "ft_se"})
     out["gain"] = out["ft"] - out["base"]
-    return out[["train_task", "eval_set", "checkpoint", "step", "ft", "base", "gain"]]
+    return out[["train_task", "eval_set", "checkpoint", "step", "ft", "base", "gain", "ft_se", "base_se"]]
 
 
 def _proxy_values(table: pd.DataFrame, targets: pd.DataFrame, shots: int | None) -> pd.DataFrame:
-    """(checkpoint, eval_set, proxy, proxy_value) for the targets' eval sets."""
-    parts = [targets[["checkpoint", "eval_set", "base"]].drop_duplicates(["checkpoint", "eval_set"])
-             .rename(columns={"base": "proxy_value"}).assign(proxy="base")]
+    """(checkpoint, eval_set, proxy, proxy_value, proxy_se) for the targets' eval sets."""
+    parts = [targets[["checkpoint", "eval_set", "base", "base_se"]].drop_duplicates(["checkpoint", "eval_set"])
+             .rename(columns={"base": "proxy_value", "base_se": "proxy_se"}).assign(proxy="base")]
     rows = table[is_proxy(table)]
+    rows = rows.assign(proxy_se=se_from_ci(rows["ci_low"].astype(float), rows["ci_high"].astype(float)))
     model_level = rows[rows["eval_set"] == ""]
     if not model_level.empty:
         sets = targets[["checkpoint", "eval_set"]].drop_duplicates()
-        parts.append(model_level[["checkpoint", "metric", "value"]]
+        parts.append(model_level[["checkpoint", "metric", "value", "proxy_se"]]
                      .rename(columns={"metric": "proxy", "value": "proxy_value"}).merge(sets, on="checkpoint"))
     per_set = rows[rows["eval_set"] != ""]
     if not per_set.empty:
         at = per_set.groupby(["eval_set", "metric"])["shots"].transform(
             lambda s: shots if shots in set(s) else s.max())
         per_set = per_set[per_set["shots"] == at]
-        parts.append(per_set[["checkpoint", "eval_set", "metric", "value"]]
+        parts.append(per_set[["checkpoint", "eval_set", "metric", "value", "proxy_se"]]
                      .rename(columns={"metric": "proxy", "value": "proxy_value"}))
     values = pd.concat(parts, ignore_index=True)
     return values[values["proxy_value"].notna()]
@@ -179,10 +204,23 @@ def _evaluate(table: pd.DataFrame, sl: Slice, seed: int) -> tuple[pd.DataFrame, 
             both = part[part[target].notna()]
             x = np.round(orientation(proxy) * both["proxy_value"].to_numpy(float), DECIMALS)
             y = np.round(both[target].to_numpy(float), DECIMALS)
-            low, high = bootstrap_pairwise(x, y, seed)
+            intervals = ordering_intervals(*_replicates(both, proxy, target, seed), seed)
             rows.append([*group, proxy, target, len(both), _correlation(stats.spearmanr, x, y),
-                         _correlation(stats.kendalltau, x, y), pairwise_accuracy(x, y), low, high])
+                         _correlation(stats.kendalltau, x, y), pairwise_accuracy(x, y),
+                         *intervals["pairwise_accuracy"], *intervals["spearman"], *intervals["kendall"]])
     return pd.DataFrame(rows, columns=COLUMNS), points.reset_index(drop=True)
+
+
+def _replicates(points: pd.DataFrame, proxy: str, target: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Replicates of the (oriented) proxy and the target over the checkpoints of ``points``, each
+    value moved by its evaluation noise (:func:`noisy`). FT and BASE are drawn once and the gain
+    is their difference, so the ``base`` proxy and the ``gain`` target share BASE's noise."""
+    rng = np.random.default_rng(seed)
+    ft = noisy(points["ft"], points["ft_se"], rng)
+    base = noisy(points["ft"] - points["gain"], points["base_se"], rng)
+    value = base if proxy == "base" else noisy(points["proxy_value"], points["proxy_se"], rng)
+    return (np.round(orientation(proxy) * value, DECIMALS),
+            np.round(ft if target == "ft" else ft - base, DECIMALS))
 
 
 def picks(points: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""The few statistics the analyses share: a seeded bootstrap of a mean, a least-squares slope, and
-a standard error recovered from a reported CI."""
+"""The few statistics the analyses share: seeded bootstraps of a mean (plain and by cluster), a
+least-squares slope, and a standard error recovered from a reported CI."""
 
 from __future__ import annotations
 
@@ -31,6 +31,23 @@ def bootstrap_mean(values: np.ndarray | list[float], seed: int = 0, n_boot: int 
         return Estimate(float(v.mean()), np.nan, np.nan, 1)
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return Estimate(float(v.mean()), float(low), float(high), int(v.size))
+
+
+def cluster_bootstrap_mean(values: np.ndarray | list[float], clusters: np.ndarray | list, seed: int = 0,
+                           n_boot: int = N_BOOT) -> Estimate:
+    """Mean of all values with a percentile-bootstrap CI that resamples clusters with replacement,
+    each drawn cluster bringing all its values (the resample's mean is over them all). Values of
+    one cluster are correlated, so drawing them as independent would understate the spread. One
+    cluster leaves only its values to resample (:func:`bootstrap_mean`)."""
+    v = np.asarray(values, dtype=float)
+    labels, which = np.unique(np.asarray(clusters), return_inverse=True)
+    if len(labels) < 2:
+        return bootstrap_mean(v, seed, n_boot)
+    sums, counts = np.bincount(which, weights=v), np.bincount(which)
+    drawn = np.random.default_rng(seed).integers(0, len(labels), size=(n_boot, len(labels)))
+    means = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
     low, high = np.quantile(means, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
     return Estimate(float(v.mean()), float(low), float(high), int(v.size))
 
