@@ -205,7 +205,9 @@ def weight_inputs(config: StudyConfig) -> dict:
     if config.lenses.enabled and lenses != asdict(LensesConfig()):
         out["lenses"] = {k: v for k, v in lenses.items() if k != "enabled"}
     if config.lines.enabled:
-        out["lines"] = {"alpha": config.lines.alpha, "beta": config.lines.beta}
+        # "outside": parameters outside the blocks take alpha (the reference code's rule); LiNeS
+        # rows made when they took alpha + beta are other numbers and must not be reused
+        out["lines"] = {"alpha": config.lines.alpha, "beta": config.lines.beta, "outside": "alpha"}
     return out
 
 
