@@ -175,7 +175,8 @@ def test_plan_counts_the_methods_and_their_cost(offline, capsys):
     assert {c.lr for c in plan.cells if c.ft_method == "lora"} == {0.01}
     text = format_plan(plan)
     assert "fine-tuning runs (SFT):   18 = 3 checkpoints x 6 (task, method, learning rate) triples" in text
-    assert "lora (r 8, alpha 16.0, dropout 0.05, target_modules all-linear), hft (frozen_share 0.5, redraw_every_epoch False)" in text
+    assert ("lora (r 8, alpha 16.0, dropout 0.05, target_modules all-linear), "
+            "hft (frozen_share 0.5, redraw_every_epoch False)") in text
     by_name = {t.name: t for t in plan.training}
     task = "sentiment"
     assert [by_name[n].flops_factor for n in (task, f"{task} (lora)", f"{task} (hft)")] == [6.0, 4.0, 5.0]

@@ -304,9 +304,9 @@ def test_more_seeds_give_narrower_intervals_not_untestable_findings(n_seeds: int
     Finding 1 is FT summ_test c3 - c1 = +.40 with half-width Z sqrt(2 (sd^2 / S + SE^2))."""
     table = cells(HOLDS)
     ft = table[table["train_task"] != ""]
-    copies = [ft.assign(seed=s, value=ft["value"] + (0.03 if s % 2 else -0.03),
-                        ci_low=ft["ci_low"] + (0.03 if s % 2 else -0.03), ci_high=ft["ci_high"] + (0.03 if s % 2 else -0.03))
-              for s in range(n_seeds)]
+    offsets = [0.03 if s % 2 else -0.03 for s in range(n_seeds)]
+    copies = [ft.assign(seed=s, **{c: ft[c] + d for c in ("value", "ci_low", "ci_high")})
+              for s, d in enumerate(offsets)]
     f = by_finding(pd.concat([table[table["train_task"] == ""], *copies], ignore_index=True))
     assert f["verdict"].eq("supported").all()
     sd2 = {2: 0.0018, 4: 0.0012}[n_seeds]
