@@ -83,7 +83,7 @@ def one_cell(checkpoint: Path, method: str, data, fmt) -> dict:
     model, tok = load_causal_lm(checkpoint)
     base = {n: p.detach().clone() for n, p in model.named_parameters()}
     args = FinetuneArgs(lr=LEARNING_RATES[method], seed=0, epochs=1, batch_size=8, max_length=128,
-                        activation_checkpointing=False, group_by_length=True, method=method)
+                        activation_checkpointing=False, group_by_length=True, method=method, packing=False)
     start = time.perf_counter()
     trained, result = finetune(model, tok, data.train, data.dev, fmt, args, progress=False)
     wall = time.perf_counter() - start

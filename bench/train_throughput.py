@@ -1,22 +1,42 @@
-"""Pre-training and fine-tuning throughput, and model FLOP utilisation against the matmul peak
-measured in the same run; optionally the wall time of each stage of a finished study run.
+"""Pre-training and fine-tuning throughput against the hardware: the matmul peak, then for each
+model pre-training tokens/s, fine-tuning tokens/s unpacked and packed, and their MFU; optionally the
+wall time of each stage of a finished study run.
 
-    python bench/train_throughput.py [--preset tiny] [--steps 30] [--run runs/tiny] [--repeats 3]
+    python bench/train_throughput.py [--models tiny smollm2] [--examples 256] [--repeats 3] [--run runs/tiny]
 
-Prints figures; asserts nothing. MFU = achieved model FLOP/s / measured fp32 matmul peak, with
-model FLOPs per token = 6 * parameters + 12 * layers * hidden * sequence (attention scores).
+The alternative a user would pick is trl's SFTTrainer as it comes (batches of 8 padded to the
+longest, trl's loss); ptft's rows are its recipe unpacked and packed.
+
+``tiny``: the `tiny` preset's model pre-trained here for 200 steps. ``smollm2``: the real
+SmolLM2-135M-Instruct from PyPI (see bench/methods.py; needs ``pip install gguf``). Pre-training is
+ptft's pre-training step (AdamW on full windows of the shipped Wikipedia text, every token a loss
+token) at the tiny preset's batch; fine-tuning is ptft's SFT recipe (trl's SFTTrainer) on
+``--examples`` sentiment reviews, one epoch: unpacked in batches of 8 grouped by length without
+activation checkpointing (the fastest unpacked setting), and packed into rows of ``max_length``
+with the same number of tokens per step as pre-training. Tokens/s count real tokens (no padding).
+MFU = tokens/s x model FLOPs per token / the fp32 matmul peak measured in the same run, with FLOPs
+per token = 6 x parameters + 12 x layers x hidden x sequence (attention scores): the model's FLOPs,
+as PaLM defines MFU. Fine-tuning computes the vocabulary projection only where a label follows
+(ptft.training.finetune.completion_loss), so it does fewer FLOPs per token than that and its MFU
+can exceed pre-training's at the same hardware utilisation. Medians of ``--repeats`` runs; prints
+figures, asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import logging
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from methods import smollm2_checkpoint, tiny_checkpoint
+
+# tokens per step, pre-training and packed fine-tuning alike: the tiny preset's 16 windows of 128
+STEP_TOKENS = 2048
+MAX_LENGTH = 256
 
 
 def matmul_peak(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32) -> float:
@@ -30,42 +50,71 @@ def matmul_peak(n: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.floa
     return 2 * n**3 / statistics.median(times)
 
 
-def flops_per_token(params: int, shape, seq_len: int) -> float:
-    return 6 * params + 12 * shape.num_layers * shape.hidden_size * seq_len
+def flops_per_token(model, seq_len: int) -> float:
+    config = model.config
+    params = sum(p.numel() for p in model.parameters())
+    return 6 * params + 12 * config.num_hidden_layers * config.hidden_size * seq_len
 
 
-def bench_pretrain(preset: str, steps: int, bf16: bool) -> tuple[float, int, object, int]:
-    from ptft.config import load_config
-    from ptft.training.pretrain import pretrain_series
-
-    settings = dataclasses.replace(load_config(preset).checkpoints.pretrain, steps=steps, save_steps=[steps],
-                                   warmup_steps=2, bf16=bf16)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = pretrain_series(settings, tmp, seed=0, progress=False)
-    return result.tokens_per_second, result.parameters, settings.model, settings.seq_len
-
-
-def bench_finetune(preset: str, group_by_length: bool, checkpointing: bool, bf16: bool) -> tuple[float, int]:
+def pretrain_tokens_per_second(checkpoint: Path, steps: int, seq_len: int = 128) -> float:
+    """ptft's pre-training step (``lm_loss``, AdamW) on windows of the shipped Wikipedia text,
+    timed after two warm-up steps."""
     from ptft.checkpoints.loading import load_causal_lm
-    from ptft.config import load_config
-    from ptft.tasks import LoadRequest, get_task
+    from ptft.training.corpus import load_corpus
+    from ptft.training.pretrain import batch_at, lm_loss, tokenize_corpus
+
+    model, tok = load_causal_lm(checkpoint)
+    model.train()
+    tokens = tokenize_corpus(tok, load_corpus(["wiki"], max_documents=400))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch_size = STEP_TOKENS // seq_len
+    for step in range(steps + 2):
+        if step == 2:
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        lm_loss(model, batch_at(tokens, 0, step, batch_size, seq_len), bf16=False).backward()
+        optimizer.step()
+    return steps * STEP_TOKENS / (time.perf_counter() - start)
+
+
+def finetune_tokens_per_second(checkpoint: Path, data, fmt, packing: bool) -> tuple[float, float]:
+    """(tokens/s, mean tokens per example: the context of each token's attention)."""
+    from ptft.checkpoints.loading import load_causal_lm
     from ptft.training.args import FinetuneArgs
     from ptft.training.finetune import finetune
-    from ptft.training.pretrain import pretrain_series
 
-    config = load_config(preset)
-    tc = config.tasks[0]
-    task = get_task(tc.name)
-    data = task.load(LoadRequest(None, config.seed, 160, 16, 16))
+    model, tok = load_causal_lm(checkpoint)
+    args = FinetuneArgs(lr=1e-4, seed=0, epochs=1, batch_size=8, max_length=MAX_LENGTH, group_by_length=True,
+                        activation_checkpointing=False, packing=packing, batch_tokens=STEP_TOKENS)
+    result = finetune(model, tok, data.train, data.dev, fmt, args, progress=False)[1]
+    return result.tokens_per_second, result.tokens / len(data.train)
+
+
+def trl_tokens_per_second(checkpoint: Path, data, fmt) -> float:
+    """What a user would run without ptft: trl's SFTTrainer at its defaults for this recipe
+    (batches of 8 padded to the longest, its own loss, completion tokens only), one epoch."""
+    import datasets
+    from datasets import Dataset
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from ptft.checkpoints.loading import load_causal_lm
+    from ptft.training.finetune import prompt_completion_rows
+
+    datasets.disable_progress_bars()
+    model, tok = load_causal_lm(checkpoint)
+    rows = prompt_completion_rows(data.train, fmt, tok, MAX_LENGTH)
     with tempfile.TemporaryDirectory() as tmp:
-        settings = dataclasses.replace(config.checkpoints.pretrain, steps=5, save_steps=[5], warmup_steps=1)
-        checkpoint_dir = pretrain_series(settings, tmp, seed=0, progress=False).checkpoints[5]
-        model, tok = load_causal_lm(checkpoint_dir)
-        args = FinetuneArgs.from_settings(config.finetune, lr=config.finetune.learning_rates[0], seed=0, epochs=1,
-                                          weight_decay=0.0, bf16=bf16, group_by_length=group_by_length,
-                                          activation_checkpointing=checkpointing)
-        _, result = finetune(model, tok, data.train, data.dev, task.formats["default"], args, progress=False)
-    return result.tokens_per_second, sum(p.numel() for p in model.parameters())
+        trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=Dataset.from_list(rows), args=SFTConfig(
+            output_dir=tmp, num_train_epochs=1, learning_rate=1e-4, per_device_train_batch_size=8,
+            max_length=MAX_LENGTH, completion_only_loss=True, activation_checkpointing=False, use_cpu=True,
+            # trl turns bf16 on by default: float32 as ptft's rows, for a comparison of the recipe alone
+            bf16=False, report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True, seed=0))
+        trainer.remove_callback(PrinterCallback)
+        tokens = sum(len(r) for r in trainer.train_dataset["input_ids"])
+        start = time.perf_counter()
+        trainer.train()
+        return tokens / (time.perf_counter() - start)
 
 
 def stage_times(run_dir: Path) -> None:
@@ -86,49 +135,56 @@ def stage_times(run_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
+    parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--run", type=Path, help="a finished run directory, for per-stage wall times")
     args = parser.parse_args()
 
     from transformers.utils import logging as hf_logging
 
+    from ptft.checkpoints.loading import load_causal_lm
+    from ptft.tasks import LoadRequest, get_task
+
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
-    threads = torch.get_num_threads()
-    peak = {"fp32": matmul_peak(), "bf16": matmul_peak(dtype=torch.bfloat16)}
-    print(f"threads {threads}; matmul peak (2048^2, median): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, "
-          f"bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s")
-    print("MFU is against the fp32 peak (and the bf16 peak for bf16 autocast rows)")
-
-    def line(name: str, tps: float, fpt: float, precision: str, reference: float | None = None) -> None:
-        achieved = tps * fpt
-        ratio = f", {tps / reference:.2f}x the first row" if reference else ""
-        print(f"  {name:58} {tps:7.0f} tokens/s  {achieved / 1e9:6.1f} GFLOP/s  MFU {achieved / peak['fp32']:5.1%} fp32"
-              + (f" / {achieved / peak['bf16']:5.1%} bf16" if precision == "bf16" else "") + ratio)
-
-    pre = {precision: [bench_pretrain(args.preset, args.steps, precision == "bf16") for _ in range(args.repeats)]
-           for precision in ("fp32", "bf16")}
-    params, shape, seq = pre["fp32"][0][1], pre["fp32"][0][2], pre["fp32"][0][3]
-    fpt = flops_per_token(params, shape, seq)
-    print(f"pre-training ({args.preset} model, {params / 1e6:.2f}M params, seq {seq}), medians of {args.repeats}:")
-    base = statistics.median(p[0] for p in pre["fp32"])
-    for precision, runs in pre.items():
-        line(f"{precision}", statistics.median(p[0] for p in runs), fpt, precision, None if precision == "fp32" else base)
-
-    print(f"fine-tuning (trl SFTTrainer, same model, 160 examples of the preset's first task), "
-          f"medians of {args.repeats}:")
-    variants = [("shuffled batches, activation checkpointing (trl's default)", False, True, False),
-                ("length-grouped batches, activation checkpointing", True, True, False),
-                ("length-grouped batches, no activation checkpointing", True, False, False),
-                ("length-grouped, no checkpointing, bf16 autocast", True, False, True)]
-    first = None
-    for name, grouped, checkpointing, bf16 in variants:
-        runs = [bench_finetune(args.preset, grouped, checkpointing, bf16) for _ in range(args.repeats)]
-        ftps = statistics.median(r[0] for r in runs)
-        line(name, ftps, flops_per_token(runs[0][1], shape, seq), "bf16" if bf16 else "fp32", first)
-        first = first or ftps
+    # a few large steps over --examples examples is the point here, not a warning
+    logging.getLogger("ptft.training").setLevel(logging.ERROR)
+    peak = matmul_peak()
+    print(f"threads {torch.get_num_threads()}; fp32 matmul peak (2048^2, median of 5): {peak / 1e9:.1f} GFLOP/s")
+    task = get_task("sentiment")
+    data = task.load(LoadRequest(None, 1234, args.examples, 16, 16))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models:
+            checkpoint = {"tiny": lambda: tiny_checkpoint(Path(tmp)), "smollm2": smollm2_checkpoint}.get(
+                name, lambda: Path(name))()
+            model = load_causal_lm(checkpoint)[0]
+            params = sum(p.numel() for p in model.parameters())
+            # a 135M model takes about 15 s a step on 2 cores
+            pretrain_steps = 12 if params < 50e6 else 3
+            plain_trl = [trl_tokens_per_second(checkpoint, data, task.formats["default"]) for _ in range(args.repeats)]
+            unpacked = [finetune_tokens_per_second(checkpoint, data, task.formats["default"], False)
+                        for _ in range(args.repeats)]
+            packed = [finetune_tokens_per_second(checkpoint, data, task.formats["default"], True)
+                      for _ in range(args.repeats)]
+            example_tokens = unpacked[0][1]
+            print(f"{name} ({params / 1e6:.1f}M parameters), {STEP_TOKENS} tokens a step, medians of {args.repeats}; "
+                  f"fine-tuning examples of {example_tokens:.0f} tokens on average:")
+            rows = {
+                "pre-training (windows of 128)": ([pretrain_tokens_per_second(checkpoint, steps=pretrain_steps)
+                                                   for _ in range(args.repeats)], 128),
+                "fine-tuning with trl's SFTTrainer (batches of 8, its loss)": (plain_trl, example_tokens),
+                "fine-tuning unpacked (batches of 8, grouped by length)": ([r[0] for r in unpacked], example_tokens),
+                f"fine-tuning packed (rows of {MAX_LENGTH})": ([r[0] for r in packed], example_tokens),
+            }
+            medians = {row: statistics.median(runs) for row, (runs, _) in rows.items()}
+            pre, trl, unpacked, packed = medians.values()
+            for row, (runs, seq) in rows.items():
+                achieved = medians[row] * flops_per_token(model, seq)
+                print(f"  {row:56} {medians[row]:8.0f} tokens/s  {achieved / 1e9:6.1f} GFLOP/s  "
+                      f"MFU {achieved / peak:5.1%}  (runs: {', '.join(f'{r:.0f}' for r in runs)})")
+            print(f"  packed / unpacked fine-tuning: {packed / unpacked:.2f}x; packed / trl's SFTTrainer: "
+                  f"{packed / trl:.2f}x; packed fine-tuning / pre-training: {packed / pre:.2f}x")
     if args.run:
         stage_times(args.run)
 

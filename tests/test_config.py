@@ -135,10 +135,23 @@ def test_help_plan_and_validation_import_no_torch(command):
                                      r"got \[0.0, 1.0\]"),
     ("finetune.eval_at", [], r"finetune.eval_at: fractions of the training steps in \(0, 1\], got \[\]"),
     ("finetune.seeds", [1, 1], r"finetune.seeds: give one or more distinct seeds, got \[1, 1\]"),
+    ("finetune.batch_tokens", 100, r"smoke.yaml: finetune.batch_tokens: 100 is below finetune.max_length \(192\); "
+                                   r"a packed step holds rows of max_length tokens"),
 ])
 def test_evaluation_points_and_seeds_are_checked(key: str, value: list, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_config("smoke", {key: value})
+
+
+def test_a_token_budget_must_hold_a_row_of_what_it_trains():
+    """Packed steps hold whole rows: instruction tuning's longer rows need a budget that fits them;
+    without packing the budget is not used."""
+    with pytest.raises(ConfigError, match=r"tiny-it.yaml: finetune.batch_tokens: 1024 is below "
+                                          r"instruction_tuning.max_length \(2048\)"):
+        load_config("tiny-it", {"instruction_tuning.max_length": 2048, "checkpoints.pretrain.model.max_seq_len": 2048})
+    assert load_config("tiny-it", {"instruction_tuning.max_length": 2048, "finetune.packing": False,
+                                   "checkpoints.pretrain.model.max_seq_len": 2048})
+    assert load_config("smoke", {"finetune.batch_tokens": 100, "finetune.packing": False})
 
 
 def test_a_config_can_include_another_and_set_only_what_differs(tmp_path):

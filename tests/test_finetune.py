@@ -65,7 +65,7 @@ def test_finetuning_learns_the_completion(tiny_model_dir):
     train, dev = examples(48), examples(8, offset=100)
     before = sum(completion_logprob(model, tok, ex) for ex in dev)
     args = FinetuneArgs(lr=1e-2, epochs=2, batch_size=8, grad_accum=1, warmup=0.03, weight_decay=0.0, max_length=64,
-                        seed=0)
+                        seed=0, packing=False)
     _, result = finetune(model, tok, train, dev, FMT, args, progress=False)
     after = sum(completion_logprob(model, tok, ex) for ex in dev)
     assert result.steps == 12 and math.isfinite(result.dev_loss)
@@ -84,7 +84,7 @@ def test_grouping_by_length_is_seeded_and_changes_the_batches(tiny_model_dir):
     def train_loss(group_by_length: bool) -> float:
         model, tok = load_causal_lm(tiny_model_dir)
         args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, grad_accum=1, warmup=0.03, weight_decay=0.0,
-                            max_length=96, seed=0, group_by_length=group_by_length)
+                            max_length=96, seed=0, group_by_length=group_by_length, packing=False)
         return finetune(model, tok, train, dev, FMT, args, progress=False)[1].train_loss
 
     grouped = train_loss(True)
@@ -99,7 +99,7 @@ def test_activation_checkpointing_changes_time_not_numbers(tiny_model_dir):
 
     def trained(checkpointing: bool):
         model, tok = load_causal_lm(tiny_model_dir)
-        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0,
+        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0, batch_tokens=128,
                             activation_checkpointing=checkpointing)
         _, result = finetune(model, tok, train, dev, FMT, args, progress=False)
         return result, model
@@ -146,7 +146,7 @@ def test_evaluating_during_training_changes_nothing_of_the_training(tiny_model_d
         model, tok = load_causal_lm(tiny_model_dir)
         for layer in model.model.layers:
             layer.self_attn.attention_dropout = 0.3
-        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0)
+        args = FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0, packing=False)
         _, result = finetune(model, tok, train, dev, FMT, args, progress=False, during=during, evaluate=evaluate)
         return result, model
 
@@ -156,8 +156,8 @@ def test_evaluating_during_training_changes_nothing_of_the_training(tiny_model_d
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     # the dropout masks matter (so a draw the evaluation left behind would have changed them)
     model, tok = load_causal_lm(tiny_model_dir)
-    finetune(model, tok, train, dev, FMT, FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0),
-             progress=False)
+    finetune(model, tok, train, dev, FMT, FinetuneArgs(lr=1e-2, epochs=1, batch_size=8, max_length=64, seed=0,
+                                                       packing=False), progress=False)
     assert not torch.equal(model.state_dict()["lm_head.weight"], m1.state_dict()["lm_head.weight"])
 
 

@@ -142,6 +142,7 @@ def test_instruction_tuning_learns_the_answers(tiny_model_dir):
     config = StudyConfig()
     config.instruction_tuning.lr, config.instruction_tuning.epochs = 1e-2, 2
     config.finetune.max_length = 64
+    config.finetune.packing = False  # steps of 8 conversations, counted by hand below
     dev = convs[:8]
     before = sum(answer_logprob(model, tok, c["messages"]) for c in dev)
     args = InstructArgs.from_config(config, seed=0)
@@ -150,6 +151,14 @@ def test_instruction_tuning_learns_the_answers(tiny_model_dir):
     assert result.steps == 8 and math.isfinite(result.train_loss) and math.isfinite(result.dev_loss)
     assert result.tokens > 0 and result.tokens_per_second > 0
     assert after > before + 5
+    # packed (rows of 128 tokens, two a step: conversations of about 63 tokens, two a row) it learns
+    # the answers too: the loss stays on them
+    config.finetune.packing, config.finetune.max_length, config.finetune.batch_tokens = True, 128, 256
+    packed_model = load_causal_lm(tiny_model_dir)[0]
+    _, packed = instruction_tune(packed_model, tok, InstructArgs.from_config(config, seed=0), progress=False,
+                                 data=InstructionData(convs[8:], dev))
+    assert packed.examples_per_step > 2 and packed.steps == round(2 * 32 / packed.examples_per_step)
+    assert sum(answer_logprob(packed_model, tok, c["messages"]) for c in dev) > before + 5
     # the dev loss is the assistant-token loss: mean -log p over answer tokens and their EOS
     n_tokens = sum(len(tok(c["messages"][1]["content"], add_special_tokens=False).input_ids) + 1 for c in dev)
     assert abs(result.dev_loss - (-after / n_tokens)) < 0.05
@@ -167,7 +176,7 @@ def test_instruction_tuning_cells_end_to_end(tiny_series, tmp_path):
         "name": "it-e2e", "seed": 7, "output_dir": str(tmp_path / "run"),
         "checkpoints": {"source": "local", "local": {"paths": [str(tiny_series[s]) for s in steps]}},
         "tasks": [{"name": "sentiment", "train": False, "n_train": 8, "n_dev": 4, "n_eval": 8}],
-        "finetune": {"batch_size": 8, "max_length": 256, "learning_rates": [1e-3]},
+        "finetune": {"batch_size": 8, "max_length": 256, "learning_rates": [1e-3], "packing": False},
         "instruction_tuning": {"enabled": True, "mixture": "mixed_instructions", "n_train": 24, "n_dev": 8,
                                "epochs": 1, "lr": 1e-3, "max_length": 256, "n_eval": 12,
                                "suite": ["mc_openbookqa", "mc_piqa"]},

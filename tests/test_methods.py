@@ -27,7 +27,9 @@ def examples(n: int, offset: int = 0) -> list[Example]:
 
 def train(model_dir, method: str, epochs: float = 1, **settings):
     model, tok = load_causal_lm(model_dir)
-    args = FinetuneArgs(lr=1e-2, epochs=epochs, batch_size=8, max_length=64, seed=0, method=method, **settings)
+    # unpacked batches of 8: 4 steps an epoch (a packed epoch of 32 short examples is one step)
+    args = FinetuneArgs(lr=1e-2, epochs=epochs, batch_size=8, max_length=64, seed=0, method=method, packing=False,
+                        **settings)
     trained, result = finetune(model, tok, examples(32), examples(8, offset=100), FMT, args, progress=False)
     return trained, tok, result
 

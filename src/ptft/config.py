@@ -81,6 +81,12 @@ class FinetuneConfig:
     # trl's default: activations recomputed in the backward pass, which saves memory on large
     # models and costs about 15 % of the time on small ones; the numbers are the same either way
     activation_checkpointing: bool = True
+    # examples packed whole into rows of max_length tokens, each attending only to itself, and
+    # batch_tokens tokens per optimizer step (rows = batch_tokens // max_length): the steps hold as
+    # many examples as fit, not batch_size. Used where the model's attention keeps packed examples
+    # apart (checked on the model); batch_size and group_by_length then set the dev-loss batches only
+    packing: bool = True
+    batch_tokens: int = 4096
     seeds: list[int] = field(default_factory=lambda: [0])
     keep_weights: bool = False
     selection_metric: Literal["loss", "metric"] = "loss"
@@ -544,6 +550,14 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     for key in ("batch_size", "grad_accum", "max_length"):
         if getattr(ft, key) < 1:
             raise ConfigError(f"{file}: finetune.{key}: must be at least 1")
+    it = config.instruction_tuning
+    rows = [("finetune.max_length", ft.max_length)] + (
+        [("instruction_tuning.max_length", it.max_length)] if it.enabled and it.max_length else [])
+    for key, length in rows:
+        if ft.packing and ft.batch_tokens < length:
+            raise ConfigError(f"{file}: finetune.batch_tokens: {ft.batch_tokens} is below {key} ({length}); a packed "
+                              "step holds rows of max_length tokens: raise batch_tokens, lower max_length or set "
+                              "finetune.packing: false")
     if ft.epochs <= 0:
         raise ConfigError(f"{file}: finetune.epochs: must be positive")
     if not 0 <= ft.warmup < 1:

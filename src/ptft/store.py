@@ -140,7 +140,8 @@ CREATE TABLE IF NOT EXISTS trainings (
     reused INTEGER NOT NULL DEFAULT 0,
     ft_method TEXT NOT NULL DEFAULT 'full',
     trainable_parameters INTEGER,
-    peak_memory_mb REAL
+    peak_memory_mb REAL,
+    examples_per_step REAL
 );
 CREATE TABLE IF NOT EXISTS selections (
     checkpoint TEXT NOT NULL,
@@ -206,6 +207,7 @@ _ADDED_COLUMNS = [
     ("trainings", "ft_method", "TEXT NOT NULL DEFAULT 'full'"),
     ("trainings", "trainable_parameters", "INTEGER"),
     ("trainings", "peak_memory_mb", "REAL"),
+    ("trainings", "examples_per_step", "REAL"),
 ]
 
 # The long-format table that `ptft export` writes and `ptft analyze` reads (README: "Results table").

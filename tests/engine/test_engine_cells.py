@@ -140,10 +140,17 @@ def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_pa
         assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
 
 
-# Every cell id of the tiny and smoke presets since their tasks read the shipped data (ptft's
+# Every cell id of the tiny and smoke presets since their fine-tuning packs its batches (ptft's
 # version is part of each id: a version bump changes them all, and these with it).
-_PRESET_IDS = {"tiny": (19, "4691a6e32342c584", "7f7212a1f1c08140", "f23d3cda8a867de9"),
-               "smoke": (9, "fdf2abb8f885be3c", "8edad979259e9449", "5d4885de74870c5f")}
+_PRESET_IDS = {"tiny": (19, "964c8f2819c23015", "bbad143d5bc67c07", "49727bd1d0b9d5fa"),
+               "smoke": (9, "b13bf29816eac730", "1d41020885893557", "7e8ce80de1dc0ea9")}
+# The presets as they were before packing (and, for tiny, before float32 pre-training of 600 steps):
+# `packing: false` and those settings give a run directory of that time its very cells back.
+_BEFORE_PACKING = {
+    "tiny": ({"finetune.packing": False, "finetune.group_by_length": True, "checkpoints.pretrain.bf16": True,
+              "checkpoints.pretrain.steps": 1000},
+             (19, "4691a6e32342c584", "7f7212a1f1c08140", "f23d3cda8a867de9")),
+    "smoke": ({"finetune.packing": False}, (9, "fdf2abb8f885be3c", "8edad979259e9449", "5d4885de74870c5f"))}
 # The same presets with the BIG-bench tasks they used before the package index stopped serving
 # BIG-bench: a user who provides the archive gets the very same cells as before.
 _BIGBENCH_TASKS = {
@@ -151,9 +158,10 @@ _BIGBENCH_TASKS = {
                         "formats": ["default", "io", "instruct"]},
                        {"name": "bb_squad_qg", "n_train": 200, "n_dev": 32, "n_eval": 48}],
              "finetune.epochs": 3.0, "finetune.selection_metric": "loss",
-             "checkpoints.pretrain.num_checkpoints": 4},
+             "checkpoints.pretrain.num_checkpoints": 4, **_BEFORE_PACKING["tiny"][0]},
     "smoke": {"tasks": [{"name": "bb_vitaminc_nli", "n_train": 160, "n_dev": 16, "n_eval": 48},
-                        {"name": "bb_socialiqa_qg", "n_train": 48, "n_dev": 8, "n_eval": 12}]}}
+                        {"name": "bb_socialiqa_qg", "n_train": 48, "n_dev": 8, "n_eval": 12}],
+              **_BEFORE_PACKING["smoke"][0]}}
 _BIGBENCH_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d1e9db9e"),
                  "smoke": (9, "89972315cfd33184", "6493cdacad17c542", "ab60ad623cd0253e")}
 
@@ -171,6 +179,16 @@ def test_lens_and_lines_defaults_keep_every_preset_cell_id(preset: str, tmp_path
     assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _PRESET_IDS[preset]
     # lenses off: the same cells (they only add an output)
     assert ids(plan_cells(load_config(preset, {"lenses.enabled": False}), tmp_path)) == ids(cells)
+
+
+@pytest.mark.parametrize("preset", sorted(_BEFORE_PACKING))
+def test_without_packing_the_presets_keep_their_cell_ids(preset: str, tmp_path: Path) -> None:
+    overrides, pinned = _BEFORE_PACKING[preset]
+    cells = plan_cells(load_config(preset, overrides), tmp_path)
+    ft = next(c for c in cells if c.kind == "finetune")
+    assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == pinned
+    # the token budget means nothing unpacked: not part of any id
+    assert ids(plan_cells(load_config(preset, {**overrides, "finetune.batch_tokens": 8192}), tmp_path)) == ids(cells)
 
 
 @pytest.mark.parametrize("preset", sorted(_BIGBENCH_IDS))

@@ -5,6 +5,7 @@ checkpoint gives the same clear error whatever its origin."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -20,6 +21,17 @@ def pick_device(device: str = "auto") -> str:
     if device != "auto":
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fine_tuning_attention(device: str, half_precision: bool) -> str:
+    """The attention kernels fine-tuning runs with: FlashAttention 2 on a CUDA GPU where the
+    ``flash-attn`` package is installed and training computes in bf16 or fp16 (its kernels take
+    nothing else), SDPA otherwise. Packed batches need no padding under FlashAttention's
+    variable-length kernels; SDPA builds a block-diagonal mask per row instead (ptft.training.packing).
+    Evaluation always runs on SDPA, whose 4-D masks its prefix-sharing scorer needs."""
+    flash = (pick_device(device).startswith("cuda") and half_precision
+             and importlib.util.find_spec("flash_attn") is not None)
+    return "flash_attention_2" if flash else "sdpa"
 
 
 def load_tokenizer(path: str | Path, revision: str | None = None):

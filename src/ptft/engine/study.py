@@ -233,7 +233,7 @@ def _run_numerics(store: ResultsStore, cells: list[Cell], todo: list[Cell], runn
         return []
     (theirs, cell_ids), = done.items()
     if todo and runner.kind == "local":
-        mine = numerics_of(config.device)
+        mine = numerics_of(config)
         if mine != theirs:
             raise PtftError(_mixing_message(run_dir, len(cell_ids), theirs, mine, "this machine"))
     return [theirs]
@@ -322,7 +322,7 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
                     "ft_method": cell.ft_method, "lr": cell.lr, "seed": cell.seed,
                     **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
                                                         "tokens_per_second", "dev_metric", "trainable_parameters",
-                                                        "peak_memory_mb")},
+                                                        "peak_memory_mb", "examples_per_step")},
                     "reused": int(out.training.get("reused", 0) or 0)}
     store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores,
                       numerics=out.numerics, weights=out.weights)

@@ -42,20 +42,21 @@ class CellOutput:
     numerics: str = ""
 
 
-def numerics_of(device: str) -> str:
+def numerics_of(config: StudyConfig) -> str:
     """What a cell's floating-point results depend on besides its inputs and its thread count (a
-    setting, part of its id): the torch build and the kernels the hardware selects (a CPU's vector
-    ISA, a GPU's model). The cells of one run must agree on it, or the run would silently mix
-    numbers computed two ways."""
+    setting, part of its id): the torch build, the kernels the hardware selects (a CPU's vector
+    ISA, a GPU's model) and the attention kernels fine-tuning picks where that is not SDPA. The
+    cells of one run must agree on it, or the run would silently mix numbers computed two ways."""
     import torch
 
-    from ptft.checkpoints.loading import pick_device
+    from ptft.checkpoints.loading import fine_tuning_attention, pick_device
 
-    if pick_device(device).startswith("cuda"):
+    if pick_device(config.device).startswith("cuda"):
         hardware = f"CUDA {torch.version.cuda} on {torch.cuda.get_device_name()}"
     else:
         hardware = f"CPU kernels {torch.backends.cpu.get_cpu_capability()}"
-    return f"torch {torch.__version__}, {hardware}"
+    attention = fine_tuning_attention(config.device, config.finetune.bf16 or config.checkpoints.dtype != "float32")
+    return f"torch {torch.__version__}, {hardware}" + ("" if attention == "sdpa" else f", fine-tuning on {attention}")
 
 
 def set_threads(threads: int) -> None:
@@ -115,7 +116,7 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
             else:
                 raise ValueError(f"unknown cell kind {cell.kind!r}")
         out.seconds = time.perf_counter() - start
-        out.numerics = numerics_of(config.device)
+        out.numerics = numerics_of(config)
         for note in out.notes:
             log.info("note: %s", note)
         log.info("cell %s done in %.1fs: %d result rows", cell.cell_id, out.seconds, len(out.rows))
@@ -241,7 +242,8 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
                         "tokens": stats.tokens, "seconds": stats.seconds,
                         "tokens_per_second": stats.tokens_per_second, "reused": 0,
-                        "trainable_parameters": stats.trainable_parameters, "peak_memory_mb": stats.peak_memory_mb}
+                        "trainable_parameters": stats.trainable_parameters, "peak_memory_mb": stats.peak_memory_mb,
+                        "examples_per_step": stats.examples_per_step}
         log.info("trained: %s", out.training)
         if config.finetune.keep_weights:
             _keep(model, tokenizer, weights, out.training, method.save)

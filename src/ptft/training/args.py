@@ -184,6 +184,10 @@ class FinetuneArgs:
     group_by_length: bool = False
     # recompute activations in the backward pass (trl's default): memory for compute, same numbers
     activation_checkpointing: bool = True
+    # whole examples packed into rows of max_length tokens, batch_tokens of them per step (see
+    # ptft.training.packing); batch_size and group_by_length then apply to unpacked batches only
+    packing: bool = True
+    batch_tokens: int = 4096
     # how: a name of ptft.training.methods.METHODS, with the settings of the method that has some
     method: str = "full"
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -193,6 +197,10 @@ class FinetuneArgs:
         for name in ("batch_size", "grad_accum", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"fine-tuning {name}: must be at least 1, got {getattr(self, name)}")
+        if self.packing and self.batch_tokens < self.max_length:
+            raise ValueError(f"fine-tuning batch_tokens ({self.batch_tokens}) is below max_length "
+                             f"({self.max_length}): "
+                             "a step must hold at least one row of max_length tokens")
         if self.lr <= 0 or self.epochs <= 0:
             raise ValueError(f"fine-tuning lr and epochs must be positive, got lr={self.lr}, epochs={self.epochs}")
         if not 0 <= self.warmup < 1:

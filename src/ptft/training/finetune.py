@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import math
 import tempfile
@@ -22,12 +23,15 @@ from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 
+from ptft.checkpoints.loading import fine_tuning_attention
 from ptft.tasks import Example, PromptFormat, completion_text
 from ptft.tracking import TrainingReport
 from ptft.training.args import FinetuneArgs
 from ptft.training.methods import get_method
 
 log = logging.getLogger("ptft.training")
+# fewer optimizer steps than this are worth a warning: with warm-up the first has learning rate 0
+FEW_STEPS = 10
 
 
 @dataclass
@@ -43,6 +47,8 @@ class FinetuneResult:
     # MiB: torch's peak allocation on a GPU; on a CPU, the rise of the process's resident memory
     # during training (None where the platform tells neither)
     peak_memory_mb: float | None = None
+    # training examples per optimizer step, on average: batch_size unpacked, more when packed
+    examples_per_step: float = 0.0
 
     @property
     def tokens_per_second(self) -> float:
@@ -112,6 +118,30 @@ def prompt_completion_rows(examples: list[Example], fmt: PromptFormat, tokenizer
     return rows
 
 
+def completion_loss(model, inputs: dict, num_items_in_batch=None) -> torch.Tensor:
+    """The summed cross-entropy of the tokens that have a label (the completion; -100 elsewhere),
+    divided by ``num_items_in_batch`` (the Trainer's count over a gradient-accumulation step) or by
+    their number: the loss trl computes, with the logits computed only at the positions that
+    predict a labelled token. Fine-tuning examples are mostly prompt, so the vocabulary projection
+    of every other position (trl's fused head computes it everywhere on devices without Triton:
+    about 40 % of a `tiny` training step on a CPU) is skipped. A position is kept if any row of
+    the batch has a label after it; other rows' labels there are -100 and count for nothing."""
+    labels = inputs["labels"]
+    targets = labels[:, 1:]
+    wrapped = model.get_base_model() if hasattr(model, "get_base_model") else model
+    rest = {k: v for k, v in inputs.items() if k != "labels"}
+    # the class's own forward: trl replaces the instance's with a wrapper taking **kwargs
+    if "logits_to_keep" in inspect.signature(type(wrapped).forward).parameters:
+        kept = (targets != -100).any(dim=0).nonzero().squeeze(1)
+        logits, targets = model(**rest, logits_to_keep=kept).logits, targets[:, kept]
+    else:
+        logits = model(**rest).logits[:, :-1]
+    total = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=-100,
+                                              reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else (targets != -100).sum()
+    return total / torch.as_tensor(count, device=total.device).clamp(min=1)
+
+
 def finetune(model, tokenizer, train: list[Example], dev: list[Example], fmt: PromptFormat, args: FinetuneArgs, *,
              progress: bool = True, report: TrainingReport | None = None, during: Sequence[float] = (),
              evaluate: EvaluateDuring | None = None) -> tuple[object, FinetuneResult]:
@@ -146,6 +176,9 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
     from transformers.utils import logging as hf_logging
     from trl import SFTConfig, SFTTrainer
 
+    # imports trl too: deferred with it, for the start-up time of everything that never trains
+    from ptft.training.packing import PackedCollator, keeps_examples_apart, pack_rows
+
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     train_ds = Dataset.from_list(train_rows)
@@ -158,6 +191,11 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
         def on_log(self, args, state, control, logs=None, **kwargs):
             if self.training_bar is not None and logs and "loss" in logs:
                 self.training_bar.set_postfix(loss=logs["loss"])
+
+    class CompletionLossTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = completion_loss(model, inputs, num_items_in_batch)
+            return (loss, None) if return_outputs else loss
 
     class StopOnNonFinite(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
@@ -202,30 +240,53 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
         if "activation_checkpointing" in {f.name for f in dataclasses.fields(SFTConfig)} \
         else {"gradient_checkpointing": args.activation_checkpointing}
     reporting = report.environment() if report else contextlib.nullcontext()
-    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, reporting:
+    with tempfile.TemporaryDirectory(prefix="ptft-sft-") as tmp, reporting, \
+            training_attention(model, args.bf16) as attention:
+        packed = args.packing and keeps_examples_apart(model, args.bf16)
+        if args.packing and not packed:
+            log.warning("finetune.packing: the attention of %s does not keep packed examples apart; training on "
+                        "padded batches of finetune.batch_size examples instead", type(model).__name__)
         sft_config = SFTConfig(
             output_dir=tmp, num_train_epochs=args.epochs, learning_rate=args.lr,
-            per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=args.batch_size,
+            per_device_train_batch_size=max(1, args.batch_tokens // args.max_length) if packed else args.batch_size,
+            per_device_eval_batch_size=args.batch_size,
             gradient_accumulation_steps=args.grad_accum, lr_scheduler_type="linear", warmup_steps=args.warmup,
             weight_decay=args.weight_decay, optim="adamw_torch", max_length=args.max_length, packing=False,
             seed=args.seed, data_seed=args.seed,
-            train_sampling_strategy="group_by_length" if args.group_by_length else "random",
+            train_sampling_strategy="group_by_length" if args.group_by_length and not packed else "random",
             bf16=args.bf16, use_cpu=on_cpu, save_strategy="no", eval_strategy="no",
             report_to=list(report.report_to) if report else [], run_name=report.run_name if report else None,
             logging_steps=5, disable_tqdm=not progress, dataset_num_proc=None, remove_unused_columns=True,
+            prediction_loss_only=True,
             **masking, **checkpointing,
         )
         method = get_method(args.method)
         counter = CountTrainable()
-        trainer = SFTTrainer(model=model, args=sft_config, train_dataset=train_ds, eval_dataset=dev_ds,
-                             processing_class=tokenizer, **method.trainer_options(args),
+        collator = None
+        if packed:
+            # trl's own choice of pad token, which it makes only when it builds the collator itself
+            tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+            collator = PackedCollator(pad_token_id=tokenizer.pad_token_id, padding_free=attention.startswith("flash"))
+        trainer = CompletionLossTrainer(model=model, args=sft_config, train_dataset=train_ds, eval_dataset=dev_ds,
+                             processing_class=tokenizer, data_collator=collator, **method.trainer_options(args),
                              callbacks=method.callbacks(args) + [counter, StopOnNonFinite()]
                              + ([EvaluateAt()] if during and evaluate else []))
         trainer.remove_callback(PrinterCallback)
         trainer.remove_callback(ProgressCallback)
         if progress:
             trainer.add_callback(QuietProgress())
+        examples = len(trainer.train_dataset)
+        if packed:
+            # after trl's tokenization and labelling, which packing must not redo
+            trainer.train_dataset = pack_rows(trainer.train_dataset, args.max_length)
         tokens = sum(len(r) for r in trainer.train_dataset["input_ids"])
+        steps = math.ceil(len(trainer.train_dataset) / sft_config.per_device_train_batch_size / args.grad_accum) \
+            * args.epochs
+        if steps < FEW_STEPS:
+            log.warning("fine-tuning takes only %d optimizer step(s) (%s): the warm-up and the linear decay leave "
+                        "little to learn; lower finetune.batch_tokens (or batch_size) for more, smaller steps",
+                        math.ceil(steps), f"{len(train_rows)} examples, packed into {len(trainer.train_dataset)} rows"
+                        if packed else f"{len(train_rows)} examples")
         start = time.perf_counter()
         with peak_memory(on_cpu) as peak:
             out = trainer.train()
@@ -238,7 +299,29 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
     return trained, FinetuneResult(train_loss=float(out.training_loss), dev_loss=float(dev_loss),
                                    steps=out.global_step, tokens=int(tokens * args.epochs), seconds=seconds,
                                    trainable_parameters=round(sum(counter.counts) / max(len(counter.counts), 1)),
-                                   peak_memory_mb=peak.get("mb"))
+                                   peak_memory_mb=peak.get("mb"),
+                                   examples_per_step=examples * args.epochs / max(out.global_step, 1))
+
+
+@contextlib.contextmanager
+def training_attention(model, bf16: bool) -> Iterator[str]:
+    """The model on the attention kernels fine-tuning runs with (:func:`fine_tuning_attention`,
+    FlashAttention 2 where a GPU has it), and back on its own afterwards: evaluation stays on SDPA."""
+    first = next(model.parameters())
+    own = model.config._attn_implementation
+    wanted = fine_tuning_attention(str(first.device), bf16 or first.dtype != torch.float32)
+    if wanted != own:
+        try:
+            model.set_attn_implementation(wanted)
+        except (ImportError, ValueError) as err:
+            # the run's numerics already name these kernels: training on others would mislabel them
+            raise RuntimeError(f"flash-attn is installed but transformers cannot use it ({err}); repair or "
+                               "uninstall flash-attn") from err
+    try:
+        yield wanted
+    finally:
+        if wanted != own:
+            model.set_attn_implementation(own)
 
 
 @contextlib.contextmanager
