@@ -29,7 +29,9 @@ BASE_CONFIG: dict[str, Any] = {
         {"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16},
         {"name": "social_qg", "n_train": 16, "n_dev": 4, "n_eval": 4},
     ],
-    "finetune": {"epochs": 1, "learning_rates": [0.001], "batch_size": 8, "max_length": 160},
+    # steps of 8 examples, counted by hand in the tests (4 and 2); packed, each task would fit one
+    # step. Packing has its own tests (test_packing.py) and runs end to end in the smoke study.
+    "finetune": {"epochs": 1, "learning_rates": [0.001], "batch_size": 8, "max_length": 160, "packing": False},
     "evaluation": {"shots": [1], "formats": ["default"], "methods": ["tokenprob"], "n_bootstrap": 100,
                    "batch_size": 16, "cross_task": False, "out_of_domain": False},
 }
