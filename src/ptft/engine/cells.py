@@ -194,14 +194,13 @@ _FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_
                           "eval_at", "methods", "lora", "hft", "packing", "batch_tokens")
 
 
-def training_settings(config: StudyConfig) -> dict:
-    """The ``finetune`` settings a fine-tuning run's numbers depend on. Packing changes which
-    examples share a step, so its token budget is one of them; with packing off nothing is added,
-    and configs written before packing existed keep their cell ids by setting ``packing: false``."""
-    settings = {k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING}
-    if config.finetune.packing:
-        settings["packed_batch_tokens"] = config.finetune.batch_tokens
-    return settings
+def packing_inputs(config: StudyConfig) -> dict:
+    """What packing adds to a training's identity: its token budget, which decides the examples
+    that share a step. Nothing with packing off, so that configs written before packing existed
+    keep their cell ids with ``packing: false``."""
+    return {"packed_batch_tokens": config.finetune.batch_tokens} if config.finetune.packing else {}
+
+
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 
@@ -255,7 +254,8 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     series = resolve_series(config, run_dir)
     task_names = [t.name for t in config.tasks]
     ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
-    ft_settings = training_settings(config)
+    ft_settings = {**{k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING},
+                   **packing_inputs(config)}
     during = intermediate_fractions(config.finetune.eval_at)
     common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
               "threads": config.executor.threads}
@@ -325,8 +325,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
             mc_units = eval_units(config, task_types, {s: sets_of(s, True) for s in it.suite}, it.suite)
             it_settings = {k: v for k, v in asdict(it).items() if k not in ("suite", "n_eval")}
             # the SFT settings it shares with fine-tuning are not hashed, as before, except packing
-            packed = {"packed_batch_tokens": config.finetune.batch_tokens} if config.finetune.packing else {}
-            training = {"kind": CellKind.INSTRUCT, **source, "it": it_settings, **packed, **common}
+            training = {"kind": CellKind.INSTRUCT, **source, "it": it_settings, **packing_inputs(config), **common}
             thash = digest(training)
             cid = digest({**training, **eval_inputs(mc_units)})
             cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,

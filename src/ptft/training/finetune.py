@@ -280,13 +280,13 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             # after trl's tokenization and labelling, which packing must not redo
             trainer.train_dataset = pack_rows(trainer.train_dataset, args.max_length)
         tokens = sum(len(r) for r in trainer.train_dataset["input_ids"])
-        steps = math.ceil(len(trainer.train_dataset) / sft_config.per_device_train_batch_size / args.grad_accum) \
-            * args.epochs
+        batches = math.ceil(len(trainer.train_dataset) / sft_config.per_device_train_batch_size)
+        steps = math.ceil(batches / args.grad_accum * args.epochs)
         if steps < FEW_STEPS:
-            log.warning("fine-tuning takes only %d optimizer step(s) (%s): the warm-up and the linear decay leave "
-                        "little to learn; lower finetune.batch_tokens (or batch_size) for more, smaller steps",
-                        math.ceil(steps), f"{len(train_rows)} examples, packed into {len(trainer.train_dataset)} rows"
-                        if packed else f"{len(train_rows)} examples")
+            rows = f", packed into {len(trainer.train_dataset)} rows" if packed else ""
+            log.warning("fine-tuning takes only %d optimizer step(s) (%d examples%s): the warm-up and the linear "
+                        "decay leave little to learn; lower finetune.batch_tokens (or batch_size) for more, smaller "
+                        "steps", steps, len(train_rows), rows)
         start = time.perf_counter()
         with peak_memory(on_cpu) as peak:
             out = trainer.train()
