@@ -14,7 +14,7 @@ UV ?= uv==0.13.9
 # that holds the CPU wheel of $(TORCH) (PyTorch publishes one).
 TORCH_WHEELS ?= /opt/wheels
 
-.PHONY: demo test test-all install lock bench clean
+.PHONY: demo demo-figure test test-all install lock bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ demo: install
 	@echo "Results:  $(RUN_DIR)/results.sqlite (table: $(RUN_DIR)/results.csv)"
 	@echo "Analyses: $(RUN_DIR)/analysis/summary.md"
 	@echo "Report:   $(RUN_DIR)/report.html"
+
+# After `make demo`: the README's figure of what the demo finds, from the demo's own output.
+demo-figure:
+	cp $(RUN_DIR)/analysis/findings.png docs/img/demo-findings.png
 
 # The suite a change must pass: under ~15 minutes on 2 cores.
 test: install

@@ -169,7 +169,7 @@ def test_instruction_tuning_cells_end_to_end(tiny_series, tmp_path):
     """A study with instruction tuning on real natural-instructions conversations: IT cells train
     each checkpoint and evaluate it on the offline multiple-choice suite, next to BASE-MC cells."""
     from ptft.api import run
-    from ptft.engine.study import results_frame
+    from ptft.store import results_frame
 
     steps = sorted(tiny_series)[-2:]
     study = {

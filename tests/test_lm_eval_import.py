@@ -18,7 +18,7 @@ import pytest
 
 from ptft.api import import_lm_eval
 from ptft.cli import main
-from ptft.evaluation.harness import write_lm_eval_task
+from lm_eval_tasks import write_lm_eval_task
 from ptft.evaluation.stats import metric_value
 
 PYTHIA = Path(__file__).parent / "data" / "pythia-evals"

@@ -46,11 +46,10 @@ def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, 
 
 
 def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv") -> Path:
-    """Write the run's long-format results table (README: "Results table") and, beside it at
-    ``ptft.store.weights_path``, its weight-lenses table (README: "Weights table"); return the results
-    table's path."""
-    from ptft.engine.study import results_frame, weights_frame
-    from ptft.store import weights_path
+    """Write the run's long-format results table (docs/results.md, "Results table") and, beside it
+    at ``ptft.store.weights_path``, its weight-lenses table (docs/results.md, "Weights table");
+    return the results table's path."""
+    from ptft.store import results_frame, weights_frame, weights_path
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / f"results.{fmt}"

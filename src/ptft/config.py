@@ -23,6 +23,7 @@ import yaml
 from ptft.errors import CheckpointError, ConfigError, PtftError, yaml_problem
 from ptft.task_types import all_methods
 from ptft.training.args import HftSettings, LoraSettings, PretrainSettings
+from ptft.training.methods import METHODS, get_method
 
 
 @dataclass
@@ -398,12 +399,11 @@ def _build(tp: Any, value: Any, file: str, key: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _build(arg, value, file, key)
-            except ConfigError as err:
-                errors.append(err)
+            except ConfigError:
+                continue  # the message names the whole union, not the last alternative tried
         raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
     if origin is list:
         if not isinstance(value, list):
@@ -502,7 +502,6 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
             given = getattr(ck.local, name)
             if given and len(given) != len(ck.local.paths):
                 raise ConfigError(f"{file}: checkpoints.local.{name}: {len(given)} entries for {len(ck.local.paths)} paths")
-    if ck.source == "local":
         from ptft.checkpoints.loading import check_checkpoint
 
         for i, p in enumerate(ck.local.paths):
@@ -571,8 +570,6 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     for key, seed in [("seed", config.seed), *((f"finetune.seeds[{i}]", s) for i, s in enumerate(ft.seeds))]:
         if not 0 <= seed <= MAX_SEED:
             raise ConfigError(f"{file}: {key}: a seed must be between 0 and {MAX_SEED} (2**32 - 1), got {seed}")
-    from ptft.training.methods import METHODS
-
     if not ft.methods or len(set(ft.methods)) != len(ft.methods):
         raise ConfigError(f"{file}: finetune.methods: give one or more distinct methods, got {ft.methods}")
     for i, method in enumerate(ft.methods):
@@ -639,8 +636,6 @@ def _check_available(requires, where: str) -> None:
 def method_settings(config: StudyConfig, method: str) -> dict:
     """A fine-tuning method's settings (``finetune.<method>``) without its learning rates: what
     makes its training differ from another method's; empty for a method without settings."""
-    from ptft.training.methods import get_method
-
     if not get_method(method).has_settings:
         return {}
     return {k: v for k, v in dataclasses.asdict(getattr(config.finetune, method)).items() if k != "learning_rates"}
@@ -650,8 +645,6 @@ def learning_rates(config: StudyConfig, task: TaskConfig, method: str) -> list[f
     """The learning rates a task is fine-tuned at with ``method``: the method's own
     (``finetune.<method>.learning_rates``) when it gives some, else the task's ``lr``, else
     ``finetune.learning_rates``."""
-    from ptft.training.methods import get_method
-
     own = getattr(config.finetune, method).learning_rates if get_method(method).has_settings else []
     return list(own or task.lr or config.finetune.learning_rates)
 

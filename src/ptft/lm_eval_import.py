@@ -1,4 +1,4 @@
-"""lm-evaluation-harness results into ptft's results table (README: "Results table").
+"""lm-evaluation-harness results into ptft's results table (docs/results.md, "Results table").
 
 Reads both layouts lm-eval has written:
 
@@ -39,6 +39,7 @@ import pandas as pd
 from ptft.checkpoints.series import parse_revision
 from ptft.errors import DataError
 from ptft.evaluation.stats import metric_value
+from ptft.grid import store_path
 from ptft.store import EXPORT_COLUMNS
 
 Z95 = 1.959963984540054
@@ -116,7 +117,7 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
     else:
         from ptft.store import ResultRow, ResultsStore
 
-        if (out / "results.sqlite").exists():
+        if store_path(out).exists():
             raise DataError(f"{out} already holds a results.sqlite; import into a new directory")
         out.mkdir(parents=True, exist_ok=True)
         records = []
@@ -127,7 +128,7 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
                 task_type=r["task_type"], domain=r["domain"], format=r["format"], shots=int(r["shots"]),
                 method=r["method"], metric=r["metric"], value=float(r["value"]), ci_low=_float(r["ci_low"]),
                 ci_high=_float(r["ci_high"]), n=_int(r["n"]), cell_id="lm-eval"))
-        with ResultsStore(out / "results.sqlite") as store:
+        with ResultsStore(store_path(out)) as store:
             store.write_results(records)
     result.out = out
     return out

@@ -39,8 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ptft.engine.cells import EvalUnit, ModelState, Scores
-from ptft.errors import StoreError
+from ptft.errors import PtftError, StoreError
+from ptft.grid import STORE_FILE, EvalUnit, ModelState, Scores, store_path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
@@ -210,14 +210,15 @@ _ADDED_COLUMNS = [
     ("trainings", "examples_per_step", "REAL"),
 ]
 
-# The long-format table that `ptft export` writes and `ptft analyze` reads (README: "Results table").
+# The long-format table that `ptft export` writes and `ptft analyze` reads (docs/results.md,
+# "Results table").
 EXPORT_COLUMNS = [
     "checkpoint", "step", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
     "shots", "metric", "value", "lr", "seed", "method", "ci_low", "ci_high", "n", "selected",
     "ft_method", "variant", "ft_step", "ft_fraction",
 ]
 
-# The per-matrix table that `ptft export` writes beside it (README: "Weights table").
+# The per-matrix table that `ptft export` writes beside it (docs/results.md, "Weights table").
 WEIGHTS_COLUMNS = [
     "checkpoint", "step", "train_task", "ft_method", "lr", "seed", "name", "module", "layer", "rows", "cols",
     "relative_change", "effective_rank", "intruders", "intruder_k", "intruder_epsilon", "selected",
@@ -694,3 +695,35 @@ def _select_per_method(db: sqlite3.Connection) -> None:
     db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS selections (" in s))
     db.execute(f"INSERT INTO selections ({', '.join(have)}) SELECT {', '.join(have)} FROM selections_v3")
     db.execute("DROP TABLE selections_v3")
+
+
+# ---------------------------------------------------------------- a run directory's current results
+
+def results_frame(run_dir: str | Path):
+    """The run's long-format results table, limited to the cells of its current config (rows left
+    by cells of an earlier config version stay in the store but are not exported)."""
+    run_dir = Path(run_dir)
+    if not store_path(run_dir).exists():
+        raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
+    with ResultsStore(store_path(run_dir)) as store:
+        return store.export_frame(cell_ids=current_cells(run_dir, store))
+
+
+def weights_frame(run_dir: str | Path):
+    """The run's weight-lenses table (``ptft.store.WEIGHTS_COLUMNS``), limited like
+    :func:`results_frame` to the cells of its current config."""
+    run_dir = Path(run_dir)
+    if not store_path(run_dir).exists():
+        raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
+    with ResultsStore(store_path(run_dir)) as store:
+        return store.weights_frame(cell_ids=current_cells(run_dir, store))
+
+
+def current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:
+    """The current plan's cell ids: from the store, else from RUN/cells.json (older runs)."""
+    if store is not None:
+        plan = store.plan()
+        if plan:
+            return plan
+    path = Path(run_dir) / "cells.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ptft.engine.cells import PROBE_METHOD
+from ptft.grid import PROBE_METHOD
 
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"

@@ -85,7 +85,8 @@ def small_config_file(small_config_factory, tmp_path_factory) -> Callable[..., P
 def reference_run(small_config_factory, tmp_path_factory) -> Reference:
     import torch
 
-    from ptft.engine.study import results_frame, run_study
+    from ptft.engine.study import run_study
+    from ptft.store import results_frame
 
     config = small_config_factory()
     run_dir = tmp_path_factory.mktemp("reference") / "run"

@@ -57,7 +57,7 @@ def predictions(run_dir: Path) -> dict[str, list[dict]]:
 def assert_same_run(run_dir: Path, reference: Reference) -> None:
     """The exported table, the training losses and every per-example prediction (label
     log-probabilities, generated text) are exactly the reference's."""
-    from ptft.engine.study import results_frame
+    from ptft.store import results_frame
 
     assert_same_numbers(results_frame(run_dir), reference.frame)
     pd.testing.assert_frame_equal(trainings(run_dir), trainings(reference.run_dir), check_exact=True)

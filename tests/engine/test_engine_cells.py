@@ -140,15 +140,18 @@ def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_pa
         assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
 
 
-# Every cell id of the tiny and smoke presets since their fine-tuning packs its batches (ptft's
-# version is part of each id: a version bump changes them all, and these with it).
-_PRESET_IDS = {"tiny": (19, "964c8f2819c23015", "bbad143d5bc67c07", "49727bd1d0b9d5fa"),
+# Every cell id of the tiny (since its review polarity) and smoke presets (since their fine-tuning
+# packs its batches); ptft's version is part of each id: a version bump changes them all, and these
+# with it.
+_PRESET_IDS = {"tiny": (19, "af9d5b6b371ce8d7", "390d3271bd7a0a30", "b3d7afc99fd35715"),
                "smoke": (9, "b13bf29816eac730", "1d41020885893557", "7e8ce80de1dc0ea9")}
-# The presets as they were before packing (and, for tiny, before float32 pre-training of 600 steps):
-# `packing: false` and those settings give a run directory of that time its very cells back.
+# The presets as they were before packing (and, for tiny, before float32 pre-training and review
+# polarity): `packing: false` and those settings give a run directory of that time its very cells back.
 _BEFORE_PACKING = {
     "tiny": ({"finetune.packing": False, "finetune.group_by_length": True, "checkpoints.pretrain.bf16": True,
-              "checkpoints.pretrain.steps": 1000},
+              "tasks": [{"name": "sentiment", "n_train": 2000, "n_dev": 100, "n_eval": 300,
+                         "formats": ["default", "io", "instruct"]},
+                        {"name": "squad_qg", "n_train": 80, "n_dev": 32, "n_eval": 48}]},
              (19, "4691a6e32342c584", "7f7212a1f1c08140", "f23d3cda8a867de9")),
     "smoke": ({"finetune.packing": False}, (9, "fdf2abb8f885be3c", "8edad979259e9449", "5d4885de74870c5f"))}
 # The same presets with the BIG-bench tasks they used before the package index stopped serving

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ptft.engine.study import results_frame, run_study
-from ptft.store import ResultsStore
+from ptft.engine.study import run_study
+from ptft.store import ResultsStore, results_frame
 
 from engine_helpers import assert_same_numbers, predictions, trainings
 

@@ -9,8 +9,7 @@ from engine_helpers import assert_same_numbers
 
 from ptft.cli import main
 from ptft.engine.status import grid_status
-from ptft.engine.study import results_frame
-from ptft.store import ResultsStore
+from ptft.store import ResultsStore, results_frame
 
 
 def test_nan_loss_cell_fails_others_finish_exit_code_and_status(reference_run, small_config_file,

@@ -15,8 +15,8 @@ import pandas as pd
 from engine_helpers import KEYS, assert_same_run
 
 from ptft.engine.status import grid_status
-from ptft.engine.study import driver_alive, results_frame, run_study
-from ptft.store import ResultsStore
+from ptft.engine.study import driver_alive, run_study
+from ptft.store import ResultsStore, results_frame
 
 
 def _cells(run: Path) -> dict[str, tuple[str, str, str]]:

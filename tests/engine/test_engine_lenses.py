@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 
 from ptft.api import export
-from ptft.engine.study import results_frame, run_study
-from ptft.store import SCHEMA_VERSION, WEIGHTS_COLUMNS, ResultsStore, weights_path
+from ptft.engine.study import run_study
+from ptft.store import SCHEMA_VERSION, WEIGHTS_COLUMNS, ResultsStore, results_frame, weights_path
 
 from engine_helpers import assert_same_numbers
 

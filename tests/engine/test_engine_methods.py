@@ -10,8 +10,8 @@ import pytest
 from engine_helpers import assert_same_numbers
 
 from ptft.analysis import Slice, compute
-from ptft.engine.study import plan_cells, results_frame, run_study
-from ptft.store import SCHEMA_VERSION, ResultsStore
+from ptft.engine.study import plan_cells, run_study
+from ptft.store import SCHEMA_VERSION, ResultsStore, results_frame
 
 ONE_TASK = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16}]
 METHODS = {"finetune.methods": ["full", "lora", "hft"], "finetune.learning_rates": [0.001, 0.01],

@@ -9,9 +9,10 @@ import pytest
 from engine_helpers import KEYS, assert_same_numbers
 
 from ptft.config import load_config
-from ptft.engine.cells import PROBE_METHOD
 from ptft.engine.plan import plan_study
-from ptft.engine.study import plan_cells, results_frame, run_study
+from ptft.engine.study import plan_cells, run_study
+from ptft.grid import PROBE_METHOD
+from ptft.store import results_frame
 
 PROBES = {"probes.enabled": True, "probes.draws": 2, "probes.windows": 4, "probes.seq_len": 64}
 

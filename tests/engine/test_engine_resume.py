@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from ptft.engine.status import grid_status
-from ptft.engine.study import results_frame, run_study
-from ptft.store import ResultsStore
+from ptft.engine.study import run_study
+from ptft.store import ResultsStore, results_frame
 
 from engine_helpers import KEYS, assert_same_numbers, assert_same_run
 

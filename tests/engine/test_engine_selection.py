@@ -7,8 +7,9 @@ import json
 import math
 
 from ptft.checkpoints.series import Checkpoint
-from ptft.engine.cells import FINAL, Cell, CellKind, EvalUnit, ModelState
+from ptft.engine.cells import Cell
 from ptft.engine.selection import compare_with_base, select_learning_rates
+from ptft.grid import FINAL, CellKind, EvalUnit, ModelState
 
 
 def training(lr: float, dev_loss: float | None, dev_metric: float | None = None, seed: int = 1) -> dict:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ptft.engine.study import results_frame, run_study
-from ptft.store import SCHEMA_VERSION, ResultsStore
+from ptft.engine.study import run_study
+from ptft.store import SCHEMA_VERSION, ResultsStore, results_frame
 
 from engine_helpers import assert_same_numbers
 

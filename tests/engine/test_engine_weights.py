@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ptft.engine.study import results_frame, run_study
-from ptft.store import ResultsStore
+from ptft.engine.study import run_study
+from ptft.store import ResultsStore, results_frame
 
 ONE_TASK = [{"name": "sentiment", "n_train": 32, "n_dev": 8, "n_eval": 16}]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from ptft.evaluation import Evaluator, select_demos
-from ptft.evaluation.harness import write_lm_eval_task
+from lm_eval_tasks import write_lm_eval_task
 from ptft.tasks.base import build_prompt
 
 lm_eval = pytest.importorskip("lm_eval")

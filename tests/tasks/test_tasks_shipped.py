@@ -12,10 +12,14 @@ import pytest
 
 from ptft import sources
 from ptft.tasks import LoadRequest, get_task
+from ptft.tasks.base import TaskDataError
+from ptft.tasks.review_polarity import sentence_row
+from ptft.tasks.rows import Row
 from task_checks import check_formats, check_pools_disjoint, check_seeded
 
 SHIPPED_TASKS = {
     "sentiment": ["sentiment_movies", "sentiment_products", "sentiment_editorials", "sentiment_tweets"],
+    "review_polarity": ["review_polarity", "polarity_movies", "polarity_products", "polarity_tweets"],
     "squad_qg": ["squad_qg", "coqa_qg", "sciq_answer_qg"],
     "social_qg": ["social_qg", "sciq_options_qg"],
     **{name: [name] for name in ("mc_arc_easy", "mc_arc_challenge", "mc_openbookqa", "mc_commonsense_qa",
@@ -68,6 +72,33 @@ def test_sentiment_labels_follow_the_mean_rating_with_a_neutral_band():
     assert Counter(ex.target for ex in data.eval["sentiment_editorials"])["neutral"] == 2402
     ex = data.train[0]
     assert task.formats["default"].render(ex) == f"### Text: {ex.fields['text']}\n ### Sentiment:"
+
+
+def test_review_polarity_reads_the_sentence_labels_and_keeps_only_clear_ratings_out_of_domain():
+    task = get_task("review_polarity")
+    data = task.load(LoadRequest(None, 0))
+    by_uid = {ex.uid: ex for ex in data.train + data.dev + data.eval["review_polarity"]}
+    assert len(by_uid) == 3000  # every sentence, none lost to the split
+    # rows 0 (IMDb) and 1500 (Yelp) of the shipped file, labelled 0 and 1 by the dataset's authors
+    assert by_uid["review_polarity:all:0"].target == "negative"
+    assert by_uid["review_polarity:all:0"].fields["text"].startswith("A very, very, very slow-moving, aimless movie")
+    assert by_uid["review_polarity:all:1500"].target == "positive"
+    assert Counter(ex.target for ex in by_uid.values()) == {"positive": 1500, "negative": 1500}
+    # the 60/10/30 split, by a hash of the sentence (its 18 repeated sentences stay in one split)
+    assert (len(data.train), len(data.dev), len(data.eval["review_polarity"])) == (1804, 271, 925)
+    # the tweets rated beyond +-0.5: 2,300 positive and 1,062 negative; the 838 neutral ones (70 of
+    # them exactly on the band's edge) are not in the set
+    assert Counter(ex.target for ex in data.eval["polarity_tweets"]) == {"positive": 2300, "negative": 1062}
+    assert len(data.eval["polarity_movies"]) == 10605 - 562 and len(data.eval["polarity_products"]) == 3708 - 765
+    ex = data.train[0]
+    assert task.formats["default"].render(ex) == f"### Text: {ex.fields['text']}\n ### Sentiment:"
+
+
+def test_review_polarity_names_a_row_whose_label_is_not_0_or_1():
+    assert sentence_row(Row({"label": 1, "text": " Great phone. "}, "d", "all", 3)).target == "positive"
+    for bad in (2, True, "1"):
+        with pytest.raises(TaskDataError, match=r"dataset 'd', split 'all', row 3, field 'label'"):
+            sentence_row(Row({"label": bad, "text": "x"}, "d", "all", 3))
 
 
 def test_squad_qg_groups_paragraphs_and_reads_the_request_fields():

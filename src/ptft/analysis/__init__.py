@@ -1,4 +1,4 @@
-"""The study's analyses (STUDY.md, "Analyses") on the long-format results table.
+"""The study's analyses (docs/method.md, "The analyses") on the long-format results table.
 
 Each analysis is a function from a validated table (:func:`load_table`) and a :class:`Slice` to a
 DataFrame; :func:`analyze` runs them all and writes tables, figures and summary.md.

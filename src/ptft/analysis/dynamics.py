@@ -19,7 +19,7 @@ from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS, paired
 from ptft.analysis.forgetting import mrc_ratios
 from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, comparable, own_sets
-from ptft.analysis.table import UNEDITED, Source, load_table
+from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import num, percent
 
 TITLE = "Fine-tuning dynamics: learning and forgetting during fine-tuning"

@@ -25,6 +25,7 @@ from ptft.analysis.stats import bootstrap_mean
 from ptft.analysis.table import Source
 from ptft.analysis.text import ci, num
 from ptft.errors import DataError
+from ptft.grid import store_path
 from ptft.store import WEIGHTS_COLUMNS, ResultsStore, weights_path
 
 TITLE = "Weight-space lenses per method: relative change, effective rank, intruder dimensions"
@@ -49,8 +50,8 @@ def load_weights(source: Source | None) -> pd.DataFrame:
         frame, name = source, "<DataFrame>"
     else:
         path = Path(source)
-        if path.is_dir() and (path / "results.sqlite").is_file():
-            with ResultsStore(path / "results.sqlite") as store:
+        if path.is_dir() and store_path(path).is_file():
+            with ResultsStore(store_path(path)) as store:
                 return store.weights_frame()
         path = weights_path(path) if not path.name.endswith((".weights.csv", ".weights.parquet")) else path
         if not path.is_file():

@@ -35,6 +35,8 @@ from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, per_se
 from ptft.analysis.stats import LEVEL, Z, se_from_ci
 from ptft.analysis.table import Source
 from ptft.analysis.text import num, percent
+from ptft.grid import store_path
+from ptft.store import ResultsStore
 
 TITLE = "Fine-tuning seeds: spread, variance shares and seed-aware intervals"
 EMPTY = ("one fine-tuning seed per run, so no seed spread to measure (set finetune.seeds, e.g. [0, 1, 2]; "
@@ -230,11 +232,9 @@ def _comparisons(cells: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
 
 def load_examples(source: Source) -> pd.DataFrame | None:
     """The per-example scores of a run directory's store; None for a table (a file or a DataFrame)."""
-    if isinstance(source, pd.DataFrame) or not Path(source).is_dir() or not (Path(source) / "results.sqlite").is_file():
+    if isinstance(source, pd.DataFrame) or not Path(source).is_dir() or not store_path(source).is_file():
         return None
-    from ptft.store import ResultsStore
-
-    with ResultsStore(Path(source) / "results.sqlite") as store:
+    with ResultsStore(store_path(source)) as store:
         return store.example_scores()
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ptft.engine.cells import PROBE_METHOD
 from ptft.errors import DataError
+from ptft.grid import FULL, PROBE_METHOD, store_path
 from ptft.store import EXPORT_COLUMNS, ResultsStore
 
 REQUIRED_COLUMNS = (
@@ -36,7 +36,6 @@ INTEGER_COLUMNS = ("step", "shots", "seed", "n", "ft_step")
 # a blank variant is the unedited model, a fine-tuned row without a method or fraction is the
 # final model of full fine-tuning, the study's only kind before them.
 UNEDITED = "none"
-FULL = "full"
 
 Source = str | Path | pd.DataFrame
 
@@ -99,7 +98,7 @@ def _read(source: Source) -> tuple[pd.DataFrame, str]:
         return source, "<DataFrame>"
     path = Path(source)
     if path.is_dir():
-        db = path / "results.sqlite"
+        db = store_path(path)
         # ResultsStore would create an empty database here; a missing one is a user error.
         if not db.is_file():
             raise DataError(f"run directory {path}: no results.sqlite (has the study run?)")

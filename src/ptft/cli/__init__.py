@@ -1,7 +1,8 @@
-"""The `ptft` command: a thin layer over the Python API, one module per subcommand.
+"""The `ptft` command line, over the Python API (one module per subcommand).
 
-Each subcommand module defines ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``;
-modules are imported only when their subcommand runs, so `ptft --help` stays fast. A module may
+The command table below says what each command does and shows one example; each subcommand
+module defines ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when its
+subcommand runs, so `ptft --help` stays fast. A module may
 also define ``interrupted(args) -> str``: the line printed on Ctrl-C or SIGTERM (what is kept, how
 to resume).
 
@@ -17,33 +18,56 @@ import importlib
 import os
 import signal
 import sys
+import textwrap
 import threading
 
 from ptft.errors import PtftError, Terminated, describe_os_error, raise_stop
 
+DESCRIPTION = ("ptft fine-tunes and evaluates every pre-training checkpoint of a language model, then says "
+               "what more pre-training bought after fine-tuning, with intervals, figures and a report.")
+# what each command does for the person typing it, and one example of it
 SUBCOMMANDS = {
-    "prepare": "load and check the data a study needs before running it",
-    "run": "run a study (pre-train, fine-tune, evaluate), resuming what is done",
-    "plan": "print the grid a study config would run, without running it",
-    "status": "show a run's grid: done, running, failed, pending",
-    "eval": "evaluate one model on one task",
-    "export": "write a run's results as a long-format CSV or Parquet table",
-    "import": "import lm-evaluation-harness results (JSON) into a results table",
-    "analyze": "compute the study's analyses from a run or a results table",
-    "report": "write a self-contained HTML report of a run",
-    "tasks": "list the registered tasks",
+    "prepare": ("check that the data a study needs is there and readable, before running it",
+                "ptft prepare tiny"),
+    "run": ("pre-train or fetch the checkpoints, fine-tune and evaluate them; run again to resume",
+            "ptft run tiny --out runs/tiny"),
+    "plan": ("show what a study would run and roughly what it costs, without running anything",
+             "ptft plan paper-olmo1b"),
+    "status": ("show which cells of a run are done, running, failed or left, and why one failed",
+               "ptft status runs/tiny"),
+    "eval": ("score one model on one task (a checkpoint folder, any prompt format and scoring method)",
+             "ptft eval --model runs/tiny/checkpoints/step1000 --task review_polarity --limit 200"),
+    "export": ("write a run's results as one long table (CSV or Parquet) for your own analysis",
+               "ptft export runs/tiny --format csv"),
+    "import": ("turn lm-evaluation-harness results into a results table ptft can analyse",
+               "ptft import lm-eval evals/pythia-160m --out pythia.csv"),
+    "analyze": ("test the study's findings and write every analysis as tables, figures and a summary",
+                "ptft analyze runs/tiny --out runs/tiny/analysis"),
+    "report": ("write one self-contained HTML page with the findings, figures and predictions",
+               "ptft report runs/tiny --out runs/tiny/report.html"),
+    "tasks": ("list the tasks you can name in a study and their eval sets", "ptft tasks"),
 }
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ptft", description=__doc__.splitlines()[0])
+def parser_for(argv: list[str]) -> argparse.ArgumentParser:
+    """The command line's parser, with the arguments of the subcommand ``argv`` names (the others'
+    modules are not imported)."""
+    examples = "\n".join(f"  {example}" for _, example in SUBCOMMANDS.values())
+    parser = argparse.ArgumentParser(prog="ptft", description=textwrap.fill(DESCRIPTION, 79),
+                                     epilog=f"examples:\n{examples}", formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    argv = sys.argv[1:] if argv is None else argv
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    for name, help_text in SUBCOMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+    for name, (help_text, example) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=f"{help_text[0].upper()}{help_text[1:]}.",
+                           epilog=f"example:\n  {example}", formatter_class=argparse.RawDescriptionHelpFormatter)
         if name == chosen:
             importlib.import_module(f"ptft.cli.{name}").add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = parser_for(argv)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"ptft.cli.{args.command}")
     prefix = f"ptft {args.command}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "compute the study's analyses from a run or a results table"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="TABLE|RUN", help="a run directory, or a results table (.csv or .parquet)")

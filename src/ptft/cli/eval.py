@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "evaluate one model on one task"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder (Hugging Face format)")

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "import results from another tool into a results table"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = __doc__
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a study YAML file or a preset name (tiny, tiny-it, paper-olmo1b, ...)")

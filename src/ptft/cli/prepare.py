@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = __doc__
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="tiny", help="study YAML or preset (default: tiny)")

@@ -6,8 +6,6 @@ import argparse
 
 from ptft.cli.analyze import add_slice_arguments, slice_options
 
-HELP = "write a self-contained HTML report of a run"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", metavar="RUN", help="the run directory")

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = __doc__
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="a run directory (the --out of `ptft run`)")

@@ -21,65 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
 from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings
+from ptft.grid import FULL, PROBE_METHOD, CellKind, EvalUnit
 from ptft.task_types import get_task_type
-from ptft.training.methods import FULL
-
-
-class CellKind(StrEnum):
-    """A StrEnum: the value is what cell ids hash and the store records, so ids stay as they were."""
-    PRETRAIN = "pretrain"
-    BASE = "base"
-    FINETUNE = "finetune"
-    INSTRUCT = "instruct"
-    PROBE = "probe"
-
-
-@dataclass(frozen=True)
-class EvalUnit:
-    """One scored combination of a cell; the store keeps it in typed columns."""
-    eval_task: str
-    eval_set: str
-    format: str
-    shots: int
-    method: str
-
-    @property
-    def name(self) -> str:
-        """The unit in file names (RUN/predictions/<model>/<name>.jsonl) and notes."""
-        return f"{self.eval_set}.{self.format}.{self.shots}shot.{self.method}"
-
-
-@dataclass(frozen=True)
-class ModelState:
-    """Which state of a cell's model a score belongs to: the final fine-tuned model
-    (``ft_fraction`` 1.0), an intermediate point of the same training run, or an evaluation-only
-    edit of it (``variant``). A BASE or pre-training cell has the one state ``ModelState()``.
-
-    ``ft_step`` is carried, not compared: the fraction names the point (it is what the config
-    asks for), the step is where it fell in this cell's run."""
-    variant: str = "none"
-    ft_fraction: float = 1.0
-    ft_step: int | None = field(default=None, compare=False)
-
-    @property
-    def suffix(self) -> str:
-        """What a prediction file name adds for this state ('' for the final, unedited model)."""
-        parts = ([f"ft{self.ft_fraction:g}"] if self.ft_fraction != 1.0 else []) + \
-            ([self.variant] if self.variant != "none" else [])
-        return "".join(f".{p}" for p in parts)
-
-
-# The state every analysis uses unless told otherwise, and learning-rate selection's.
-FINAL = ModelState()
-
-# Per-example scores of a cell: model state -> evaluation unit -> metric -> one value per example.
-Scores = dict[ModelState, dict[EvalUnit, dict[str, list[float]]]]
 
 
 @dataclass
@@ -120,11 +68,6 @@ class Cell:
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# The `method` of probe units and of the proxy rows they produce: what tells a proxy row from a
-# BASE row in the results table (both have an empty train_task).
-PROBE_METHOD = "probe"
 
 
 def heldout_source(config: StudyConfig) -> str:

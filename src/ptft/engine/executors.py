@@ -28,7 +28,8 @@ from pathlib import Path
 
 from ptft.config import StudyConfig
 from ptft.errors import ConfigError
-from ptft.engine.cells import Cell, CellKind
+from ptft.engine.cells import Cell
+from ptft.grid import CellKind
 from ptft.engine.work import CellOutput, run_cell, set_threads
 
 log = logging.getLogger("ptft.engine")

@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig, learning_rates, method_settings
-from ptft.engine.cells import CellKind, intermediate_fractions, task_label
+from ptft.engine.cells import intermediate_fractions, task_label
 from ptft.engine.preflight import check_lora_targets
 from ptft.errors import ConfigError
+from ptft.grid import CellKind
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
 

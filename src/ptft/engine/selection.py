@@ -10,9 +10,9 @@ from typing import Callable
 
 import numpy as np
 
-from ptft.engine.cells import FINAL, Cell, CellKind, Scores
+from ptft.engine.cells import Cell
+from ptft.grid import FINAL, FULL, CellKind, Scores
 from ptft.store import ComparisonRow
-from ptft.training.methods import FULL
 
 
 def select_learning_rates(trainings: list[dict], by_metric: bool) -> list[dict]:

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ptft.engine.study import STORE_FILE, current_cells, driver_alive
+from ptft.engine.study import driver_alive
 from ptft.errors import PtftError
-from ptft.store import ResultsStore
+from ptft.grid import STORE_FILE
+from ptft.store import ResultsStore, current_cells
 
 STATES = ("done", "running", "failed", "pending")
 

@@ -27,17 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, CellKind, expand, task_fingerprints
+from ptft.engine.cells import Cell, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
 from ptft.engine.selection import compare_with_base, select_learning_rates
+from ptft.engine.summary import summary_table
 from ptft.engine.work import CellOutput, study_tasks
 from ptft.errors import PtftError, naming, raise_stop, stop_exception
+from ptft.grid import STORE_FILE, CellKind
 from ptft.store import ResultsStore
 from ptft.tracking import StudyTracker, open_tracker
 
 log = logging.getLogger("ptft.engine")
 
-STORE_FILE = "results.sqlite"
 CONFIG_FILE = "study.yaml"
 LOCK_FILE = ".ptft-run.lock"
 
@@ -208,8 +209,6 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
         _select_learning_rates(store, config, cells)
         _compare_with_base(store, cells, config)
         if tracker is not None:
-            from ptft.engine.summary import summary_table
-
             tracker.log_summary(summary_table(run_dir))
         result.seconds = time.perf_counter() - start
         return result
@@ -365,33 +364,3 @@ def _write_whole(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def results_frame(run_dir: str | Path):
-    """The run's long-format results table, limited to the cells of its current config (rows left
-    by cells of an earlier config version stay in the store but are not exported)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / STORE_FILE).exists():
-        raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
-    with ResultsStore(run_dir / STORE_FILE) as store:
-        return store.export_frame(cell_ids=current_cells(run_dir, store))
-
-
-def weights_frame(run_dir: str | Path):
-    """The run's weight-lenses table (``ptft.store.WEIGHTS_COLUMNS``), limited like
-    :func:`results_frame` to the cells of its current config."""
-    run_dir = Path(run_dir)
-    if not (run_dir / STORE_FILE).exists():
-        raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
-    with ResultsStore(run_dir / STORE_FILE) as store:
-        return store.weights_frame(cell_ids=current_cells(run_dir, store))
-
-
-def current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:
-    """The current plan's cell ids: from the store, else from RUN/cells.json (older runs)."""
-    if store is not None:
-        plan = store.plan()
-        if plan:
-            return plan
-    path = Path(run_dir) / "cells.json"
-    return json.loads(path.read_text()) if path.exists() else None

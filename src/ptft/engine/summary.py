@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from ptft.grid import FULL
+from ptft.store import results_frame
+from ptft.task_types import headline_metrics
+
 
 def summary_table(run_dir: str | Path):
     """Rows: checkpoints; columns: (eval set, BASE|FT) on each task's own in-domain sets, at the
     first format, the largest shot count and the first method, FT at the selected learning rate
     (the final, unedited model; one column per fine-tuning method other than full, ``FT lora``)."""
-    import pandas as pd
-
-    from ptft.engine.study import results_frame
-    from ptft.task_types import headline_metrics
-
     df = results_frame(run_dir)
     if df.empty:
         return pd.DataFrame()
@@ -22,7 +23,8 @@ def summary_table(run_dir: str | Path):
     df = df[df.method == df.groupby("eval_set").method.transform("first")]
     base = df[df.train_task == ""].assign(model="BASE")
     ft = df[(df.train_task == df.eval_task) & (df.variant == "none") & (df.ft_fraction == 1.0)]
-    ft = ft.assign(model=("FT " + ft.ft_method).str.replace("FT full", "FT", regex=False))
+    # full fine-tuning, the paper's, is plain "FT"; another method names itself ("FT lora")
+    ft = ft.assign(model=ft.ft_method.map(lambda method: "FT" if method == FULL else f"FT {method}"))
     both = pd.concat([base, ft])
     if both.empty:
         return pd.DataFrame()

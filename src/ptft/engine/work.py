@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import FINAL, PROBE_METHOD, Cell, CellKind, ModelState, Scores, heldout_source, intermediate_fractions
+from ptft.engine.cells import Cell, heldout_source, intermediate_fractions
+from ptft.grid import FINAL, PROBE_METHOD, CellKind, ModelState, Scores
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task

@@ -26,6 +26,7 @@ from ptft.analysis.gain import unit_text
 from ptft.analysis.slices import Slice
 from ptft.analysis.text import ci, num, rounded
 from ptft.errors import DataError
+from ptft.grid import store_path
 from ptft.store import ResultsStore
 
 STATUSES = ("done", "running", "pending", "failed")
@@ -81,7 +82,7 @@ def write_report(run_dir: str | Path, out_path: str | Path, sl: Slice = Slice(),
     results = compute(run, sl, seed=seed, eps=eps)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with ResultsStore(run / "results.sqlite") as store:
+    with ResultsStore(store_path(run)) as store:
         cells = store.cells()
     sections = [
         ("findings", ANALYSES["findings"].title, _findings(results)),

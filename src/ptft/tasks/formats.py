@@ -91,6 +91,16 @@ def rated_sentiment() -> dict[str, PromptFormat]:
     )
 
 
+def polarity() -> dict[str, PromptFormat]:
+    """Opinionated short texts with a two-way label."""
+    return _family(
+        ("### Text: {text}\n ### Sentiment:", "### Text"),
+        "{text}",
+        ("Is the opinion in the following text positive or negative? Text: {text} The opinion is",
+         "Is the opinion in the following text"),
+    )
+
+
 def summarisation() -> dict[str, PromptFormat]:
     return _family(
         ("### Input: {document}\n ### Summary:", "### Input"),
@@ -156,6 +166,7 @@ NLI = Family("classification", nli(), NLI_LABELS, max_new_tokens=5)
 PARAPHRASE = Family("classification", paraphrase(), YES_NO, max_new_tokens=5)
 SAME_SPEAKER = Family("classification", same_speaker(), YES_NO, max_new_tokens=5)
 SENTIMENT = Family("classification", sentiment(), ("positive", "negative", "neutral", "ambivalent"), max_new_tokens=5)
+POLARITY = Family("classification", polarity(), ("positive", "negative"), max_new_tokens=5)
 RATED_SENTIMENT = Family("classification", rated_sentiment(), ("positive", "negative", "neutral"), max_new_tokens=5)
 # typical: a BBC article (~430 words) + one sentence
 SUMMARISATION = Family("generation", summarisation(), max_new_tokens=60, typical_tokens_per_example=530)

@@ -326,13 +326,6 @@ _REGISTRY: dict[str, Mixture] = {m.name: m for m in (
 )}
 
 
-def register_instructions(name: str, loader: MixtureLoader, *, size: int | None = None,
-                          typical_tokens_per_conversation: int | None = None) -> None:
-    if name in _REGISTRY:
-        raise ValueError(f"instruction dataset {name!r} is registered twice")
-    _REGISTRY[name] = Mixture(name, loader, size, typical_tokens_per_conversation)
-
-
 def registered_mixture(name: str) -> Mixture | None:
     """The registered mixture of this name; None for a local file or folder."""
     return _REGISTRY.get(name)

@@ -33,6 +33,7 @@ BUILTIN_MODULES = (
     "ptft.tasks.hub_socialiqa_qg",
     "ptft.tasks.hub_xsum",
     "ptft.tasks.mc_suite",
+    "ptft.tasks.review_polarity",
     "ptft.tasks.sentiment",
     "ptft.tasks.social_qg",
     "ptft.tasks.squad_qg",

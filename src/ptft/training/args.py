@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ptft.errors import ConfigError
-
-if TYPE_CHECKING:
-    from ptft.config import StudyConfig
 
 _PRETRAIN = "checkpoints.pretrain"
 
@@ -205,9 +201,6 @@ class FinetuneArgs:
             raise ValueError(f"fine-tuning lr and epochs must be positive, got lr={self.lr}, epochs={self.epochs}")
         if not 0 <= self.warmup < 1:
             raise ValueError(f"fine-tuning warmup: a fraction of the training steps in [0, 1), got {self.warmup}")
-        from ptft.training.methods import get_method
-
-        get_method(self.method)
 
     @classmethod
     def from_settings(cls, settings, **given) -> FinetuneArgs:
@@ -236,9 +229,10 @@ class InstructArgs:
             raise ConfigError("instruction_tuning.n_dev: hold out at least one conversation for the dev loss")
 
     @classmethod
-    def from_config(cls, config: StudyConfig, seed: int) -> InstructArgs:
-        """The study's IT hyperparameters (``instruction_tuning``: epochs, lr, max_length) with the
-        other SFT settings of ``finetune``; ``seed`` orders the batches."""
+    def from_config(cls, config, seed: int) -> InstructArgs:
+        """The IT hyperparameters of ``config`` (a ``ptft.config.StudyConfig``; its
+        ``instruction_tuning``: epochs, lr, max_length) with the other SFT settings of ``finetune``;
+        ``seed`` orders the batches."""
         it, ft = config.instruction_tuning, config.finetune
         sft = FinetuneArgs.from_settings(ft, lr=it.lr, epochs=it.epochs, max_length=it.max_length or ft.max_length,
                                          seed=seed)

@@ -250,6 +250,7 @@ def sft_train(model, tokenizer, train_rows: list[dict], dev_rows: list[dict], ar
             output_dir=tmp, num_train_epochs=args.epochs, learning_rate=args.lr,
             per_device_train_batch_size=max(1, args.batch_tokens // args.max_length) if packed else args.batch_size,
             per_device_eval_batch_size=args.batch_size,
+            # transformers reads a warmup_steps below 1 as a fraction of the training steps
             gradient_accumulation_steps=args.grad_accum, lr_scheduler_type="linear", warmup_steps=args.warmup,
             weight_decay=args.weight_decay, optim="adamw_torch", max_length=args.max_length, packing=False,
             seed=args.seed, data_seed=args.seed,
@@ -352,17 +353,6 @@ def _status_kib(field: str) -> int:
         if line.startswith(field + ":"):
             return int(line.split()[1])
     raise KeyError(field)
-
-
-def save_model(model, tokenizer, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if path.exists():
-        import shutil
-
-        shutil.rmtree(path)
-    tmp.rename(path)
 
 
 def seed_everything(seed: int) -> None:

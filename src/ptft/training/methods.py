@@ -15,12 +15,22 @@ of non-full methods only, so adding one changes no existing cell id.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Callable
 
+from ptft.grid import FULL
 from ptft.training.args import FinetuneArgs
 
-FULL = "full"
+
+def save_model(model, tokenizer, path: Path) -> None:
+    """Write a model and its tokenizer to ``path`` whole or not at all (through a sibling folder)."""
+    tmp = path.with_name(path.name + ".tmp")
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.rename(path)
 
 
 class FinetuneMethod:
@@ -51,8 +61,6 @@ class FinetuneMethod:
     def save(self, model, tokenizer, path: Path) -> None:
         """Keep the trained weights in ``path`` (``model`` as training returned it: a peft model
         saves its adapter only)."""
-        from ptft.training.finetune import save_model
-
         save_model(model, tokenizer, path)
 
     def load(self, path: Path, load_model: Callable[[str | None], tuple]) -> tuple:

@@ -1,8 +1,8 @@
-"""Bridge to lm-evaluation-harness: write a scored set as an lm-eval multiple-choice task over a
-local JSONL file, so both tools can be run on identical items (parity tests, throughput benchmark,
-lm-eval tasks scored by ptft). Rows carry ``prompt`` (the full context), ``choices``
-(continuations without the leading space; lm-eval adds its target delimiter " ") and ``gold``
-(index of the correct choice). ``train_rows`` add a training split (lm-eval's few-shot source)."""
+"""Test helper: write a scored set as an lm-evaluation-harness multiple-choice task over a local
+JSONL file, so both tools can be run on identical items (the parity tests, the import tests).
+Rows carry ``prompt`` (the full context), ``choices`` (continuations without the leading space;
+lm-eval adds its target delimiter " ") and ``gold`` (index of the correct choice). ``train_rows``
+add a training split (lm-eval's few-shot source)."""
 
 from __future__ import annotations
 

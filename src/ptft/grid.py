@@ -1,0 +1,79 @@
+"""The grid's vocabulary: the names every layer shares, at the bottom of the import graph.
+
+The planner (``ptft.engine``) makes cells of these kinds; the store keeps their evaluation units
+and model states in typed columns; tracking, the export and the analyses read them back. Defining
+them here, with nothing of ptft imported, lets each of those import them without importing the
+others. The string values are what cell ids hash and the store records: changing one changes
+every id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+# The file of a run directory that holds every result.
+STORE_FILE = "results.sqlite"
+
+# The fine-tuning method that trains every parameter: the paper's, and the default.
+FULL = "full"
+
+# The `method` of probe units and of the proxy rows they produce: what tells a proxy row from a
+# BASE row in the results table (both have an empty train_task).
+PROBE_METHOD = "probe"
+
+
+def store_path(run_dir: str | Path) -> Path:
+    return Path(run_dir) / STORE_FILE
+
+
+class CellKind(StrEnum):
+    """A StrEnum: the value is what cell ids hash and the store records, so ids stay as they were."""
+    PRETRAIN = "pretrain"
+    BASE = "base"
+    FINETUNE = "finetune"
+    INSTRUCT = "instruct"
+    PROBE = "probe"
+
+
+@dataclass(frozen=True)
+class EvalUnit:
+    """One scored combination of a cell; the store keeps it in typed columns."""
+    eval_task: str
+    eval_set: str
+    format: str
+    shots: int
+    method: str
+
+    @property
+    def name(self) -> str:
+        """The unit in file names (RUN/predictions/<model>/<name>.jsonl) and notes."""
+        return f"{self.eval_set}.{self.format}.{self.shots}shot.{self.method}"
+
+
+@dataclass(frozen=True)
+class ModelState:
+    """Which state of a cell's model a score belongs to: the final fine-tuned model
+    (``ft_fraction`` 1.0), an intermediate point of the same training run, or an evaluation-only
+    edit of it (``variant``). A BASE or pre-training cell has the one state ``ModelState()``.
+
+    ``ft_step`` is carried, not compared: the fraction names the point (it is what the config
+    asks for), the step is where it fell in this cell's run."""
+    variant: str = "none"
+    ft_fraction: float = 1.0
+    ft_step: int | None = field(default=None, compare=False)
+
+    @property
+    def suffix(self) -> str:
+        """What a prediction file name adds for this state ('' for the final, unedited model)."""
+        parts = ([f"ft{self.ft_fraction:g}"] if self.ft_fraction != 1.0 else []) + \
+            ([self.variant] if self.variant != "none" else [])
+        return "".join(f".{p}" for p in parts)
+
+
+# The state every analysis uses unless told otherwise, and learning-rate selection's.
+FINAL = ModelState()
+
+# Per-example scores of a cell: model state -> evaluation unit -> metric -> one value per example.
+Scores = dict[ModelState, dict[EvalUnit, dict[str, list[float]]]]
