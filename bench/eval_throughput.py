@@ -40,7 +40,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ptft.evaluation import Evaluator, select_demos  # noqa: E402
-from ptft.evaluation.harness import write_lm_eval_task  # noqa: E402
+from lm_eval_tasks import write_lm_eval_task  # noqa: E402
 from ptft.tasks.base import LoadRequest, build_prompt  # noqa: E402
 
 

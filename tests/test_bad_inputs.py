@@ -316,7 +316,7 @@ CASES = [
          ("unknown task 'no_such_task_xyz'",)),
     Case("eval method of another task type", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",
                                                                "sentiment", "--method", "greedy"], 2,
-         ("--method must be one of tokenprob, constrained, free",)),
+         ("is classification: method must be one of tokenprob, constrained, free, not 'greedy'",)),
     Case("eval negative shots", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task", "sentiment",
                                                   "--shots", "-1"], 2, ("--shots must be >= 0",)),
     Case("eval unknown format", lambda ns, tmp: ["eval", "--model", str(ns.files.final), "--task",

@@ -128,22 +128,12 @@ def eval(model, task, *, tokenizer=None, format: str = "default", method: str | 
     ``model`` is a checkpoint folder or a loaded model (then give ``tokenizer``); ``task`` a
     registered name, a task YAML path or a :class:`~ptft.tasks.base.Task`. ``limit`` scores the
     loader's seeded sub-sample of that many examples, ``first`` the eval set's first ones."""
-    from ptft.evaluation import Evaluator, select_demos
-    from ptft.task_types import get_task_type
+    from ptft.evaluation import Evaluator, checked_request, select_demos
     from ptft.tasks.base import LoadRequest
 
     task = _resolve_task(task) if isinstance(task, (str, Path)) else task
     eval_set = eval_set or task.in_domain[0].name
-    if eval_set not in [e.name for e in task.eval_sets]:
-        raise ConfigError(f"task {task.name!r} has no eval set {eval_set!r}; it has "
-                          f"{', '.join(e.name for e in task.eval_sets)}")
-    if format not in task.formats:
-        raise ConfigError(f"task {task.name!r} has no format {format!r}; it has {', '.join(task.formats)}")
-    kind = get_task_type(task.task_type)
-    method = method or kind.default_method
-    if method not in kind.methods:
-        raise ConfigError(f"task {task.name!r} is {task.task_type}: --method must be one of "
-                          f"{', '.join(kind.methods)}")
+    method = checked_request(task, eval_set, format, method)  # before the model is loaded
     if shots < 0:
         raise ConfigError("--shots must be >= 0")
     for flag, value in (("--limit", limit), ("--first", first), ("--batch-size", batch_size), ("--n-boot", n_boot)):

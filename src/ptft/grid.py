@@ -24,6 +24,11 @@ FULL = "full"
 PROBE_METHOD = "probe"
 
 
+# The `train_task` of an instruction-tuned model: instruction tuning trains on a mixture, not on
+# one of the study's tasks (and "instruct" is also a prompt format's name; the two never meet).
+INSTRUCT_TRAIN_TASK = "instruct"
+
+
 def store_path(run_dir: str | Path) -> Path:
     return Path(run_dir) / STORE_FILE
 

@@ -8,7 +8,7 @@ import pytest
 
 from ptft.api import export, run
 from ptft.errors import ConfigError
-from ptft.evaluation.harness import write_lm_eval_task
+from lm_eval_tasks import write_lm_eval_task
 
 pytest.importorskip("lm_eval")
 

@@ -50,7 +50,7 @@ def test_cli_eval_yaml_task(tiny_model_dir, toys, tmp_path, capsys):
 def test_cli_eval_errors_are_clean(tiny_model_dir, toys, tmp_path, capsys):
     task_file = _write_yaml_task(tmp_path, toys)
     rc = main(["eval", "--model", str(tiny_model_dir), "--task", str(task_file), "--method", "greedy"])
-    assert rc == 2 and "--method must be one of tokenprob, constrained, free" in capsys.readouterr().err
+    assert rc == 2 and "is classification: method must be one of tokenprob, constrained, free, not 'greedy'" in capsys.readouterr().err
     rc = main(["eval", "--model", str(tiny_model_dir), "--task", "no_such_task_xyz"])
     assert rc == 2 and "unknown task 'no_such_task_xyz'" in capsys.readouterr().err
     rc = main(["eval", "--model", str(tmp_path / "missing"), "--task", str(task_file), "--limit", "2"])

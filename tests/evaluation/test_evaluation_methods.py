@@ -123,7 +123,7 @@ def test_bad_requests_are_refused(tiny_lm, toys):
     rows = data.eval["test"]
     with pytest.raises(EvaluationError, match="method must be one of"):
         ev.evaluate(task, "test", rows, "default", [], "greedy")
-    with pytest.raises(EvaluationError, match="no prompt format"):
+    with pytest.raises(EvaluationError, match="has no format 'fancy'; it has default, io, instruct"):
         ev.evaluate(task, "test", rows, "fancy", [], "tokenprob")
     with pytest.raises(EvaluationError, match="no examples"):
         ev.evaluate(task, "test", [], "default", [], "tokenprob")

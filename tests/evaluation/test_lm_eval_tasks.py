@@ -12,7 +12,7 @@ import pytest
 from ptft.cli import main
 from ptft.errors import ConfigError
 from ptft.evaluation import Evaluator
-from ptft.evaluation.harness import write_lm_eval_task
+from lm_eval_tasks import write_lm_eval_task
 from ptft.tasks import LoadRequest, get_task
 
 lm_eval = pytest.importorskip("lm_eval")

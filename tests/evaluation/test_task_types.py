@@ -9,7 +9,7 @@ from ptft import api
 from ptft.config import load_config
 from ptft.engine.cells import eval_units
 from ptft.errors import ConfigError
-from ptft.evaluation import Evaluator
+from ptft.evaluation import EvaluationError, Evaluator
 from ptft.task_types import TASK_TYPES, TaskType, headline_metrics, register_task_type
 from ptft.tasks.base import Task
 
@@ -63,5 +63,5 @@ def test_a_registered_fourth_type_is_accepted_everywhere(cloze, tmp_path, tiny_l
 
     result = api.eval(model, task, tokenizer=tokenizer, out=tmp_path / "cloze.jsonl")
     assert result.method == "loglik_norm" and list(result.printed_metrics) == ["acc_norm"]
-    with pytest.raises(ConfigError, match="is cloze: --method must be one of loglik_norm"):
+    with pytest.raises(EvaluationError, match="is cloze: method must be one of loglik_norm, not 'loglik'"):
         api.eval(model, task, tokenizer=tokenizer, method="loglik")

@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS, paired
 from ptft.analysis.forgetting import mrc_ratios
-from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, comparable, own_sets
+from ptft.analysis.slices import BASE, Slice, checkpoint_order, comparable, own_sets
 from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import num, percent
+from ptft.grid import INSTRUCT_TRAIN_TASK
 
 TITLE = "Fine-tuning dynamics: learning and forgetting during fine-tuning"
 EMPTY = ("no fine-tuning run evaluated before its end (set finetune.eval_at, e.g. [0.25, 0.5, 1.0], "
@@ -41,7 +42,8 @@ def dynamics(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = 
     90 % of the final (fraction 1) gain, the same on every row of the run; empty when the final gain
     is not positive (nothing learned to reach). Seeds are averaged, as everywhere."""
     table = load_table(table)
-    ft = (table["train_task"] != BASE) & (table["train_task"] != INSTRUCT) & (table["variant"] == sl.variant)
+    ft = ((table["train_task"] != BASE) & (table["train_task"] != INSTRUCT_TRAIN_TASK)
+          & (table["variant"] == sl.variant))
     fractions = sorted(table.loc[ft, "ft_fraction"].dropna().unique())
     if len(fractions) < 2 or 1.0 not in fractions:
         return pd.DataFrame(columns=COLUMNS)
@@ -68,7 +70,7 @@ def dynamics(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = 
 def _at(table: pd.DataFrame, sl: Slice, eps: float) -> pd.DataFrame:
     """The three measures of every (checkpoint, train task) at the slice's fraction."""
     cells, _ = comparable(table, sl)
-    cells = cells[(cells["format"] == sl.fmt) & (cells["train_task"] != INSTRUCT)]
+    cells = cells[(cells["format"] == sl.fmt) & (cells["train_task"] != INSTRUCT_TRAIN_TASK)]
     own = paired(cells, own_sets(cells), eps)
     ood = paired(cells, (cells["train_task"] != BASE) & (cells["domain"] == "out")
                  & (cells["eval_task"] == cells["train_task"]), eps)

@@ -13,10 +13,11 @@ from matplotlib.figure import Figure
 
 from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS, mean_rows, paired
-from ptft.analysis.slices import BASE, INSTRUCT, Slice, comparable, sort_by_checkpoint, task_types
+from ptft.analysis.slices import BASE, Slice, comparable, sort_by_checkpoint, task_types
 from ptft.analysis.stats import Estimate, bootstrap_mean, cluster_bootstrap_mean
 from ptft.analysis.table import Source
 from ptft.analysis.text import ci, percent
+from ptft.grid import INSTRUCT_TRAIN_TASK
 
 MRC_TITLE = "Cross-task forgetting: mean ratio of change (MRC)"
 MRC_EMPTY = "no training task evaluated on an in-domain set of the other task type (classification vs generation)"
@@ -36,8 +37,8 @@ def mrc_ratios(table: Source, sl: Slice = Slice(), *, eps: float = RATIO_EPS) ->
     cells = cells[cells["format"] == sl.fmt]
     types = task_types(cells)
     train_type = cells["train_task"].map(types)
-    mask = ((cells["train_task"] != BASE) & (cells["train_task"] != INSTRUCT) & (cells["domain"] == "in")
-            & cells["task_type"].isin(CROSS_TYPES) & train_type.isin(CROSS_TYPES)
+    mask = ((cells["train_task"] != BASE) & (cells["train_task"] != INSTRUCT_TRAIN_TASK)
+            & (cells["domain"] == "in") & cells["task_type"].isin(CROSS_TYPES) & train_type.isin(CROSS_TYPES)
             & (train_type != cells["task_type"]))
     rows = paired(cells, mask, eps)
     return rows.assign(direction=[f"{types[t]}->{e}" for t, e in zip(rows["train_task"], rows["task_type"])])

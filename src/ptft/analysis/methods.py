@@ -19,8 +19,9 @@ from ptft.analysis import forgetting, gain, plots
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.slices import BASE, Slice, sort_by_checkpoint
 from ptft.analysis.stats import bootstrap_mean
-from ptft.analysis.table import FULL, Source, load_table
+from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import ci, num, percent
+from ptft.grid import FULL
 
 TITLE = "Learning vs forgetting per fine-tuning method"
 EMPTY = "no fine-tuned rows with a BASE row to compare"

@@ -23,10 +23,11 @@ from scipy import optimize, stats
 
 from ptft.analysis import plots
 from ptft.analysis.stats import LEVEL, se_from_ci
-from ptft.analysis.slices import (BASE, INSTRUCT, Slice, cell_se, checkpoint_order, comparable, ft_methods,
+from ptft.analysis.slices import (BASE, Slice, cell_se, checkpoint_order, comparable, ft_methods,
                                   own_sets)
 from ptft.analysis.table import Source, is_proxy, load_table, study_rows
 from ptft.analysis.text import num
+from ptft.grid import INSTRUCT_TRAIN_TASK
 
 TITLE = "Could we have predicted it? Proxies before fine-tuning vs the fine-tuned metric"
 EMPTY = "no checkpoint has both a proxy and a fine-tuned result on its training task's own in-domain set"
@@ -155,7 +156,7 @@ def _targets(cells: pd.DataFrame, sl: Slice) -> pd.DataFrame:
     cells = cells[cells["format"] == sl.fmt]
     key = ["checkpoint", "eval_set", "format", "shots", "method", "metric"]
     cells = cells.assign(se=cell_se(cells))
-    ft = cells[own_sets(cells) & (cells["train_task"] != INSTRUCT)]
+    ft = cells[own_sets(cells) & (cells["train_task"] != INSTRUCT_TRAIN_TASK)]
     base = cells[cells["train_task"] == BASE][key + ["value", "se"]].rename(columns={"value": "base", "se": "base_se"})
     out = ft.merge(base, on=key, how="left").rename(columns={"value": "ft", "se": "ft_se"})
     out["gain"] = out["ft"] - out["base"]

@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.forgetting import CROSS_TYPES
-from ptft.analysis.slices import BASE, INSTRUCT, Slice, checkpoint_order, per_seed, task_types
+from ptft.analysis.slices import BASE, Slice, checkpoint_order, per_seed, task_types
 from ptft.analysis.stats import LEVEL, Z, se_from_ci
 from ptft.analysis.table import Source
 from ptft.analysis.text import num, percent
-from ptft.grid import store_path
+from ptft.grid import INSTRUCT_TRAIN_TASK, store_path
 from ptft.store import ResultsStore
 
 TITLE = "Fine-tuning seeds: spread, variance shares and seed-aware intervals"
@@ -103,7 +103,7 @@ def seeds(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = RAT
     without them the intervals come from the cell CIs."""
     rows, _ = per_seed(table, sl)
     rows = rows[rows["format"] == sl.fmt] if not rows.empty else rows
-    ft = rows[(rows["train_task"] != BASE) & (rows["train_task"] != INSTRUCT)]
+    ft = rows[(rows["train_task"] != BASE) & (rows["train_task"] != INSTRUCT_TRAIN_TASK)]
     if ft.empty or ft.groupby(["checkpoint", "train_task"] + UNIT)["seed"].nunique().max() < 2:
         return pd.DataFrame(columns=COLUMNS)
     rows = rows.assign(se=se_from_ci(rows["ci_low"].astype(float), rows["ci_high"].astype(float)))

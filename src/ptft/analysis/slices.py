@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 
 from ptft.analysis.stats import Z, se_from_ci, se_from_n
-from ptft.analysis.table import FULL, UNEDITED, Source, load_table, study_rows
+from ptft.analysis.table import UNEDITED, Source, load_table, study_rows
 from ptft.errors import DataError
+from ptft.grid import FULL, INSTRUCT_TRAIN_TASK
 
 BASE = ""
-INSTRUCT = "instruct"
 # The study's own choices come first: TokenProb for classification (the paper's), greedy
 # Rouge-L for generation, log-likelihood accuracy for multiple choice.
 METHOD_PREFERENCE = ("tokenprob", "greedy", "loglik", "constrained", "free", "")
@@ -200,7 +200,7 @@ def own_sets(cells: pd.DataFrame) -> pd.Series:
     of its own: its evaluation is the multiple-choice suite."""
     ft = cells["train_task"] != BASE
     own = (cells["eval_task"] == cells["train_task"]) & (cells["domain"] == "in")
-    suite = (cells["train_task"] == INSTRUCT) & (cells["task_type"] == "multiple_choice")
+    suite = (cells["train_task"] == INSTRUCT_TRAIN_TASK) & (cells["task_type"] == "multiple_choice")
     return ft & (own | suite)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
 from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings
-from ptft.grid import FULL, PROBE_METHOD, CellKind, EvalUnit
+from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, CellKind, EvalUnit
 from ptft.task_types import get_task_type
 
 
@@ -271,8 +271,8 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
             training = {"kind": CellKind.INSTRUCT, **source, "it": it_settings, **packing_inputs(config), **common}
             thash = digest(training)
             cid = digest({**training, **eval_inputs(mc_units)})
-            cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, "instruct", it.lr, config.seed, thash,
-                              mc_units, pre))
+            cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, INSTRUCT_TRAIN_TASK, it.lr, config.seed,
+                              thash, mc_units, pre))
         if config.probes.enabled:
             cells.append(_probe_cell(config, ck, source, pre, task_eval_sets, fp, eval_inputs, common))
     return cells

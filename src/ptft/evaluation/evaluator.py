@@ -58,6 +58,24 @@ class EvaluationError(PtftError):
     """An evaluation that cannot be run as asked (unknown method or format, empty set)."""
 
 
+def checked_request(task: Task, eval_set_name: str, fmt_name: str, method: str | None) -> str:
+    """The scoring method that evaluating ``task``'s set in this format uses (the task type's
+    default when ``method`` is None), after refusing a method of another task type, a format and
+    an eval set the task lacks: what `ptft eval` checks before it loads a model, and the evaluator
+    before it scores."""
+    kind = get_task_type(task.task_type)
+    method = method or kind.default_method
+    if method not in kind.methods:
+        raise EvaluationError(f"task {task.name!r} is {task.task_type}: method must be one of "
+                              f"{', '.join(kind.methods)}, not {method!r}")
+    if fmt_name not in task.formats:
+        raise EvaluationError(f"task {task.name!r} has no format {fmt_name!r}; it has {', '.join(task.formats)}")
+    if eval_set_name not in [e.name for e in task.eval_sets]:
+        raise EvaluationError(f"task {task.name!r} has no eval set {eval_set_name!r}; it has "
+                              f"{', '.join(e.name for e in task.eval_sets)}")
+    return method
+
+
 @dataclass
 class EvalOutcome:
     """The result of one evaluation: metrics with CIs, per-example scores and predictions."""
@@ -111,7 +129,6 @@ class Evaluator:
                                reuse_prefix=reuse_prefix)
         self.eos_ids = _eos_ids(model, tokenizer)
         self._rouge = None
-        self.prompt_tokens_dropped: list[int] = []
 
     @property
     def batch_size(self) -> int:
@@ -127,32 +144,22 @@ class Evaluator:
                  n_boot: int = 1000) -> EvalOutcome:
         start = time.perf_counter()
         kind = get_task_type(task.task_type)
-        method = method or kind.default_method
-        if method not in kind.methods:
-            raise EvaluationError(f"task {task.name!r} is {task.task_type}: method must be one of "
-                                  f"{', '.join(kind.methods)}, not {method!r}")
-        if fmt_name not in task.formats:
-            raise EvaluationError(f"task {task.name!r} has no prompt format {fmt_name!r}; "
-                                  f"it has {', '.join(task.formats)}")
+        method = checked_request(task, eval_set_name, fmt_name, method)
         if not examples:
             raise EvaluationError(f"task {task.name!r}, eval set {eval_set_name!r}: no examples to score")
-        try:
-            task.eval_set(eval_set_name)
-        except KeyError as err:
-            raise EvaluationError(str(err.args[0])) from None
         check_demos_not_scored(demos, examples, where=f"{task.name}/{eval_set_name}")
         fmt = task.formats[fmt_name]
         prefix = demo_prefix(fmt, demos)
         queries = [fmt.render(ex) for ex in examples]
         prompts = [prefix + q for q in queries]
         notes: list[str] = []
-        self.prompt_tokens_dropped = []  # per example, filled by _fit (as the scorer's last_prefix_len)
-
         method_used, scores, preds = kind.scorer(
             self, ScoringRequest(task, eval_set_name, examples, prompts, fmt, method, notes))
 
         demo_uids = [d.uid for d in demos]
-        for pred, prompt, dropped in zip(preds, prompts, self.prompt_tokens_dropped, strict=True):
+        for pred, prompt in zip(preds, prompts, strict=True):
+            # the scorer's count (None from one that does not say), written after the prompt it describes
+            dropped = pred.pop("prompt_tokens_dropped", None)
             pred["demo_uids"] = demo_uids
             pred["prompt"] = prompt
             pred["prompt_tokens_dropped"] = dropped
@@ -174,37 +181,34 @@ class Evaluator:
         fmt = task.formats[fmt_name]
         prefix = demo_prefix(fmt, demos)
         notes: list[str] = []
-        self.prompt_tokens_dropped = []
         ctx_ids, cont_ids = self.scorer.encode_pairs([prefix + fmt.render(ex) for ex in examples],
                                                      [[completion_text(ex.target)] for ex in examples])
-        ctx_ids = self._fit_for_scoring(ctx_ids, cont_ids, notes)
+        ctx_ids, _ = self._fit_for_scoring(ctx_ids, cont_ids, notes)
         lls = self.scorer.loglikelihoods(ctx_ids, cont_ids)
         return np.array([total / n_tokens for ((total, _, n_tokens),) in lls]), notes
 
     # ------------------------------------------------------------------ helpers
-    def _fit(self, ctx: list[int], room: int) -> tuple[list[int], bool]:
+    @staticmethod
+    def _fit(ctx: list[int], room: int) -> tuple[list[int], int]:
+        """The context cut from the left to ``room`` tokens, and how many it lost."""
         room = max(room, 1)
-        self.prompt_tokens_dropped.append(max(len(ctx) - room, 0))
-        if len(ctx) > room:
-            return ctx[-room:], True
-        return ctx, False
+        return ctx[-room:], max(len(ctx) - room, 0)
 
-    def _fit_for_scoring(self, ctx_ids, cont_ids, notes):
+    def _fit_for_scoring(self, ctx_ids, cont_ids, notes) -> tuple[list[list[int]], list[int]]:
         """Cut contexts from the left so context + continuation - 1 fits the window (lm-eval's rule,
-        applied with the example's longest continuation)."""
-        cut = 0
-        out = []
+        applied with the example's longest continuation); with the tokens each lost."""
+        out, dropped = [], []
         for ctx, conts in zip(ctx_ids, cont_ids):
             longest = max(len(c) for c in conts)
             if longest > self.max_length:
                 raise EvaluationError(f"a continuation of {longest} tokens does not fit the model's "
                                       f"{self.max_length}-token window")
-            fitted, was_cut = self._fit(ctx, self.max_length + 1 - longest)
-            cut += was_cut
+            fitted, lost = self._fit(ctx, self.max_length + 1 - longest)
             out.append(fitted)
-        if cut:
+            dropped.append(lost)
+        if cut := sum(n > 0 for n in dropped):
             notes.append(f"{cut} prompt(s) longer than the {self.max_length}-token window were cut from the left")
-        return out
+        return out, dropped
 
     def _label_pairs(self, prompts, labels):
         ctx_ids, cont_ids = self.scorer.encode_pairs(prompts, [[completion_text(l) for l in labels]] * len(prompts))
@@ -249,7 +253,7 @@ class Evaluator:
 
     def score_labels(self, examples, prompts, labels, method, notes):
         ctx_ids, cont_ids = self._label_pairs(prompts, labels)
-        ctx_ids = self._fit_for_scoring(ctx_ids, cont_ids, notes)
+        ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
         gold = [labels.index(ex.target) if ex.target in labels else -1 for ex in examples]
         if method == "tokenprob":
             variants, reason = self._tokenprob_variants(labels, cont_ids)
@@ -271,6 +275,7 @@ class Evaluator:
                         "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
                         "first_token_logprobs": dict(zip(labels, scores)),
                         "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(labels, per_label)},
+                        "prompt_tokens_dropped": dropped[i],
                     })
                 return "tokenprob", {"accuracy": correct}, preds
         lls = self.scorer.loglikelihoods(ctx_ids, cont_ids)
@@ -283,23 +288,20 @@ class Evaluator:
                 "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
                 "label_loglikelihoods": dict(zip(labels, scores)),
                 "label_num_tokens": dict(zip(labels, [n for _, _, n in per_label])),
+                "prompt_tokens_dropped": dropped[i],
             })
         return "constrained", {"accuracy": correct}, preds
 
-    def _fit_for_generation(self, ctx_ids, max_new, notes):
-        cut = 0
-        out = []
-        for ctx in ctx_ids:
-            fitted, was_cut = self._fit(ctx, self.max_length - max_new)
-            cut += was_cut
-            out.append(fitted)
-        if cut:
+    def _fit_for_generation(self, ctx_ids, max_new, notes) -> tuple[list[list[int]], list[int]]:
+        fitted = [self._fit(ctx, self.max_length - max_new) for ctx in ctx_ids]
+        dropped = [lost for _, lost in fitted]
+        if cut := sum(n > 0 for n in dropped):
             notes.append(f"{cut} prompt(s) cut from the left to leave room for {max_new} new tokens "
                          f"in the {self.max_length}-token window")
-        return out
+        return [ctx for ctx, _ in fitted], dropped
 
     def score_free_answers(self, examples, prompts, labels, fmt, notes):
-        ctx_ids = self._fit_for_generation(self.scorer.encode(prompts), FREE_MAX_NEW_TOKENS, notes)
+        ctx_ids, dropped = self._fit_for_generation(self.scorer.encode(prompts), FREE_MAX_NEW_TOKENS, notes)
         outputs = self.scorer.generate(ctx_ids, FREE_MAX_NEW_TOKENS, fmt.stop_sequences(), self.eos_ids)
         preds, correct = [], np.zeros(len(examples))
         unmatched = 0
@@ -308,7 +310,7 @@ class Evaluator:
             unmatched += answer is None
             correct[i] = float(answer == ex.target)
             preds.append({"uid": ex.uid, "target": ex.target, "output": text, "normalized": normalize(text),
-                          "prediction": answer, "correct": bool(correct[i])})
+                          "prediction": answer, "correct": bool(correct[i]), "prompt_tokens_dropped": dropped[i]})
         if unmatched:
             notes.append(f"free: {unmatched} of {len(examples)} outputs match no label (counted wrong)")
         return {"accuracy": correct}, preds
@@ -318,14 +320,14 @@ class Evaluator:
             from rouge_score import rouge_scorer
 
             self._rouge = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
-        ctx_ids = self._fit_for_generation(self.scorer.encode(prompts), max_new, notes)
+        ctx_ids, dropped = self._fit_for_generation(self.scorer.encode(prompts), max_new, notes)
         outputs = self.scorer.generate(ctx_ids, max_new, fmt.stop_sequences(), self.eos_ids)
         preds, values = [], np.zeros(len(examples))
         for i, (ex, (text, stopped)) in enumerate(zip(examples, outputs)):
             prediction = text.strip()
             values[i] = self._rouge.score(ex.target, prediction)["rougeL"].fmeasure
             preds.append({"uid": ex.uid, "target": ex.target, "prediction": prediction, "stopped": stopped,
-                          "score": float(values[i])})
+                          "score": float(values[i]), "prompt_tokens_dropped": dropped[i]})
         return {"rougeL": values}, preds
 
     def score_choices(self, examples, prompts, notes):
@@ -334,7 +336,7 @@ class Evaluator:
                 raise EvaluationError(f"multiple-choice example {ex.uid!r} has no choices")
         ctx_ids, cont_ids = self.scorer.encode_pairs(
             prompts, [[completion_text(c) for c in ex.choices] for ex in examples])
-        ctx_ids = self._fit_for_scoring(ctx_ids, cont_ids, notes)
+        ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
         lls = self.scorer.loglikelihoods(ctx_ids, cont_ids)
         acc, acc_norm = np.zeros(len(examples)), np.zeros(len(examples))
         preds = []
@@ -347,5 +349,5 @@ class Evaluator:
             preds.append({"uid": ex.uid, "target": ex.target, "choices": list(ex.choices),
                           "loglikelihoods": ll.tolist(), "prediction": ex.choices[pred],
                           "prediction_norm": ex.choices[pred_norm], "correct": bool(acc[i]),
-                          "correct_norm": bool(acc_norm[i])})
+                          "correct_norm": bool(acc_norm[i]), "prompt_tokens_dropped": dropped[i]})
         return {"acc": acc, "acc_norm": acc_norm, "accuracy": acc}, preds
