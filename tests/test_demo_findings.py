@@ -1,6 +1,6 @@
 """The embedded default shows the study's findings: the whole `tiny` preset, as `make demo` runs it.
 
-Slow (about 12 minutes on 2 cores): `make test-all` or `pytest -m slow`. The `tiny` preset does not
+Slow (about 13 minutes on 2 cores): `make test-all` or `pytest -m slow`. The `tiny` preset does not
 pass it yet: its polarity classifier beats the majority class at the last checkpoint, but two
 findings are supported, not three (docs/presets.md)."""
 

@@ -115,11 +115,14 @@ def test_every_training_setting_of_the_config_reaches_the_trainer():
     FinetuneArgs, so the engine passes it by building the arguments object, never by hand."""
     import dataclasses
 
-    from ptft.config import FinetuneConfig
-    from ptft.engine.cells import _FINETUNE_NOT_TRAINING
+    from ptft.config import FinetuneConfig, training_inputs
 
-    training = {f.name for f in dataclasses.fields(FinetuneConfig)} - set(_FINETUNE_NOT_TRAINING)
+    training = set(training_inputs(FinetuneConfig()))
     assert training <= {f.name for f in dataclasses.fields(FinetuneArgs)}
+    # what is declared outside the training hash: the grid's axes and settings with a rule of their own
+    assert {f.name for f in dataclasses.fields(FinetuneConfig)} - training == {
+        "learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing", "eval_at",
+        "methods", "lora", "hft", "packing", "batch_tokens"}
     args = FinetuneArgs.from_settings(FinetuneConfig(epochs=2.0, group_by_length=True), lr=1e-3, seed=5)
     assert (args.epochs, args.group_by_length, args.lr, args.seed) == (2.0, True, 1e-3, 5)
     with pytest.raises(ValueError, match="warmup"):

@@ -1,4 +1,4 @@
-"""The package's import graph has no cycles.
+"""The package's import graph has no cycles, and its imports only point down the data flow.
 
 Every import of one ptft module by another counts, at the top of a file or deferred into a
 function (deferring hides a cycle from the interpreter, not from a reader); imports under
@@ -13,6 +13,25 @@ from pathlib import Path
 import ptft
 
 PACKAGE = Path(ptft.__file__).parent
+
+# The layers of docs/architecture.md, bottom first: a module may import its own layer and those
+# below it. A name stands for the module and everything under it (the longest name wins).
+LAYERS = (
+    ("ptft", "ptft.errors", "ptft.grid", "ptft.sources", "ptft.data"),
+    ("ptft.checkpoints",),
+    ("ptft.task_types", "ptft.tasks"),
+    ("ptft.tracking",),
+    ("ptft.training",),
+    ("ptft.evaluation",),
+    ("ptft.store",),
+    ("ptft.config",),
+    ("ptft.engine",),
+    ("ptft.lm_eval_import",),
+    ("ptft.analysis",),
+    ("ptft.report",),
+    ("ptft.api",),
+    ("ptft.cli", "ptft.__main__"),
+)
 
 
 def module_names() -> dict[str, Path]:
@@ -81,6 +100,14 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def layer_of(module: str) -> int:
+    """The index in LAYERS of the longest name that is the module or a package above it."""
+    matches = [(len(name), i) for i, names in enumerate(LAYERS) for name in names
+               if module == name or module.startswith(name + ".")]
+    assert matches, f"{module} is in no layer: add it to LAYERS (and to docs/architecture.md)"
+    return max(matches)[1]
+
+
 def test_the_checker_finds_a_cycle_and_a_clean_graph_has_none():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
@@ -94,3 +121,15 @@ def test_the_graph_is_read_from_the_package():
 
 def test_no_module_imports_itself_back_through_others():
     assert cycles(import_graph()) == []
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [f"{module} imports {other}" for module, imports in sorted(graph.items())
+            for other in sorted(imports) if layer_of(other) > layer_of(module)]
+
+
+def test_every_import_points_down_or_stays_in_its_layer():
+    assert layer_of("ptft.engine.study") > layer_of("ptft.store") > layer_of("ptft.grid") == 0
+    # the store reaching up into the planner, as it once did for the grid's names, is caught
+    assert upward_imports({"ptft.store": {"ptft.engine.cells", "ptft.grid"}}) == ["ptft.store imports ptft.engine.cells"]
+    assert upward_imports(import_graph()) == []

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from ptft.errors import CheckpointError, ConfigError, PtftError, yaml_problem
+from ptft.grid import FULL
 from ptft.task_types import all_methods
 from ptft.training.args import HftSettings, LoraSettings, PretrainSettings
 from ptft.training.methods import METHODS, get_method
@@ -66,10 +67,24 @@ class TaskConfig:
     formats: list[Literal["default", "io", "instruct"]] = field(default_factory=list)
 
 
+# The metadata of a fine-tuning setting that is not an input of the training hash as it stands: a
+# grid axis hashed per cell on its own (learning rate, seed, method), a setting with a rule of its
+# own (packing: ``ptft.engine.cells.packing_inputs``; a method's settings), or one that cannot change
+# the trained weights (activation checkpointing, kept weights, selection, evaluation points).
+NOT_HASHED = {"training_input": False}
+
+
+def training_inputs(section) -> dict:
+    """The settings of a config section that are inputs of a training's hash (all but those
+    declared ``NOT_HASHED``), by name."""
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
+            if f.metadata.get("training_input", True)}
+
+
 @dataclass
 class FinetuneConfig:
     epochs: float = 3.0
-    learning_rates: list[float] = field(default_factory=lambda: [2e-5])
+    learning_rates: list[float] = field(default_factory=lambda: [2e-5], metadata=NOT_HASHED)
     batch_size: int = 8
     grad_accum: int = 1
     warmup: float = 0.03
@@ -81,24 +96,24 @@ class FinetuneConfig:
     group_by_length: bool = False
     # trl's default: activations recomputed in the backward pass, which saves memory on large
     # models and costs about 15 % of the time on small ones; the numbers are the same either way
-    activation_checkpointing: bool = True
+    activation_checkpointing: bool = field(default=True, metadata=NOT_HASHED)
     # examples packed whole into rows of max_length tokens, each attending only to itself, and
     # batch_tokens tokens per optimizer step (rows = batch_tokens // max_length): the steps hold as
     # many examples as fit, not batch_size. Used where the model's attention keeps packed examples
     # apart (checked on the model); batch_size and group_by_length then set the dev-loss batches only
-    packing: bool = True
-    batch_tokens: int = 4096
-    seeds: list[int] = field(default_factory=lambda: [0])
-    keep_weights: bool = False
-    selection_metric: Literal["loss", "metric"] = "loss"
+    packing: bool = field(default=True, metadata=NOT_HASHED)
+    batch_tokens: int = field(default=4096, metadata=NOT_HASHED)
+    seeds: list[int] = field(default_factory=lambda: [0], metadata=NOT_HASHED)
+    keep_weights: bool = field(default=False, metadata=NOT_HASHED)
+    selection_metric: Literal["loss", "metric"] = field(default="loss", metadata=NOT_HASHED)
     # fractions of each fine-tuning run's steps at which the model is evaluated during that run;
     # the final model (1.0) always is
-    eval_at: list[float] = field(default_factory=lambda: [1.0])
+    eval_at: list[float] = field(default_factory=lambda: [1.0], metadata=NOT_HASHED)
     # an axis of the grid, like learning_rates and seeds (ptft.training.methods); each method with
     # settings has a section of its own, below
-    methods: list[str] = field(default_factory=lambda: ["full"])
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    hft: HftSettings = field(default_factory=HftSettings)
+    methods: list[str] = field(default_factory=lambda: [FULL], metadata=NOT_HASHED)
+    lora: LoraSettings = field(default_factory=LoraSettings, metadata=NOT_HASHED)
+    hft: HftSettings = field(default_factory=HftSettings, metadata=NOT_HASHED)
 
 
 @dataclass

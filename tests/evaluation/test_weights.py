@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
-from ptft.evaluation.weights import (apply_lines, block_of, effective_rank, lines_scales, module_of,
-                                     weight_lenses)
+from ptft.checkpoints.names import block_of, module_of
+from ptft.evaluation.weights import apply_lines, effective_rank, lines_scales, weight_lenses
 
 
 def _rotations(seed: int = 0):

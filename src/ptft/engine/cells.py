@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint, resolve_series
-from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings
+from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings, training_inputs
 from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, CellKind, EvalUnit
 from ptft.task_types import get_task_type
 
@@ -133,10 +133,6 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
 # ``eval_at`` is not training either: the points it adds are part of the FT cells' ids instead.
 # ``methods`` is an axis, and a method's own settings (``lora``, ``hft``) are hashed by its cells
 # alone (:func:`method_inputs`).
-_FINETUNE_NOT_TRAINING = ("learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing",
-                          "eval_at", "methods", "lora", "hft", "packing", "batch_tokens")
-
-
 def packing_inputs(config: StudyConfig) -> dict:
     """What packing adds to a training's identity: its token budget, which decides the examples
     that share a step. Nothing with packing off, so that configs written before packing existed
@@ -197,8 +193,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
     series = resolve_series(config, run_dir)
     task_names = [t.name for t in config.tasks]
     ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
-    ft_settings = {**{k: v for k, v in asdict(config.finetune).items() if k not in _FINETUNE_NOT_TRAINING},
-                   **packing_inputs(config)}
+    ft_settings = {**training_inputs(config.finetune), **packing_inputs(config)}
     during = intermediate_fractions(config.finetune.eval_at)
     common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
               "threads": config.executor.threads}

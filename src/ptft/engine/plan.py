@@ -27,7 +27,9 @@ from ptft.config import StudyConfig, learning_rates, method_settings
 from ptft.engine.cells import intermediate_fractions, task_label
 from ptft.engine.preflight import check_lora_targets
 from ptft.errors import ConfigError
-from ptft.grid import CellKind
+from ptft.grid import FULL, CellKind
+from ptft.training.args import FinetuneArgs
+from ptft.training.methods import get_method
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
 
@@ -154,9 +156,6 @@ def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEst
     from ptft.tasks import get_task
     from ptft.tasks.instructions import registered_mixture
 
-    from ptft.training.args import FinetuneArgs
-    from ptft.training.methods import FULL, get_method
-
     ft = config.finetune
     runs = Counter((c.train_task, c.ft_method) for c in plan.cells if c.kind == CellKind.FINETUNE)
     out = []
@@ -264,7 +263,7 @@ def format_plan(plan: StudyPlan) -> str:
         shown = task_label(task) if len(methods) == 1 else f"{task_label(task)}, {method}"
         lines.append(f"    {shown}: {n_ck} x {len(lrs)} lr ({', '.join(f'{lr:g}' for lr in lrs)}) x {seeds} = "
                      f"{n_ck * len(lrs) * seeds}")
-    if len(methods) > 1 or methods != ["full"]:
+    if len(methods) > 1 or methods != [FULL]:
         lines.append(f"  fine-tuning methods:      {', '.join(_method_line(cfg, m) for m in methods)}")
     it = cfg.instruction_tuning
     if it.enabled:

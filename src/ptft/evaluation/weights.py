@@ -17,12 +17,10 @@ memory a stack takes.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Mapping
 
-# a transformer block's parameters: Llama/OLMo/Mistral ``layers.N.``, GPT-2 ``h.N.``, others ``blocks.N.``
-_BLOCK = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
+from ptft.checkpoints.names import block_of, module_of
 
 # the share of ||dW||_F^2 the effective rank's singular values reach (Biderman et al. 2024)
 RANK_SHARE = 0.9
@@ -44,25 +42,6 @@ class MatrixLens:
     relative_change: float
     effective_rank: int
     intruders: int
-
-
-def split_block(name: str) -> tuple[int | None, str]:
-    """A parameter's 1-based block (None outside the blocks) and what its name says after the
-    block index (``self_attn.q_proj.weight``; the whole name outside the blocks)."""
-    m = _BLOCK.search(name)
-    return (int(m.group(1)) + 1, name[m.end():]) if m else (None, name)
-
-
-def block_of(name: str) -> int | None:
-    """The 1-based block a parameter belongs to, None outside the blocks."""
-    return split_block(name)[0]
-
-
-def module_of(name: str) -> str:
-    """A parameter's module with the model prefix and block index dropped: the name analyses
-    group matrices by (``self_attn.q_proj`` in every block)."""
-    block, rest = split_block(name.removesuffix(".weight"))
-    return rest if block else rest.rsplit(".", 1)[-1]
 
 
 def lens_matrices(state: Mapping[str, "torch.Tensor"]) -> list[str]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ptft.errors import ConfigError
+from ptft.grid import FULL
 
 _PRETRAIN = "checkpoints.pretrain"
 
@@ -185,7 +186,7 @@ class FinetuneArgs:
     packing: bool = True
     batch_tokens: int = 4096
     # how: a name of ptft.training.methods.METHODS, with the settings of the method that has some
-    method: str = "full"
+    method: str = FULL
     lora: LoraSettings = field(default_factory=LoraSettings)
     hft: HftSettings = field(default_factory=HftSettings)
 

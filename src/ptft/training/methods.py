@@ -19,6 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from ptft.checkpoints.names import split_block
 from ptft.grid import FULL
 from ptft.training.args import FinetuneArgs
 
@@ -177,8 +178,6 @@ def hft_units(names: list[str]) -> dict[tuple[int, str], list[str]]:
     inside 1-based block ``b``, and ``(0, 'outside')`` for what lies outside the blocks
     (embeddings, the final norm, an untied head). Returns {(block, category): [module, ...]}, in
     the order of ``names``."""
-    from ptft.evaluation.weights import split_block
-
     groups: dict[tuple[int, str], list[str]] = {}
     for name in names:
         module = name.rsplit(".", 1)[0]
