@@ -23,6 +23,9 @@ import yaml
 from ptft.errors import CheckpointError, ConfigError, PtftError, yaml_problem
 from ptft.grid import FULL
 from ptft.task_types import all_methods
+from ptft.tasks import get_task
+from ptft.tasks.instructions import registered_mixture
+from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 from ptft.training.args import HftSettings, LoraSettings, PretrainSettings
 from ptft.training.methods import METHODS, get_method
 
@@ -459,8 +462,6 @@ def _task_name(config_path: Path, name: str) -> str:
 
 
 def _task_file(name: str, folder: Path) -> str:
-    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
-
     prefix = LM_EVAL_PREFIX if name.startswith(LM_EVAL_PREFIX) else ""
     local = name[len(prefix):]
     if local.endswith((".yaml", ".yml")) and not Path(local).is_absolute() and (folder / local).exists():
@@ -496,10 +497,6 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
     """Refuse what the schema's types cannot: missing files, unknown tasks, values out of range.
     Reads ``config`` and changes nothing (see :func:`_normalized`). ``file`` names the config in
     messages (default: the file's name)."""
-    from ptft.tasks import get_task
-    from ptft.tasks.instructions import registered_mixture
-    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
-
     file = file or path.name
     known = all_methods()  # checked first, as a type error would be
     for i, method in enumerate(config.evaluation.methods):
@@ -517,6 +514,7 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
             given = getattr(ck.local, name)
             if given and len(given) != len(ck.local.paths):
                 raise ConfigError(f"{file}: checkpoints.local.{name}: {len(given)} entries for {len(ck.local.paths)} paths")
+        # deferred for start-up time: it imports torch, which validating any other config never needs
         from ptft.checkpoints.loading import check_checkpoint
 
         for i, p in enumerate(ck.local.paths):

@@ -40,7 +40,7 @@ from ptft.checkpoints.series import parse_revision
 from ptft.errors import DataError
 from ptft.evaluation.stats import metric_value
 from ptft.grid import store_path
-from ptft.store import EXPORT_COLUMNS
+from ptft.store import EXPORT_COLUMNS, ResultRow, ResultsStore
 
 Z95 = 1.959963984540054
 BINARY_METRICS = ("acc", "acc_norm", "pct_stereotype", "exact_match")
@@ -115,8 +115,6 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
         else:
             result.table.to_csv(out, index=False)
     else:
-        from ptft.store import ResultRow, ResultsStore
-
         if store_path(out).exists():
             raise DataError(f"{out} already holds a results.sqlite; import into a new directory")
         out.mkdir(parents=True, exist_ok=True)

@@ -219,3 +219,10 @@ def test_lens_settings_and_lines_change_only_fine_tuning_cells_not_their_trainin
     a = plan_cells(small_config_factory(**{"lines.enabled": True}), tmp_path)
     b = plan_cells(small_config_factory(**{"lines.enabled": True, "lines.alpha": 0.3}), tmp_path)
     assert ids(a, kind="finetune").isdisjoint(ids(b, kind="finetune"))
+
+
+def test_every_cell_kind_has_its_work():
+    from ptft.engine.work import RUNNERS
+    from ptft.grid import CellKind
+
+    assert set(RUNNERS) == set(CellKind)

@@ -22,41 +22,131 @@ from ptft.analysis.text import ci, markdown_table, percent
 
 
 @dataclass(frozen=True)
+class Inputs:
+    """What an analysis may read: the table, the slice and settings, the source it came from (a
+    run directory holds per-example scores) and the weights table's source."""
+
+    table: pd.DataFrame
+    slice: Slice
+    seed: int
+    eps: float
+    source: Source
+    weights: Source | None
+
+
+@dataclass(frozen=True)
 class Analysis:
+    """One analysis: ``compute`` returns its frame under its own name, plus any companion frames
+    (written as CSVs too); ``summary`` gives its section of summary.md and the report beyond the
+    reading (lines of Markdown), ``heading`` that section's title."""
+
     title: str
     empty: str
     figure: Callable[..., Figure]
     reading: Callable[[pd.DataFrame], str]
-    # (table, slice, seed, eps) -> the analysis's frame; None for findings and prediction, which also
-    # return their detail, for weights, which reads the weights table instead, and for seeds, which
-    # also reads the per-example scores of a run directory
-    compute: Callable[..., pd.DataFrame] | None = None
+    compute: Callable[[Inputs], dict[str, pd.DataFrame]]
     # A companion frame the figure needs too (passed as its second argument).
     detail: str | None = None
+    heading: str | None = None
+    summary: Callable[[Results], list[str]] | None = None
+    # companion frames the report shows as tables beside the analysis's own, each with its caption
+    companions: tuple[tuple[str, Callable[[pd.DataFrame], str]], ...] = ()
+
+
+def _one(name: str, fn: Callable[[Inputs], pd.DataFrame]) -> Callable[[Inputs], dict[str, pd.DataFrame]]:
+    return lambda i: {name: fn(i)}
+
+
+def _findings(i: Inputs) -> dict[str, pd.DataFrame]:
+    rows, detail = findings.evaluate(i.table, i.slice, seed=i.seed, eps=i.eps)
+    return {"findings": rows, "findings_detail": detail}
+
+
+def _prediction(i: Inputs) -> dict[str, pd.DataFrame]:
+    rows, points = prediction.evaluate(i.table, i.slice, seed=i.seed)
+    return {"prediction": rows, "prediction_points": points}
+
+
+def _gain(i: Inputs) -> dict[str, pd.DataFrame]:
+    frame = gain.gain(i.table, i.slice, seed=i.seed, eps=i.eps)
+    return {"gain": frame, "gain_slope": gain.gain_slope(frame)}
+
+
+def _mrc_section(results: Results) -> list[str]:
+    frame = results.frames["mrc"]
+    totals = forgetting.mrc_totals(frame)
+    lines = [f"- {r.direction}: {percent(r.mrc_percent)} ({ci(r.ci_low, r.ci_high, '+.1f')}), n={r.n} ratios"
+             for r in totals.itertuples()]
+    excluded = int(totals["n_excluded"].sum()) if not totals.empty else 0
+    if excluded:
+        where = ", ".join(f"{r.train_task} -> {r.eval_set} ({r.n_excluded})"
+                          for r in frame.itertuples() if r.eval_set and r.n_excluded)
+        lines.append(f"- {excluded} ratio(s) excluded because |BASE| < {results.eps:g}: {where}.")
+    return lines
+
+
+def _gain_section(results: Results) -> list[str]:
+    frame = results.frames["gain"]
+    if frame.empty:
+        return []
+    return [markdown_table(gain.checkpoint_means(frame)[["checkpoint", "step", "raw_change", "ci_low", "ci_high",
+                                                         "change_ratio", "n", "n_excluded"]])]
+
+
+def _groups_section(results: Results) -> list[str]:
+    frame = results.frames["groups"]
+    if frame.empty:
+        return []
+    return [markdown_table(frame[["group", "eval_set", "rise", "ci_low", "ci_high", "ci_source", "mean_gain", "n"]])]
+
+
+def _prediction_section(results: Results) -> list[str]:
+    return [*prediction.predicted_section(results.frames["prediction_points"], results.frames["prediction"]),
+            "", f"Overtraining: {results.reading('overtraining')}", "",
+            "Proxies, orientation and the bootstrap: docs/method.md, \"Predicting fine-tuning from proxies\"."]
+
+
+def _headlines(name: str, lines: Callable[[pd.DataFrame], list[str]]) -> Callable[[Results], list[str]]:
+    return lambda results: [f"- {line}" for line in lines(results.frames[name])] if not results.frames[name].empty \
+        else []
 
 
 ANALYSES: dict[str, Analysis] = {
-    "findings": Analysis(findings.TITLE, findings.EMPTY, findings.figure, findings.reading,
+    "findings": Analysis(findings.TITLE, findings.EMPTY, findings.figure, findings.reading, _findings,
                          detail="findings_detail"),
     "trajectory": Analysis(trajectory.TITLE, trajectory.EMPTY, trajectory.figure, trajectory.reading,
-                           lambda table, sl, seed, eps: trajectory.trajectory(table, sl)),
-    "gain": Analysis(gain.TITLE, gain.EMPTY, gain.figure, gain.reading, gain.gain),
-    "groups": Analysis(groups.TITLE, groups.EMPTY, groups.figure, groups.reading, groups.groups),
+                           _one("trajectory", lambda i: trajectory.trajectory(i.table, i.slice))),
+    "gain": Analysis(gain.TITLE, gain.EMPTY, gain.figure, gain.reading, _gain,
+                     heading="Fine-tuning gain per checkpoint", summary=_gain_section,
+                     companions=(("gain_slope", gain.slope_caption),)),
+    "groups": Analysis(groups.TITLE, groups.EMPTY, groups.figure, groups.reading,
+                       _one("groups", lambda i: groups.groups(i.table, i.slice, seed=i.seed, eps=i.eps)),
+                       heading="Learned in pre-training vs in fine-tuning", summary=_groups_section),
     "mrc": Analysis(forgetting.MRC_TITLE, forgetting.MRC_EMPTY, forgetting.mrc_figure, forgetting.mrc_reading,
-                    forgetting.mrc),
+                    _one("mrc", lambda i: forgetting.mrc(i.table, i.slice, seed=i.seed, eps=i.eps)),
+                    heading="Cross-task forgetting (MRC)", summary=_mrc_section),
     "ood": Analysis(forgetting.OOD_TITLE, forgetting.OOD_EMPTY, forgetting.ood_figure, forgetting.ood_reading,
-                    forgetting.ood),
+                    _one("ood", lambda i: forgetting.ood(i.table, i.slice, seed=i.seed, eps=i.eps))),
     "format_sensitivity": Analysis(formats.TITLE, formats.EMPTY, formats.figure, formats.reading,
-                                   lambda table, sl, seed, eps: formats.format_sensitivity(table, sl, seed=seed)),
-    "prediction": Analysis(prediction.TITLE, prediction.EMPTY, prediction.figure, prediction.reading,
-                           detail="prediction_points"),
+                                   _one("format_sensitivity",
+                                        lambda i: formats.format_sensitivity(i.table, i.slice, seed=i.seed))),
+    "prediction": Analysis(prediction.TITLE, prediction.EMPTY, prediction.figure, prediction.reading, _prediction,
+                           detail="prediction_points", heading="Could we have predicted it?",
+                           summary=_prediction_section),
     "overtraining": Analysis(prediction.OVERTRAINING_TITLE, prediction.OVERTRAINING_EMPTY,
                              prediction.overtraining_figure, prediction.overtraining_reading,
-                             lambda table, sl, seed, eps: prediction.overtraining(table, sl)),
-    "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading, dynamics.dynamics),
-    "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading, methods.methods),
-    "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading),
-    "seeds": Analysis(seeds.TITLE, seeds.EMPTY, seeds.figure, seeds.reading),
+                             _one("overtraining", lambda i: prediction.overtraining(i.table, i.slice))),
+    "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading,
+                         _one("dynamics", lambda i: dynamics.dynamics(i.table, i.slice, seed=i.seed, eps=i.eps))),
+    "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading,
+                        _one("methods", lambda i: methods.methods(i.table, i.slice, seed=i.seed, eps=i.eps)),
+                        heading="Per fine-tuning method", summary=_headlines("methods", methods.headlines)),
+    "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading,
+                        _one("weights", lambda i: lenses.weights(lenses.load_weights(i.weights), seed=i.seed)),
+                        heading="Weight-space lenses", summary=_headlines("weights", lenses.headlines)),
+    "seeds": Analysis(seeds.TITLE, seeds.EMPTY, seeds.figure, seeds.reading,
+                      _one("seeds", lambda i: seeds.seeds(i.table, i.slice, seed=i.seed, eps=i.eps,
+                                                           examples=seeds.load_examples(i.source)))),
 }
 
 
@@ -107,17 +197,12 @@ def compute(source: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = 
     table = load_table(source)  # once: each analysis below re-validates a DataFrame, but never re-reads a file
     # analyses that compare methods (methods, prediction, overtraining) need to know whether one was asked for
     cells, resolved = comparable(table, sl)
-    findings_rows, findings_detail = findings.evaluate(table, sl, seed=seed, eps=eps)
-    prediction_rows, prediction_points = prediction.evaluate(table, sl, seed=seed)
-    frames = {"findings": findings_rows, "findings_detail": findings_detail, "prediction": prediction_rows,
-              "prediction_points": prediction_points}
-    frames.update({name: spec.compute(table, sl, seed=seed, eps=eps)
-                   for name, spec in ANALYSES.items() if spec.compute is not None})
     if weights is None and not isinstance(source, pd.DataFrame):
         weights = source
-    frames["weights"] = lenses.weights(lenses.load_weights(weights), seed=seed)
-    frames["seeds"] = seeds.seeds(table, sl, seed=seed, eps=eps, examples=seeds.load_examples(source))
-    frames["gain_slope"] = gain.gain_slope(frames["gain"])
+    inputs = Inputs(table, sl, seed, eps, source, weights)
+    frames: dict[str, pd.DataFrame] = {}
+    for spec in ANALYSES.values():
+        frames.update(spec.compute(inputs))
     notes = []
     unpaired = unpaired_count(cells)
     if unpaired:
@@ -144,41 +229,16 @@ def analyze(source: Source, out_dir: str | Path, sl: Slice = Slice(), *, seed: i
 
 
 def summary_markdown(results: Results) -> str:
-    f = results.frames
+    """The four verdicts, then a section for every analysis that has one (its reading and what it
+    adds), then every analysis's reading, in the registry's order."""
     lines = ["# Findings", "", results.describe(), ""]
-    for _, row in f["findings"].iterrows():
+    for _, row in results.frames["findings"].iterrows():
         lines.append(f"{findings.headline(row)} Figures: findings.png, {findings.BEHIND[int(row['finding'])]}.png.")
     lines += ["", "Definitions and verdict rules: docs/method.md, \"The four findings as verdicts\".", "",
-              "![findings](findings.png)", "",
-              "# Analyses", "", "## Cross-task forgetting (MRC)", ""]
-    totals = forgetting.mrc_totals(f["mrc"])
-    if totals.empty:
-        lines.append(f"No data: {forgetting.MRC_EMPTY}.")
-    for r in totals.itertuples():
-        lines.append(f"- {r.direction}: {percent(r.mrc_percent)} ({ci(r.ci_low, r.ci_high, '+.1f')}), "
-                     f"n={r.n} ratios")
-    excluded = int(totals["n_excluded"].sum())
-    if excluded:
-        where = ", ".join(f"{r.train_task} -> {r.eval_set} ({r.n_excluded})"
-                          for r in f["mrc"].itertuples() if r.eval_set and r.n_excluded)
-        lines.append(f"- {excluded} ratio(s) excluded because |BASE| < {results.eps:g}: {where}.")
-    lines += ["", "## Fine-tuning gain per checkpoint", "", results.reading("gain"), ""]
-    if not f["gain"].empty:
-        means = gain.checkpoint_means(f["gain"])
-        lines.append(markdown_table(means[["checkpoint", "step", "raw_change", "ci_low", "ci_high",
-                                           "change_ratio", "n", "n_excluded"]]))
-    lines += ["", "## Learned in pre-training vs in fine-tuning", "", results.reading("groups"), ""]
-    if not f["groups"].empty:
-        lines.append(markdown_table(f["groups"][["group", "eval_set", "rise", "ci_low", "ci_high", "ci_source",
-                                                 "mean_gain", "n"]]))
-    lines += ["", "## Could we have predicted it?", "", results.reading("prediction"), ""]
-    lines += prediction.predicted_section(f["prediction_points"], f["prediction"])
-    lines += ["", f"Overtraining: {results.reading('overtraining')}", "",
-              "Proxies, orientation and the bootstrap: docs/method.md, \"Predicting fine-tuning from proxies\"."]
-    lines += ["", "## Per fine-tuning method", "", results.reading("methods"), ""]
-    lines += [f"- {line}" for line in (methods.headlines(f["methods"]) if not f["methods"].empty else [])]
-    lines += ["", results.reading("weights"), ""]
-    lines += [f"- {line}" for line in (lenses.headlines(f["weights"]) if not f["weights"].empty else [])]
+              "![findings](findings.png)", "", "# Analyses"]
+    for name, spec in ANALYSES.items():
+        if spec.summary is not None:
+            lines += ["", f"## {spec.heading}", "", results.reading(name), "", *spec.summary(results)]
     lines += ["", "## All readings", ""]
     lines += [f"- **{name}**: {results.reading(name)}" for name in ANALYSES]
     if results.notes:

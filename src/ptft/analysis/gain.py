@@ -68,6 +68,12 @@ def unit_text(steps_per_unit: float, tokens_per_unit: float = float("nan")) -> s
     return text
 
 
+def slope_caption(slope: pd.DataFrame) -> str:
+    """What a :func:`gain_slope` row measures, with its unit."""
+    fit = slope.iloc[0]
+    return f"slope of the mean gain per {unit_text(fit['steps_per_unit'], fit['tokens_per_unit'])}"
+
+
 def gain_slope(frame: pd.DataFrame) -> pd.DataFrame:
     """Least-squares slope of the per-checkpoint mean raw change against the step, per
     ``steps_per_unit`` steps (:func:`step_unit`; ``tokens_per_unit`` where checkpoint names give

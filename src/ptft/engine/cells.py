@@ -28,6 +28,8 @@ from ptft.checkpoints.series import Checkpoint, resolve_series
 from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings, training_inputs
 from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, CellKind, EvalUnit
 from ptft.task_types import get_task_type
+from ptft.tasks import get_task
+from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
 
 
 @dataclass
@@ -97,9 +99,6 @@ def task_fingerprints(task, data) -> dict:
 def task_label(name: str) -> str:
     """How a cell names a task: a task file by the task's own ``name:``, not by its path (an
     lm-eval task file by ``lm-eval:`` and its task's name)."""
-    from ptft.tasks import get_task
-    from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
-
     if not name.endswith((".yaml", ".yml")):
         return name
     task = get_task(name)

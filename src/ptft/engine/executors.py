@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.errors import ConfigError
+from ptft.errors import ConfigError, PtftError
 from ptft.engine.cells import Cell
 from ptft.grid import CellKind
 from ptft.engine.work import CellOutput, run_cell, set_threads
@@ -272,8 +272,6 @@ class RayExecutor(_Executor):
             need["memory"] = self.memory_gb * 2**30
         fits = [int(total.get(k, 0) // v) for k, v in need.items() if v > 0]
         if fits and min(fits) < 1:
-            from ptft.errors import PtftError
-
             raise PtftError(f"the Ray cluster ({', '.join(f'{k} {v:g}' for k, v in sorted(total.items()) if k in need)}) "
                             f"cannot fit one cell's request ({', '.join(f'{k} {v:g}' for k, v in need.items() if v)}); "
                             "lower executor.num_cpus / num_gpus / memory_gb or add nodes")

@@ -23,11 +23,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ptft.checkpoints.series import PUBLISHED_PARAMETERS, resolve_series
 from ptft.config import StudyConfig, learning_rates, method_settings
-from ptft.engine.cells import intermediate_fractions, task_label
+from ptft.engine.cells import expand, intermediate_fractions, task_label
 from ptft.engine.preflight import check_lora_targets
 from ptft.errors import ConfigError
 from ptft.grid import FULL, CellKind
+from ptft.tasks import get_task
+from ptft.tasks.instructions import registered_mixture
 from ptft.training.args import FinetuneArgs
 from ptft.training.methods import get_method
 
@@ -92,8 +95,6 @@ class StudyPlan:
 
 def task_metadata(config: StudyConfig) -> tuple[dict[str, str], dict[str, list[tuple[str, str]]]]:
     """Task types and eval sets of the study's tasks and IT suite, from the registry alone."""
-    from ptft.tasks import get_task
-
     names = [t.name for t in config.tasks]
     it = config.instruction_tuning
     if it.enabled:
@@ -112,9 +113,6 @@ def task_metadata(config: StudyConfig) -> tuple[dict[str, str], dict[str, list[t
 
 
 def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyPlan:
-    from ptft.checkpoints.series import resolve_series
-    from ptft.engine.cells import expand
-
     hub = config.checkpoints.hub
     if config.checkpoints.source == "hub" and not (hub.revisions or hub.revision_names):
         raise ConfigError(f"checkpoints.hub: {hub.repo} would be listed from the Hub at run time; for an offline "
@@ -153,9 +151,6 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
 
 
 def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEstimate]:
-    from ptft.tasks import get_task
-    from ptft.tasks.instructions import registered_mixture
-
     ft = config.finetune
     runs = Counter((c.train_task, c.ft_method) for c in plan.cells if c.kind == CellKind.FINETUNE)
     out = []
@@ -185,8 +180,6 @@ def parameter_count(config: StudyConfig) -> tuple[int | None, str]:
         return config.estimate.parameters, "estimate.parameters"
     ck = config.checkpoints
     if ck.source == "hub":
-        from ptft.checkpoints.series import PUBLISHED_PARAMETERS
-
         if ck.hub.repo in PUBLISHED_PARAMETERS:
             return PUBLISHED_PARAMETERS[ck.hub.repo], f"published size of {ck.hub.repo}"
         return None, f"unknown for {ck.hub.repo}: set estimate.parameters"

@@ -15,15 +15,15 @@ import os
 from pathlib import Path
 
 from ptft.config import StudyConfig
+from ptft.engine.work import study_tasks
 from ptft.errors import CheckpointError, ConfigError
+from ptft.training.methods import METHODS
 
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx")
 
 
 def check_study(config: StudyConfig, run_dir: Path, cells: list) -> list[str]:
     """Raise ConfigError for what would fail later; return notes on sizes capped by the data."""
-    from ptft.engine.work import study_tasks
-
     check_run_dir(run_dir)
     tasks = study_tasks(config)
     _check_demonstrations(config, cells, tasks)
@@ -36,8 +36,6 @@ def check_lora_targets(config: StudyConfig) -> None:
     """LoRA's ``target_modules`` must name modules of the series' architecture (a pre-trained
     series' from its settings, a local or Hub one's from its first checkpoint's config.json): peft
     would otherwise fail every LoRA cell, after the pre-training."""
-    from ptft.training.methods import METHODS
-
     lora = config.finetune.lora
     if "lora" not in config.finetune.methods or lora.target_modules == "all-linear":
         return
@@ -111,7 +109,7 @@ def _check_demonstrations(config: StudyConfig, cells: list, tasks: dict) -> None
 def _check_checkpoints(config: StudyConfig) -> None:
     """Local folders (each) and a Hub series (its first revision: one architecture per series) must
     be causal LMs whose context holds the fine-tuning length."""
-    from ptft.checkpoints.loading import check_checkpoint
+    from ptft.checkpoints.loading import check_checkpoint  # deferred: torch, for start-up time
 
     ck = config.checkpoints
     if ck.source == "local":

@@ -52,7 +52,7 @@ def compare_with_base(cells: list[Cell], done: set[str], compared: set[tuple[str
     BASE has one state, the checkpoint itself: every state of the fine-tuned model (an
     intermediate point of its training, an evaluation-only edit) is compared with it, and the
     comparison row carries the fine-tuned state's variant and fraction."""
-    from ptft.evaluation import paired_bootstrap
+    from ptft.evaluation import paired_bootstrap  # deferred: the package imports torch, the driver need not
 
     base_of = {(c.checkpoint.label, c.units[0].eval_task): c for c in cells
                if c.kind == CellKind.BASE and c.units and c.cell_id in done}

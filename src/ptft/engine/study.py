@@ -29,9 +29,10 @@ from pathlib import Path
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, expand, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
+from ptft.engine.preflight import check_study
 from ptft.engine.selection import compare_with_base, select_learning_rates
 from ptft.engine.summary import summary_table
-from ptft.engine.work import CellOutput, study_tasks
+from ptft.engine.work import CellOutput, numerics_of, study_tasks
 from ptft.errors import PtftError, naming, raise_stop, stop_exception
 from ptft.grid import STORE_FILE, CellKind
 from ptft.store import ResultsStore
@@ -129,8 +130,6 @@ def run_study(config: StudyConfig, *, run_dir: str | Path | None = None, executo
     ``allow_mixed_numerics``."""
     from tqdm.auto import tqdm
 
-    from ptft.engine.preflight import check_study
-
     run_dir = Path(run_dir or config.output_dir)
     cells = plan_cells(config, run_dir)
     for note in check_study(config, run_dir, cells):  # before anything is written
@@ -223,8 +222,6 @@ def _run_numerics(store: ResultsStore, cells: list[Cell], todo: list[Cell], runn
     """The numerics every cell of this run must be computed with (a one-element list, filled by
     the first cell to finish when none is done yet). A local resume that would compute with other
     numerics is refused here, before any cell runs."""
-    from ptft.engine.work import numerics_of
-
     done = store.numerics([c.cell_id for c in cells])
     if len(done) > 1:
         log.warning("%s already mixes results computed with %s", run_dir, " and ".join(done))

@@ -3,6 +3,10 @@
 A cell returns everything it produced (result rows, per-example predictions, training figures)
 instead of writing to the results store: one writer, the study driver, stores it, so a crash
 loses at most the cells in flight and never leaves half a cell behind.
+
+The recipes and the evaluator (torch, transformers, trl) are imported inside the functions that
+run them: the planner and the driver import this module, and `ptft plan`, `status` and the driver
+process itself never need torch.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, heldout_source, intermediate_fractions
@@ -25,6 +30,11 @@ from ptft.grid import FINAL, PROBE_METHOD, CellKind, ModelState, Scores
 from ptft.task_types import get_task_type
 from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
+from ptft.tasks.base import completion_text
+from ptft.tracking import training_report
+from ptft.training.args import FinetuneArgs, InstructArgs
+from ptft.training.corpus import load_corpus, split_documents
+from ptft.training.methods import get_method
 
 log = logging.getLogger("ptft.engine")
 
@@ -106,16 +116,7 @@ def run_cell(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool = Tr
     try:
         log.info("cell %s: %s (pid %d on %s)", cell.cell_id, cell.label, os.getpid(), socket.gethostname())
         with _quiet_hf():
-            if cell.kind == CellKind.PRETRAIN:
-                out = _pretrain(config, run_dir, cell, progress)
-            elif cell.kind == CellKind.BASE:
-                out = _evaluate_checkpoint(config, run_dir, cell, progress)
-            elif cell.kind in (CellKind.FINETUNE, CellKind.INSTRUCT):
-                out = _finetune_and_evaluate(config, run_dir, cell, progress)
-            elif cell.kind == CellKind.PROBE:
-                out = _probe(config, cell)
-            else:
-                raise ValueError(f"unknown cell kind {cell.kind!r}")
+            out = RUNNERS[cell.kind](config, run_dir, cell, progress)
         out.seconds = time.perf_counter() - start
         out.numerics = numerics_of(config)
         for note in out.notes:
@@ -198,10 +199,7 @@ def weights_dir(run_dir: Path, cell: Cell) -> Path:
 
 
 def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
-    from ptft.tracking import training_report
-    from ptft.training.args import FinetuneArgs, InstructArgs
     from ptft.training.finetune import NonFiniteLoss, finetune, seed_everything
-    from ptft.training.methods import get_method
 
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
@@ -337,9 +335,6 @@ def _dev_metric(config: StudyConfig, cell: Cell, model, tokenizer) -> float:
 
 def _heldout_docs(config: StudyConfig) -> list[str]:
     """The documents of the probes' held-out loss (see :func:`ptft.engine.cells.heldout_source`)."""
-    from ptft.tasks.base import completion_text
-    from ptft.training.corpus import load_corpus, split_documents
-
     source = heldout_source(config)
     if source == "pretrain_heldout":
         settings = config.checkpoints.pretrain
@@ -443,3 +438,13 @@ def _evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: Cell
                 ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id,
                 ft_method=cell.ft_method, variant=state.variant, ft_step=state.ft_step,
                 ft_fraction=state.ft_fraction))
+
+
+# The work of each kind of cell (what its id hashes is ``ptft.engine.cells.expand``'s): one entry a kind.
+RUNNERS: dict[CellKind, Callable[[StudyConfig, Path, Cell, bool], CellOutput]] = {
+    CellKind.PRETRAIN: _pretrain,
+    CellKind.BASE: _evaluate_checkpoint,
+    CellKind.FINETUNE: _finetune_and_evaluate,
+    CellKind.INSTRUCT: _finetune_and_evaluate,
+    CellKind.PROBE: lambda config, run_dir, cell, progress: _probe(config, cell),
+}

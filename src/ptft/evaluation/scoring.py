@@ -49,6 +49,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from ptft.evaluation.matching import truncate_at_stop
 
 _HUGE_LENGTH = 1_000_000
 
@@ -449,8 +450,6 @@ class LMScorer:
 
         A row leaves the batch as soon as it produces an EOS token or its text contains a stop
         sequence; the batch ends when no row is left or after ``max_new_tokens`` tokens."""
-        from ptft.evaluation.matching import truncate_at_stop
-
         eos = set(int(e) for e in eos_ids)
         stops = [s for s in stops if s]
         prefix = self._prefix(contexts)

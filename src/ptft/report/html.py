@@ -18,11 +18,10 @@ from urllib.parse import quote
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import plots, prediction
+from ptft.analysis import plots
 from ptft.analysis.api import ANALYSES, Results, compute
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.findings import BEHIND, CLAIMS
-from ptft.analysis.gain import unit_text
 from ptft.analysis.slices import Slice
 from ptft.analysis.text import ci, num, rounded
 from ptft.errors import DataError
@@ -177,17 +176,19 @@ def _grid(cells: pd.DataFrame) -> str:
 
 
 def _analysis(results: Results, name: str) -> str:
-    frame = results.frames[name]
-    parts = [f'<p class="reading">{html.escape(results.reading(name))}</p>',
-             _img(results.figure(name), ANALYSES[name].title)]
-    if name == "gain" and not frame.empty:
-        fit = results.frames["gain_slope"].iloc[0]
-        parts.append(_table(results.frames["gain_slope"],
-                            f"slope of the mean gain per {unit_text(fit['steps_per_unit'], fit['tokens_per_unit'])}"))
-    if name == "prediction" and not frame.empty:
-        items = prediction.predicted_section(results.frames["prediction_points"], frame)
-        parts.append("<ul>" + "".join(f"<li>{html.escape(line.removeprefix('- '))}</li>" for line in items) + "</ul>")
-    parts.append(_table(frame) if not frame.empty else "<p>No rows.</p>")
+    """An analysis as the registry describes it: its reading, its figure, the list items of its
+    summary section, its companion tables and its own table."""
+    frame, spec = results.frames[name], ANALYSES[name]
+    parts = [f'<p class="reading">{html.escape(results.reading(name))}</p>', _img(results.figure(name), spec.title)]
+    if frame.empty:
+        return "\n".join(parts + ["<p>No rows.</p>"])
+    items = [line.removeprefix("- ") for line in (spec.summary(results) if spec.summary else [])
+             if line.startswith("- ")]
+    if items:
+        parts.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in items) + "</ul>")
+    parts += [_table(results.frames[companion], caption(results.frames[companion]))
+              for companion, caption in spec.companions]
+    parts.append(_table(frame))
     return "\n".join(parts)
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ptft.tasks.base import Task
+from ptft.tasks.lm_eval_task import is_lm_eval_name, load_lm_eval_task
+from ptft.tasks.yaml_task import load_yaml_task
 
 BUILTIN_MODULES = (
     "ptft.tasks.bigbench_mc",
@@ -78,13 +80,9 @@ def available() -> list[str]:
 
 def get_task(name_or_path: str) -> Task:
     """A registered task by name, a user task from a YAML file path, or an lm-eval task."""
-    from ptft.tasks.lm_eval_task import is_lm_eval_name, load_lm_eval_task
-
     if is_lm_eval_name(name_or_path):
         return load_lm_eval_task(name_or_path)
     if name_or_path.endswith((".yaml", ".yml")):
-        from ptft.tasks.yaml_task import load_yaml_task
-
         return load_yaml_task(Path(name_or_path))
     _load_builtin()
     try:

@@ -7,12 +7,11 @@ import hashlib
 from pathlib import Path
 from typing import Callable
 
+from ptft import sources
 from ptft.errors import ConfigError
 
 
 def load_corpus(names: list[str], max_documents: int | None = None) -> list[str]:
-    from ptft import sources
-
     readers: dict[str, Callable[[], list[str]]] = {
         "wiki": sources.wiki_summaries,
         "shakespeare": sources.shakespeare_texts,

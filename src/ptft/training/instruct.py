@@ -37,6 +37,7 @@ import random
 from dataclasses import dataclass, field
 
 from ptft.errors import DataError
+from ptft.tasks.instructions import load_instructions
 from ptft.training.args import InstructArgs
 from ptft.training.finetune import FinetuneResult, sft_train
 
@@ -115,8 +116,6 @@ def instruction_data(args: InstructArgs) -> InstructionData:
 @functools.lru_cache(maxsize=4)
 def _mixture(name: str, seed: int, n: int | None, data_dir: str | None):
     """The sampled mixture, loaded once per process (every checkpoint's IT cell reads the same)."""
-    from ptft.tasks.instructions import load_instructions
-
     return load_instructions(name, seed=seed, n=n, data_dir=data_dir)
 
 
