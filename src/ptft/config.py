@@ -71,9 +71,11 @@ class TaskConfig:
 
 
 # The metadata of a fine-tuning setting that is not an input of the training hash as it stands: a
-# grid axis hashed per cell on its own (learning rate, seed, method), a setting with a rule of its
-# own (packing: ``ptft.engine.cells.packing_inputs``; a method's settings), or one that cannot change
-# the trained weights (activation checkpointing, kept weights, selection, evaluation points).
+# grid axis hashed per cell on its own (learning rate, seed, method; a method's own settings by its
+# cells alone), a setting with a rule of its own (packing: ``ptft.engine.cells.packing_inputs``;
+# evaluation points: part of the FT cells' ids, not of the training), or an execution detail that
+# cannot change a number (activation checkpointing recomputes the same activations, as
+# test_finetune checks; kept weights; the selection rule, applied after training).
 NOT_HASHED = {"training_input": False}
 
 

@@ -9,7 +9,7 @@ every id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
@@ -82,3 +82,15 @@ FINAL = ModelState()
 
 # Per-example scores of a cell: model state -> evaluation unit -> metric -> one value per example.
 Scores = dict[ModelState, dict[EvalUnit, dict[str, list[float]]]]
+
+
+# The grid's coordinates as the columns of a result (the results table, the store, the analyses'
+# key): which trained model (BASE: no train task, method, rate or seed), which of its states, which
+# evaluation unit (its eval task follows from the eval set), which metric.
+MODEL_COLUMNS = ("checkpoint", "train_task", "ft_method", "lr", "seed")
+STATE_COLUMNS = tuple(f.name for f in fields(ModelState) if f.compare)
+UNIT_COLUMNS = tuple(f.name for f in fields(EvalUnit) if f.name != "eval_task")
+# One result of one model: no two rows of a results table share it.
+RESULT_KEY = MODEL_COLUMNS + STATE_COLUMNS + UNIT_COLUMNS + ("metric",)
+# One score of one cell's model (the store's tables add the cell and the model they belong to).
+SCORE_KEY = STATE_COLUMNS + UNIT_COLUMNS + ("metric",)

@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ptft.errors import PtftError, StoreError
-from ptft.grid import STORE_FILE, EvalUnit, ModelState, Scores, store_path
+from ptft.grid import SCORE_KEY, STORE_FILE, EvalUnit, ModelState, Scores, store_path
 
-SCHEMA = """
+_SCORE_KEY = ", ".join(SCORE_KEY)
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results (
     model_id TEXT NOT NULL,
     checkpoint TEXT NOT NULL,
@@ -70,7 +71,7 @@ CREATE TABLE IF NOT EXISTS results (
     variant TEXT NOT NULL DEFAULT 'none',
     ft_step INTEGER,
     ft_fraction REAL NOT NULL DEFAULT 1.0,
-    PRIMARY KEY (cell_id, model_id, variant, ft_fraction, eval_set, format, shots, method, metric)
+    PRIMARY KEY (cell_id, model_id, {_SCORE_KEY})
 );
 CREATE TABLE IF NOT EXISTS scores (
     cell_id TEXT NOT NULL,
@@ -84,7 +85,7 @@ CREATE TABLE IF NOT EXISTS scores (
     variant TEXT NOT NULL DEFAULT 'none',
     ft_fraction REAL NOT NULL DEFAULT 1.0,
     ft_step INTEGER,
-    PRIMARY KEY (cell_id, variant, ft_fraction, eval_set, format, shots, method, metric)
+    PRIMARY KEY (cell_id, {_SCORE_KEY})
 );
 CREATE TABLE IF NOT EXISTS comparisons (
     model_id TEXT NOT NULL,
@@ -102,7 +103,7 @@ CREATE TABLE IF NOT EXISTS comparisons (
     base_cell_id TEXT NOT NULL DEFAULT '',
     variant TEXT NOT NULL DEFAULT 'none',
     ft_fraction REAL NOT NULL DEFAULT 1.0,
-    PRIMARY KEY (cell_id, base_cell_id, model_id, variant, ft_fraction, eval_set, format, shots, method, metric)
+    PRIMARY KEY (cell_id, base_cell_id, model_id, {_SCORE_KEY})
 );
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY,

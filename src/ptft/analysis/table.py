@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ptft.errors import DataError
-from ptft.grid import FULL, PROBE_METHOD, store_path
+from ptft.grid import FULL, PROBE_METHOD, RESULT_KEY, store_path
 from ptft.store import EXPORT_COLUMNS, ResultsStore
 
 REQUIRED_COLUMNS = (
@@ -23,9 +23,6 @@ REQUIRED_COLUMNS = (
 )
 TASK_TYPES = ("classification", "generation", "multiple_choice")
 DOMAINS = ("in", "out")
-KEY = ("checkpoint", "train_task", "ft_method", "lr", "seed", "variant", "ft_fraction", "eval_set", "format",
-       "shots", "method", "metric")
-
 STRING_COLUMNS = ("checkpoint", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
                   "method", "metric", "ft_method", "variant")
 # Columns that must hold a number in every row, and those that may be empty.
@@ -185,12 +182,12 @@ def _check_allowed(series: pd.Series, col: str, allowed: tuple[str, ...], name: 
 
 def _check_duplicates(df: pd.DataFrame, name: str) -> None:
     # Compare keys as text so that two empty lr/seed cells count as equal.
-    keys = pd.Series(list(zip(*(df[k].map(_as_text) for k in KEY))), index=df.index)
+    keys = pd.Series(list(zip(*(df[k].map(_as_text) for k in RESULT_KEY))), index=df.index)
     dup = keys.duplicated(keep=False)
     if dup.any():
         first = int(np.flatnonzero(dup.to_numpy())[0])
         rows = np.flatnonzero((keys == keys.iloc[first]).to_numpy())
-        key = ", ".join(f"{k}={_as_text(df[k].iloc[first])!r}" for k in KEY)
+        key = ", ".join(f"{k}={_as_text(df[k].iloc[first])!r}" for k in RESULT_KEY)
         lines = f" (lines {', '.join(str(r + 2) for r in rows)})" if name.lower().endswith(".csv") else ""
         raise DataError(f"results table {name}: duplicate key ({key}) at rows "
                         f"{', '.join(str(r + 1) for r in rows)}{lines}")

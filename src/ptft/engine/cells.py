@@ -127,11 +127,6 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
     return units
 
 
-# Settings that are execution details, not inputs of a result: changing them reruns nothing
-# (activation checkpointing recomputes the same activations: test_finetune checks the losses agree).
-# ``eval_at`` is not training either: the points it adds are part of the FT cells' ids instead.
-# ``methods`` is an axis, and a method's own settings (``lora``, ``hft``) are hashed by its cells
-# alone (:func:`method_inputs`).
 def packing_inputs(config: StudyConfig) -> dict:
     """What packing adds to a training's identity: its token budget, which decides the examples
     that share a step. Nothing with packing off, so that configs written before packing existed
