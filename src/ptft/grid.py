@@ -24,6 +24,9 @@ FULL = "full"
 PROBE_METHOD = "probe"
 
 
+# The `variant` of a model as trained: no evaluation-only edit applied.
+UNEDITED = "none"
+
 # The `train_task` of an instruction-tuned model: instruction tuning trains on a mixture, not on
 # one of the study's tasks (and "instruct" is also a prompt format's name; the two never meet).
 INSTRUCT_TRAIN_TASK = "instruct"
@@ -65,7 +68,7 @@ class ModelState:
 
     ``ft_step`` is carried, not compared: the fraction names the point (it is what the config
     asks for), the step is where it fell in this cell's run."""
-    variant: str = "none"
+    variant: str = UNEDITED
     ft_fraction: float = 1.0
     ft_step: int | None = field(default=None, compare=False)
 
@@ -73,7 +76,7 @@ class ModelState:
     def suffix(self) -> str:
         """What a prediction file name adds for this state ('' for the final, unedited model)."""
         parts = ([f"ft{self.ft_fraction:g}"] if self.ft_fraction != 1.0 else []) + \
-            ([self.variant] if self.variant != "none" else [])
+            ([self.variant] if self.variant != UNEDITED else [])
         return "".join(f".{p}" for p in parts)
 
 

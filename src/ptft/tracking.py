@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD
+from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, ModelState
 
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
@@ -110,10 +110,9 @@ def metric_tag(row) -> str:
     if not row.train_task:
         return f"base/{measure}"
     prefix = "it" if row.train_task == INSTRUCT_TRAIN_TASK else f"ft/{row.train_task}"
-    # a fine-tuning method other than full, a point before the end of training, an edit of the model
-    state = ([row.ft_method] if row.ft_method not in ("", FULL) else []) + \
-        ([f"ft{row.ft_fraction:g}"] if row.ft_fraction != 1.0 else []) + ([row.variant] if row.variant != "none" else [])
-    return f"{prefix}/{measure}/lr{row.lr:g}.seed{row.seed}" + "".join(f".{part}" for part in state)
+    # a fine-tuning method other than full, then the model's state as its prediction files name it
+    method = f".{row.ft_method}" if row.ft_method not in ("", FULL) else ""
+    return f"{prefix}/{measure}/lr{row.lr:g}.seed{row.seed}{method}" + ModelState(row.variant, row.ft_fraction).suffix
 
 
 class StudyTracker:

@@ -22,9 +22,9 @@ import numpy as np
 import pandas as pd
 
 from ptft.analysis.stats import Z, se_from_ci, se_from_n
-from ptft.analysis.table import UNEDITED, Source, load_table, study_rows
+from ptft.analysis.table import Source, load_table, study_rows
 from ptft.errors import DataError
-from ptft.grid import FULL, INSTRUCT_TRAIN_TASK
+from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, UNEDITED
 
 BASE = ""
 # The study's own choices come first: TokenProb for classification (the paper's), greedy

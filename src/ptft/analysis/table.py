@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ptft.errors import DataError
-from ptft.grid import FULL, PROBE_METHOD, RESULT_KEY, store_path
+from ptft.grid import FULL, PROBE_METHOD, RESULT_KEY, UNEDITED, store_path
 from ptft.store import EXPORT_COLUMNS, ResultsStore
 
 REQUIRED_COLUMNS = (
@@ -32,7 +32,6 @@ INTEGER_COLUMNS = ("step", "shots", "seed", "n", "ft_step")
 # The model-state columns of schema 2 (a table from before them, or from elsewhere, may lack them):
 # a blank variant is the unedited model, a fine-tuned row without a method or fraction is the
 # final model of full fine-tuning, the study's only kind before them.
-UNEDITED = "none"
 
 Source = str | Path | pd.DataFrame
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ptft.engine.study import driver_alive
 from ptft.errors import PtftError
-from ptft.grid import STORE_FILE
+from ptft.grid import STORE_FILE, store_path
 from ptft.store import ResultsStore, current_cells
 
 STATES = ("done", "running", "failed", "pending")
@@ -79,10 +79,10 @@ class GridStatus:
 
 def grid_status(run_dir: str | Path) -> GridStatus:
     run_dir = Path(run_dir)
-    if not (run_dir / STORE_FILE).exists():
+    if not store_path(run_dir).exists():
         raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
     driver = driver_alive(run_dir)
-    with ResultsStore(run_dir / STORE_FILE) as store:
+    with ResultsStore(store_path(run_dir)) as store:
         cells = store.cells(current_only=False)
         current = current_cells(run_dir, store)
         last_run = store.last_run()

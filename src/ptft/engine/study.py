@@ -34,7 +34,7 @@ from ptft.engine.selection import compare_with_base, select_learning_rates
 from ptft.engine.summary import summary_table
 from ptft.engine.work import CellOutput, numerics_of, study_tasks
 from ptft.errors import PtftError, naming, raise_stop, stop_exception
-from ptft.grid import STORE_FILE, CellKind
+from ptft.grid import CellKind, store_path
 from ptft.store import ResultsStore
 from ptft.tracking import StudyTracker, open_tracker
 
@@ -175,7 +175,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
 
     (run_dir / CONFIG_FILE).write_text(config.to_yaml())
     by_id = {c.cell_id: c for c in cells}
-    store = ResultsStore(run_dir / STORE_FILE)
+    store = ResultsStore(store_path(run_dir))
     tracker = None
     try:
         store.register_cells([(c.cell_id, c.kind, c.label, c.spec()) for c in cells])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ptft.grid import FULL
+from ptft.grid import FULL, UNEDITED
 from ptft.store import results_frame
 from ptft.task_types import headline_metrics
 
@@ -22,7 +22,7 @@ def summary_table(run_dir: str | Path):
     df = df[(df.format == df.format.iloc[0]) & (df.shots == df.shots.max())]
     df = df[df.method == df.groupby("eval_set").method.transform("first")]
     base = df[df.train_task == ""].assign(model="BASE")
-    ft = df[(df.train_task == df.eval_task) & (df.variant == "none") & (df.ft_fraction == 1.0)]
+    ft = df[(df.train_task == df.eval_task) & (df.variant == UNEDITED) & (df.ft_fraction == 1.0)]
     # full fine-tuning, the paper's, is plain "FT"; another method names itself ("FT lora")
     ft = ft.assign(model=ft.ft_method.map(lambda method: "FT" if method == FULL else f"FT {method}"))
     both = pd.concat([base, ft])

@@ -27,6 +27,7 @@ from ptft.tasks.pools import pooled_source
 from ptft.tasks.rows import Row
 from ptft.tasks.sentiment import FILE as RATINGS_FILE
 from ptft.tasks.sentiment import NEUTRAL_BAND, rating_row
+from ptft.tasks.sentiment import domain as sentiment_domain
 from ptft.tasks.shipped import shipped_eval_set, shipped_pool
 
 FILE = "uci_sentences"
@@ -44,7 +45,8 @@ def sentence_row(row: Row) -> Example:
 
 def polar(domain: str):
     """The rows of one VADER domain outside the neutral band."""
-    return lambda record: record.get("domain") == domain and abs(record.get("rating", 0)) > NEUTRAL_BAND
+    same_domain = sentiment_domain(domain)
+    return lambda record: same_domain(record) and abs(record.get("rating", 0)) > NEUTRAL_BAND
 
 
 TASKS = (POLARITY.task(
