@@ -110,23 +110,32 @@ def test_activation_checkpointing_changes_time_not_numbers(tiny_model_dir):
     assert m1.state_dict()["lm_head.weight"].ne(load_causal_lm(tiny_model_dir)[0].state_dict()["lm_head.weight"]).any()
 
 
-def test_every_training_setting_of_the_config_reaches_the_trainer():
-    """Each `finetune:` setting hashed into a fine-tuning cell's training hash is a field of
-    FinetuneArgs, so the engine passes it by building the arguments object, never by hand."""
+def test_the_recipe_is_declared_once_for_the_config_and_the_trainer():
+    """The `finetune:` section and FinetuneArgs both are the SFT recipe (one declaration, one
+    check, one error type) plus what each adds; every hashed setting is the recipe's, so the engine
+    passes it by building the arguments object, never by hand."""
     import dataclasses
 
     from ptft.config import FinetuneConfig, training_inputs
+    from ptft.errors import ConfigError
+    from ptft.training.args import SftRecipe
+    from ptft.training.methods.lora import LoraSettings
 
-    training = set(training_inputs(FinetuneConfig()))
-    assert training <= {f.name for f in dataclasses.fields(FinetuneArgs)}
-    # what is declared outside the training hash: the grid's axes and settings with a rule of their own
-    assert {f.name for f in dataclasses.fields(FinetuneConfig)} - training == {
-        "learning_rates", "seeds", "keep_weights", "selection_metric", "activation_checkpointing", "eval_at",
-        "methods", "lora", "hft", "packing", "batch_tokens"}
-    args = FinetuneArgs.from_settings(FinetuneConfig(epochs=2.0, group_by_length=True), lr=1e-3, seed=5)
-    assert (args.epochs, args.group_by_length, args.lr, args.seed) == (2.0, True, 1e-3, 5)
-    with pytest.raises(ValueError, match="warmup"):
-        FinetuneArgs(lr=1e-3, seed=0, warmup=1.5)
+    recipe = {f.name for f in dataclasses.fields(SftRecipe)}
+    assert issubclass(FinetuneConfig, SftRecipe) and issubclass(FinetuneArgs, SftRecipe)
+    assert set(training_inputs(FinetuneConfig())) == recipe - {"activation_checkpointing", "packing", "batch_tokens"}
+    # what the section adds: the grid's axes and settings with a rule of their own, and a section
+    # per method with settings, built from the methods' registry
+    assert {f.name for f in dataclasses.fields(FinetuneConfig)} - recipe == {
+        "learning_rates", "seeds", "keep_weights", "selection_metric", "eval_at", "methods", "lora", "hft"}
+    section = FinetuneConfig(epochs=2.0, group_by_length=True, lora=LoraSettings(r=4))
+    args = section.run_args("lora", lr=1e-3, seed=5)
+    assert (args.epochs, args.group_by_length, args.lr, args.seed, args.method, args.settings.r) == \
+        (2.0, True, 1e-3, 5, "lora", 4)
+    assert section.run_args("full", lr=1e-3, seed=5).settings is None
+    for build in (lambda: FinetuneArgs(lr=1e-3, seed=0, warmup=1.5), lambda: FinetuneConfig(warmup=1.5)):
+        with pytest.raises(ConfigError, match="finetune.warmup: a fraction"):
+            build()
 
 
 def test_evaluating_during_training_changes_nothing_of_the_training(tiny_model_dir):

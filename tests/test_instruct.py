@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 
@@ -141,8 +142,8 @@ def test_instruction_tuning_learns_the_answers(tiny_model_dir):
              for i in range(40)]
     config = StudyConfig()
     config.instruction_tuning.lr, config.instruction_tuning.epochs = 1e-2, 2
-    config.finetune.max_length = 64
-    config.finetune.packing = False  # steps of 8 conversations, counted by hand below
+    # steps of 8 conversations, counted by hand below
+    config.finetune = dataclasses.replace(config.finetune, max_length=64, packing=False)
     dev = convs[:8]
     before = sum(answer_logprob(model, tok, c["messages"]) for c in dev)
     args = InstructArgs.from_config(config, seed=0)
@@ -153,7 +154,7 @@ def test_instruction_tuning_learns_the_answers(tiny_model_dir):
     assert after > before + 5
     # packed (rows of 128 tokens, two a step: conversations of about 63 tokens, two a row) it learns
     # the answers too: the loss stays on them
-    config.finetune.packing, config.finetune.max_length, config.finetune.batch_tokens = True, 128, 256
+    config.finetune = dataclasses.replace(config.finetune, packing=True, max_length=128, batch_tokens=256)
     packed_model = load_causal_lm(tiny_model_dir)[0]
     _, packed = instruction_tune(packed_model, tok, InstructArgs.from_config(config, seed=0), progress=False,
                                  data=InstructionData(convs[8:], dev))

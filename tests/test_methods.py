@@ -4,16 +4,22 @@ draws again with the seed every round, and leaves what it froze bit for bit as i
 
 from __future__ import annotations
 
-import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from ptft.checkpoints.loading import load_causal_lm
 from ptft.tasks.base import EvalSet, Example, PromptFormat, Task, TaskData
-from ptft.training.args import FinetuneArgs, HftSettings
+from ptft.training.args import FinetuneArgs
 from ptft.training.finetune import finetune
-from ptft.training.methods import OUTSIDE, get_method, hft_frozen, hft_units
+from ptft.training.methods import get_method
+from ptft.training.methods.hft import OUTSIDE, HftSettings, hft_frozen, hft_units
+from ptft.training.methods.lora import LoraSettings
 
 FMT = PromptFormat("default", "### Input: {text}\n ### Label:", "### Input")
 WORDS = ["river", "city", "music", "church", "team", "island", "album", "station"]
@@ -77,8 +83,8 @@ def _numbers(record) -> list[float]:
 def test_lora_scores_the_same_merged_or_not(tiny_model_dir):
     from ptft.evaluation import Evaluator
 
-    trained, tok, _ = train(tiny_model_dir, "lora", epochs=2, lora=dataclasses.replace(
-        FinetuneArgs(lr=1, seed=0).lora, dropout=0.3))  # dropout: evaluation must run without it
+    # dropout: evaluation must run without it
+    trained, tok, _ = train(tiny_model_dir, "lora", epochs=2, settings=LoraSettings(dropout=0.3))
     task, data = _task()
 
     def scores(model):
@@ -94,7 +100,6 @@ def test_lora_scores_the_same_merged_or_not(tiny_model_dir):
 
 def test_lora_needs_peft_settings_that_make_sense():
     from ptft.errors import ConfigError
-    from ptft.training.args import LoraSettings
 
     with pytest.raises(ConfigError, match="finetune.lora: r must be at least 1"):
         LoraSettings(r=0)
@@ -170,7 +175,7 @@ def test_hft_leaves_frozen_weights_bit_identical_and_trains_the_rest(tiny_model_
     base, _ = load_causal_lm(tiny_model_dir)
     original = {n: p.detach().clone() for n, p in base.named_parameters()}
     trained, _, result = train(tiny_model_dir, "hft", epochs=3, weight_decay=0.1,
-                               hft=HftSettings(frozen_share=0.5, redraw_every_epoch=redraw))
+                               settings=HftSettings(frozen_share=0.5, redraw_every_epoch=redraw))
     names = list(original)
     rounds = [hft_frozen(names, 0.5, seed=0, round_index=r if redraw else 0) for r in range(3)]
     never = rounds[0] & rounds[1] & rounds[2]
@@ -197,3 +202,58 @@ def test_a_method_changes_what_trains_not_the_recipe(tiny_model_dir):
     assert result.trainable_parameters == sum(p.numel() for p in base.parameters())
     args = FinetuneArgs(lr=1e-3, seed=0)
     assert [get_method(m).flops_per_parameter_token(args) for m in ("full", "lora", "hft")] == [6.0, 4.0, 5.0]
+
+
+def test_a_method_is_one_module_registered_beside_the_others(tiny_model_dir, tmp_path, monkeypatch):
+    """`tests/norms_only_method.py` is all a new method is. Registered, it trains what it says (the
+    norms alone, the final one as its setting says); through the `ptft.methods` entry point, as
+    another package registers it, a config gets its `finetune.norms_only` section, checked, and
+    the grid its cells, without touching the cells of full fine-tuning."""
+    from norms_only_method import NormsOnly, NormsOnlySettings
+
+    from ptft.training.methods import METHODS
+
+    monkeypatch.setitem(METHODS, "norms_only", NormsOnly())
+    base = dict(load_causal_lm(tiny_model_dir)[0].named_parameters())
+    for final_norm in (True, False):
+        trained, _, _ = train(tiny_model_dir, "norms_only", settings=NormsOnlySettings(final_norm=final_norm))
+        changed = {n for n, p in trained.named_parameters() if not torch.equal(p, base[n])}
+        expected = {n for n in base if "norm" in n and (final_norm or ".layers." in n)}
+        assert changed == expected and len(expected) == 4 + final_norm  # 2 blocks x 2 norms (+ the final)
+
+    dist = tmp_path / "norms_only_example-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: norms-only-example\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[ptft.methods]\nnorms_only = norms_only_method:NormsOnly\n")
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump({
+        "checkpoints": {"source": "local", "local": {"paths": [str(tiny_model_dir)]}},
+        "tasks": [{"name": "review_polarity", "n_train": 16, "n_dev": 8, "n_eval": 8}],
+        "finetune": {"methods": ["full", "norms_only"], "learning_rates": [1e-3],
+                     "norms_only": {"final_norm": False, "learning_rates": [0.01]}}}))
+    script = f"""
+import dataclasses, sys
+from pathlib import Path
+from ptft.config import load_config
+from ptft.engine.study import plan_cells
+from ptft.errors import ConfigError
+config = load_config({str(config)!r})
+print(config.finetune.norms_only)
+cells = [c for c in plan_cells(config, Path({str(tmp_path / 'run')!r})) if c.kind == "finetune"]
+print(sorted((c.ft_method, c.lr) for c in cells))
+alone = load_config({str(config)!r}, {{"finetune.methods": ["full"]}})
+full = {{c.cell_id for c in plan_cells(alone, Path({str(tmp_path / 'run')!r})) if c.kind == "finetune"}}
+print(full == {{c.cell_id for c in cells if c.ft_method == "full"}})
+try:
+    load_config({str(config)!r}, {{"finetune.norms_only.final_norm": "yes"}})
+except ConfigError as err:
+    print(err)
+"""
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), tests, os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True).stdout
+    lines = out.splitlines()
+    assert lines[0] == "NormsOnlySettings(learning_rates=[0.01], final_norm=False)"
+    assert lines[1] == "[('full', 0.001), ('norms_only', 0.01)]"
+    assert lines[2] == "True"
+    assert lines[3].endswith("finetune.norms_only.final_norm: expected true or false, got 'yes'")

@@ -11,10 +11,13 @@ from transformers import LlamaForCausalLM
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
 from ptft.checkpoints.loading import load_causal_lm
+from ptft.errors import ConfigError
 from ptft.tasks import Example, PromptFormat
-from ptft.training.args import FinetuneArgs, LoraSettings
+from ptft.training.args import FinetuneArgs
 from ptft.training.finetune import completion_loss, finetune, prompt_completion_rows
-from ptft.training.methods import get_method, hft_frozen
+from ptft.training.methods import get_method
+from ptft.training.methods.hft import hft_frozen
+from ptft.training.methods.lora import LoraSettings
 from ptft.training.packing import PackedCollator, keeps_examples_apart, pack_rows
 
 FMT = PromptFormat("default", "### Input: {text}\n ### Label:", "### Input")
@@ -56,7 +59,7 @@ def prepared(tiny_model_dir, method: str):
         from peft import get_peft_model
 
         # without dropout, whose masks depend on where each token sits in the batch
-        args = FinetuneArgs(lr=1e-3, seed=0, method="lora", lora=LoraSettings(dropout=0.0))
+        args = FinetuneArgs(lr=1e-3, seed=0, method="lora", settings=LoraSettings(dropout=0.0))
         model = get_peft_model(model, get_method("lora").trainer_options(args)["peft_config"])
     elif method == "hft":
         frozen = hft_frozen([n for n, _ in model.named_parameters()], 0.5, seed=0, round_index=0)
@@ -161,6 +164,6 @@ def test_a_budget_that_leaves_few_steps_is_warned(tiny_model_dir, caplog):
 
 
 def test_a_token_budget_below_one_row_is_refused():
-    with pytest.raises(ValueError, match="batch_tokens"):
+    with pytest.raises(ConfigError, match="batch_tokens"):
         FinetuneArgs(lr=1e-3, seed=0, max_length=512, batch_tokens=256)
     FinetuneArgs(lr=1e-3, seed=0, max_length=512, batch_tokens=256, packing=False)

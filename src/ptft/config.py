@@ -26,7 +26,7 @@ from ptft.task_types import all_methods
 from ptft.tasks import get_task
 from ptft.tasks.instructions import registered_mixture
 from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
-from ptft.training.args import HftSettings, LoraSettings, PretrainSettings
+from ptft.training.args import NOT_HASHED, FinetuneArgs, MethodSettings, PretrainSettings, SftRecipe
 from ptft.training.methods import METHODS, get_method
 
 
@@ -70,55 +70,46 @@ class TaskConfig:
     formats: list[Literal["default", "io", "instruct"]] = field(default_factory=list)
 
 
-# The metadata of a fine-tuning setting that is not an input of the training hash as it stands: a
-# grid axis hashed per cell on its own (learning rate, seed, method; a method's own settings by its
-# cells alone), a setting with a rule of its own (packing: ``ptft.engine.cells.packing_inputs``;
-# evaluation points: part of the FT cells' ids, not of the training), or an execution detail that
-# cannot change a number (activation checkpointing recomputes the same activations, as
-# test_finetune checks; kept weights; the selection rule, applied after training).
-NOT_HASHED = {"training_input": False}
-
-
 def training_inputs(section) -> dict:
     """The settings of a config section that are inputs of a training's hash (all but those
-    declared ``NOT_HASHED``), by name."""
+    declared ``NOT_HASHED``, ``ptft.training.args``), by name."""
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)
             if f.metadata.get("training_input", True)}
 
 
-@dataclass
-class FinetuneConfig:
-    epochs: float = 3.0
+@dataclass(frozen=True)
+class FinetuneSettings(SftRecipe):
+    """The ``finetune`` section without the methods' own sections: the recipe (declared in
+    ``ptft.training.args``, with its checks) and the grid's fine-tuning axes."""
+
     learning_rates: list[float] = field(default_factory=lambda: [2e-5], metadata=NOT_HASHED)
-    batch_size: int = 8
-    grad_accum: int = 1
-    warmup: float = 0.03
-    weight_decay: float = 0.0
-    max_length: int = 512
-    bf16: bool = False
-    # batches of similar lengths (transformers' LengthGroupedSampler, still seeded): much less
-    # padding, a different batch composition from the plain shuffle the paper used
-    group_by_length: bool = False
-    # trl's default: activations recomputed in the backward pass, which saves memory on large
-    # models and costs about 15 % of the time on small ones; the numbers are the same either way
-    activation_checkpointing: bool = field(default=True, metadata=NOT_HASHED)
-    # examples packed whole into rows of max_length tokens, each attending only to itself, and
-    # batch_tokens tokens per optimizer step (rows = batch_tokens // max_length): the steps hold as
-    # many examples as fit, not batch_size. Used where the model's attention keeps packed examples
-    # apart (checked on the model); batch_size and group_by_length then set the dev-loss batches only
-    packing: bool = field(default=True, metadata=NOT_HASHED)
-    batch_tokens: int = field(default=4096, metadata=NOT_HASHED)
     seeds: list[int] = field(default_factory=lambda: [0], metadata=NOT_HASHED)
     keep_weights: bool = field(default=False, metadata=NOT_HASHED)
     selection_metric: Literal["loss", "metric"] = field(default="loss", metadata=NOT_HASHED)
     # fractions of each fine-tuning run's steps at which the model is evaluated during that run;
     # the final model (1.0) always is
     eval_at: list[float] = field(default_factory=lambda: [1.0], metadata=NOT_HASHED)
-    # an axis of the grid, like learning_rates and seeds (ptft.training.methods); each method with
-    # settings has a section of its own, below
+    # an axis of the grid, like learning_rates and seeds (ptft.training.methods)
     methods: list[str] = field(default_factory=lambda: [FULL], metadata=NOT_HASHED)
-    lora: LoraSettings = field(default_factory=LoraSettings, metadata=NOT_HASHED)
-    hft: HftSettings = field(default_factory=HftSettings, metadata=NOT_HASHED)
+
+    def settings_of(self, method: str) -> MethodSettings | None:
+        """The settings of ``method`` (its section of this one), None for a method without."""
+        return getattr(self, method) if get_method(method).settings else None
+
+    def run_args(self, method: str, **given) -> FinetuneArgs:
+        """The arguments of one training run with ``method``: the recipe and the method's
+        settings from here, the rest (``lr``, ``seed``) from ``given``."""
+        return FinetuneArgs.from_settings(self, method=method, settings=self.settings_of(method), **given)
+
+
+# The ``finetune`` section: the settings above and a section ``finetune.<method>`` of each
+# registered method's settings, so a method declares its settings in its own module alone.
+FinetuneConfig = dataclasses.make_dataclass(
+    "FinetuneConfig",
+    [(m.name, m.settings, field(default_factory=m.settings, metadata=NOT_HASHED))
+     for m in METHODS.values() if m.settings is not None],
+    bases=(FinetuneSettings,), frozen=True)
+FinetuneConfig.__module__ = __name__  # pickled by reference, for the worker processes
 
 
 @dataclass
@@ -560,22 +551,12 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
             raise ConfigError(f"{file}: tasks[{i}].lr: learning rates must be positive, got {t.lr}")
     if ck.source == "pretrain":
         _check_pretrain(config, file)
-    ft = config.finetune
-    for key in ("batch_size", "grad_accum", "max_length"):
-        if getattr(ft, key) < 1:
-            raise ConfigError(f"{file}: finetune.{key}: must be at least 1")
+    ft = config.finetune  # the recipe's own settings checked themselves when the section was built
     it = config.instruction_tuning
-    rows = [("finetune.max_length", ft.max_length)] + (
-        [("instruction_tuning.max_length", it.max_length)] if it.enabled and it.max_length else [])
-    for key, length in rows:
-        if ft.packing and ft.batch_tokens < length:
-            raise ConfigError(f"{file}: finetune.batch_tokens: {ft.batch_tokens} is below {key} ({length}); a packed "
-                              "step holds rows of max_length tokens: raise batch_tokens, lower max_length or set "
-                              "finetune.packing: false")
-    if ft.epochs <= 0:
-        raise ConfigError(f"{file}: finetune.epochs: must be positive")
-    if not 0 <= ft.warmup < 1:
-        raise ConfigError(f"{file}: finetune.warmup: a fraction of the training steps in [0, 1), got {ft.warmup}")
+    if ft.packing and it.enabled and it.max_length and ft.batch_tokens < it.max_length:
+        raise ConfigError(f"{file}: finetune.batch_tokens: {ft.batch_tokens} is below instruction_tuning.max_length "
+                          f"({it.max_length}); a packed step holds rows of max_length tokens: raise batch_tokens, "
+                          "lower max_length or set finetune.packing: false")
     if not ft.learning_rates or any(lr <= 0 for lr in ft.learning_rates):
         raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
     if not ft.eval_at or any(not 0 < f <= 1 for f in ft.eval_at):
@@ -651,17 +632,16 @@ def _check_available(requires, where: str) -> None:
 def method_settings(config: StudyConfig, method: str) -> dict:
     """A fine-tuning method's settings (``finetune.<method>``) without its learning rates: what
     makes its training differ from another method's; empty for a method without settings."""
-    if not get_method(method).has_settings:
-        return {}
-    return {k: v for k, v in dataclasses.asdict(getattr(config.finetune, method)).items() if k != "learning_rates"}
+    settings = config.finetune.settings_of(method)
+    return {} if settings is None else {k: v for k, v in dataclasses.asdict(settings).items() if k != "learning_rates"}
 
 
 def learning_rates(config: StudyConfig, task: TaskConfig, method: str) -> list[float]:
     """The learning rates a task is fine-tuned at with ``method``: the method's own
     (``finetune.<method>.learning_rates``) when it gives some, else the task's ``lr``, else
     ``finetune.learning_rates``."""
-    own = getattr(config.finetune, method).learning_rates if get_method(method).has_settings else []
-    return list(own or task.lr or config.finetune.learning_rates)
+    settings = config.finetune.settings_of(method)
+    return list((settings.learning_rates if settings else []) or task.lr or config.finetune.learning_rates)
 
 
 def _check_probes(config: StudyConfig, path: Path, file: str) -> None:

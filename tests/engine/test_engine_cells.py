@@ -3,6 +3,7 @@ setting reruns only the cells it touches (planning only: nothing is trained here
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -170,8 +171,6 @@ _BIGBENCH_IDS = {"tiny": (25, "57521187f33e3da7", "06b10e6d4e0c0fdd", "fd9fe9b1d
 
 
 def _id_digest(cells) -> str:
-    import hashlib
-
     return hashlib.sha256(" ".join(c.cell_id for c in cells).encode()).hexdigest()[:16]
 
 
@@ -182,6 +181,30 @@ def test_lens_and_lines_defaults_keep_every_preset_cell_id(preset: str, tmp_path
     assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _PRESET_IDS[preset]
     # lenses off: the same cells (they only add an output)
     assert ids(plan_cells(load_config(preset, {"lenses.enabled": False}), tmp_path)) == ids(cells)
+
+
+# Every cell id and training hash of every preset that plans offline, and of two presets with
+# the optional axes on (LiNeS and a lens setting; probes and evaluation during fine-tuning): what a
+# refactor of the planner must leave digest for digest (the paper presets read Hub data to plan).
+_ALL_PRESETS = {
+    "small": (("small", {}), (46, "dead96c95f17f183", "70e93ed6032695f2")),
+    "smoke": (("smoke", {}), (9, "b13bf29816eac730", "cc7da57de82c7d7e")),
+    "tiny": (("tiny", {}), (19, "af9d5b6b371ce8d7", "cf5e97e86e788210")),
+    "tiny-it": (("tiny-it", {}), (29, "dae9e3e651c1bb75", "a162303b09a32ba2")),
+    "tiny-methods": (("tiny-methods", {}), (25, "4895ad9fd738d327", "6936fc10952fea50")),
+    "tiny-methods+lines": (("tiny-methods", {"lines.enabled": True, "lenses.intruder_k": 5}),
+                           (25, "c9777c935174780d", "6936fc10952fea50")),
+    "tiny+probes+eval_at": (("tiny", {"probes.enabled": True, "finetune.eval_at": [0.5, 1.0]}),
+                            (22, "f0d52a667d028ab9", "70301cccac5f8b6a")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ALL_PRESETS))
+def test_every_preset_keeps_its_cell_ids_and_training_hashes(case: str, tmp_path: Path) -> None:
+    (preset, overrides), pinned = _ALL_PRESETS[case]
+    cells = plan_cells(load_config(preset, overrides), tmp_path)
+    trainings = hashlib.sha256(" ".join(c.training_hash for c in cells).encode()).hexdigest()[:16]
+    assert (len(cells), _id_digest(cells), trainings) == pinned
 
 
 @pytest.mark.parametrize("preset", sorted(_BEFORE_PACKING))
@@ -226,3 +249,15 @@ def test_every_cell_kind_has_its_work():
     from ptft.grid import CellKind
 
     assert set(RUNNERS) == set(CellKind)
+
+
+def test_an_added_input_left_as_it_was_adds_nothing_to_a_hash():
+    """The one rule behind every pinned id above: an input the grid gained later is hashed only
+    where it differs from what cells hashed before it existed; an input must say what that was."""
+    from ptft.engine.cells import added_inputs
+
+    assert added_inputs(ft_method="full", method_settings={}, eval_at=[], packed_batch_tokens=None, lines=None) == {}
+    assert added_inputs(ft_method="lora", method_settings={}, eval_at=[0.5], packed_batch_tokens=4096) == \
+        {"ft_method": "lora", "eval_at": [0.5], "packed_batch_tokens": 4096}
+    with pytest.raises(KeyError):
+        added_inputs(data_mixture="a")

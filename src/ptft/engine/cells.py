@@ -127,41 +127,49 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
     return units
 
 
+# What a cell hashes of each input added to the grid after cells were first hashed, in the
+# configs that leave it as it was before it existed: the method (full fine-tuning) and its
+# settings (none), evaluation points during fine-tuning (none), packing (off: no token budget),
+# the weight lenses' settings (their defaults, or lenses off) and LiNeS (off).
+_AS_BEFORE = {"ft_method": FULL, "method_settings": {}, "eval_at": [], "packed_batch_tokens": None,
+              "lenses": {k: v for k, v in asdict(LensesConfig()).items() if k != "enabled"}, "lines": None}
+
+
+def added_inputs(**inputs) -> dict:
+    """The one rule for an input added to the grid: hashed only where it differs from what the
+    cells hashed before it existed (``_AS_BEFORE``), so adding it changes no existing cell id and a
+    config that leaves it as it was keeps its cells (every preset's ids are pinned in the tests)."""
+    return {k: v for k, v in inputs.items() if v != _AS_BEFORE[k]}
+
+
 def packing_inputs(config: StudyConfig) -> dict:
     """What packing adds to a training's identity: its token budget, which decides the examples
-    that share a step. Nothing with packing off, so that configs written before packing existed
-    keep their cell ids with ``packing: false``."""
-    return {"packed_batch_tokens": config.finetune.batch_tokens} if config.finetune.packing else {}
+    that share a step (packing on is the default now, but it was not when cells were first hashed)."""
+    ft = config.finetune
+    return added_inputs(packed_batch_tokens=ft.batch_tokens if ft.packing else None)
 
 
 _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 
 def weight_inputs(config: StudyConfig) -> dict:
-    """What the weight lenses and LiNeS add to a fine-tuning cell's id: nothing at their defaults,
-    so the cells of a config written before they existed keep their ids (such cells, resumed, lack
-    lenses instead of rerunning). Non-default lens settings change the stored lenses; LiNeS adds
+    """What the weight lenses and LiNeS add to a fine-tuning cell's id: their settings where they
+    differ from before (lens settings matter only with lenses on; cells resumed without a lens
+    lack it instead of rerunning). Non-default lens settings change the stored lenses; LiNeS adds
     rows. Neither touches the training hash: kept weights are reused."""
-    out = {}
-    lenses = asdict(config.lenses)
-    if config.lenses.enabled and lenses != asdict(LensesConfig()):
-        out["lenses"] = {k: v for k, v in lenses.items() if k != "enabled"}
-    if config.lines.enabled:
-        # "outside": parameters outside the blocks take alpha (the reference code's rule); LiNeS
-        # rows made when they took alpha + beta are other numbers and must not be reused
-        out["lines"] = {"alpha": config.lines.alpha, "beta": config.lines.beta, "outside": "alpha"}
-    return out
+    lenses = {k: v for k, v in asdict(config.lenses).items() if k != "enabled"}
+    # "outside": parameters outside the blocks take alpha (the reference code's rule); LiNeS rows
+    # made when they took alpha + beta are other numbers and must not be reused
+    lines = {"alpha": config.lines.alpha, "beta": config.lines.beta, "outside": "alpha"}
+    return added_inputs(lenses=lenses if config.lenses.enabled else _AS_BEFORE["lenses"],
+                        lines=lines if config.lines.enabled else None)
 
 
 def method_inputs(config: StudyConfig, method: str) -> dict:
-    """What a fine-tuning method adds to its cells' training hash: nothing for full fine-tuning
-    (so the cells of a config written before the method axis keep their ids, and adding a method
-    keeps every existing id); else its name and its settings (its learning rates are the cells'
-    own ``lr``)."""
-    if method == FULL:
-        return {}
-    settings = method_settings(config, method)
-    return {"ft_method": method, **({"method_settings": settings} if settings else {})}
+    """What a fine-tuning method adds to its cells' training hash: its name and its settings
+    (its learning rates are the cells' own ``lr``); nothing for full fine-tuning, so adding a
+    method keeps every existing id."""
+    return added_inputs(ft_method=method, method_settings=method_settings(config, method))
 
 
 def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
@@ -247,7 +255,7 @@ def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dic
                                     "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed, "finetune": ft_settings,
                                     **method_inputs(config, method), **common}
                         thash = digest(training)
-                        points = {"eval_at": during} if during else {}
+                        points = added_inputs(eval_at=during)
                         cid = digest({**training, **eval_inputs(units),
                                       "selection": config.finetune.selection_metric, **points, **post_training})
                         label = f"FT {ck.label} {task_label(tc.name)}{shown} lr={lr:g} seed={seed}"

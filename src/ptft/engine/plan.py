@@ -26,12 +26,11 @@ from pathlib import Path
 from ptft.checkpoints.series import PUBLISHED_PARAMETERS, resolve_series
 from ptft.config import StudyConfig, learning_rates, method_settings
 from ptft.engine.cells import expand, intermediate_fractions, task_label
-from ptft.engine.preflight import check_lora_targets
+from ptft.engine.preflight import check_methods
 from ptft.errors import ConfigError
 from ptft.grid import FULL, CellKind
 from ptft.tasks import get_task
 from ptft.tasks.instructions import registered_mixture
-from ptft.training.args import FinetuneArgs
 from ptft.training.methods import get_method
 
 PLACEHOLDER_FINGERPRINT = "plan-no-data"
@@ -118,7 +117,7 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
         raise ConfigError(f"checkpoints.hub: {hub.repo} would be listed from the Hub at run time; for an offline "
                           "plan (and a reproducible study) list its branches in checkpoints.hub.revision_names "
                           "or give checkpoints.hub.revisions")
-    check_lora_targets(config)  # as `ptft run` does before anything runs
+    check_methods(config)  # as `ptft run` does before anything runs
     run_dir = Path(run_dir or config.output_dir)
     types, sets = task_metadata(config)
     fingerprints = {name: PLACEHOLDER_FINGERPRINT for name in types}
@@ -160,7 +159,7 @@ def training_estimates(config: StudyConfig, plan: StudyPlan) -> list[TrainingEst
         typical = get_task(tc.name).typical_tokens_per_example
         per, basis = (min(typical, ft.max_length), "typical") if typical else (ft.max_length, "upper bound (max_length)")
         for method in ft.methods:
-            args = FinetuneArgs.from_settings(ft, lr=1.0, seed=0, method=method)
+            args = ft.run_args(method, lr=1.0, seed=0)
             name = task_label(tc.name) if method == FULL else f"{task_label(tc.name)} ({method})"
             out.append(TrainingEstimate(name, runs[tc.name, method], tc.n_train, ft.epochs, per, basis,
                                         get_method(method).flops_per_parameter_token(args)))

@@ -17,7 +17,7 @@ from pathlib import Path
 from ptft.config import StudyConfig
 from ptft.engine.work import study_tasks
 from ptft.errors import CheckpointError, ConfigError
-from ptft.training.methods import METHODS
+from ptft.training.methods import get_method
 
 CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx")
 
@@ -28,30 +28,23 @@ def check_study(config: StudyConfig, run_dir: Path, cells: list) -> list[str]:
     tasks = study_tasks(config)
     _check_demonstrations(config, cells, tasks)
     _check_checkpoints(config)
-    check_lora_targets(config)
+    check_methods(config)
     return size_notes(config, tasks)
 
 
-def check_lora_targets(config: StudyConfig) -> None:
-    """LoRA's ``target_modules`` must name modules of the series' architecture (a pre-trained
-    series' from its settings, a local or Hub one's from its first checkpoint's config.json): peft
-    would otherwise fail every LoRA cell, after the pre-training."""
-    lora = config.finetune.lora
-    if "lora" not in config.finetune.methods or lora.target_modules == "all-linear":
-        return
-    model = _architecture(config)
-    if model is None:  # a Hub series out of reach: the cells will tell
-        return
-    names = [name for name, _ in model.named_modules() if name]
-    missing = METHODS["lora"].unmatched_targets(lora.target_modules, names)
-    if missing:
-        import torch
+def check_methods(config: StudyConfig) -> None:
+    """Each fine-tuning method's settings against the series' architecture (a pre-trained series'
+    from its settings, a local or Hub one's from its first checkpoint's config.json): what would
+    otherwise fail every cell of the method, after the pre-training."""
+    built = []
 
-        layers = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
-                         if isinstance(module, (torch.nn.Linear, torch.nn.Embedding))})
-        raise ConfigError(f"finetune.lora.target_modules: {', '.join(missing)} name(s) no module of the series' "
-                          f"model ({type(model).__name__}); its linear and embedding layers are "
-                          f"{', '.join(layers)}: name some of those, or use all-linear")
+    def architecture():
+        if not built:
+            built.append(_architecture(config))
+        return built[0]
+
+    for method in config.finetune.methods:
+        get_method(method).check_model(config.finetune.settings_of(method), architecture)
 
 
 def _architecture(config: StudyConfig):

@@ -32,7 +32,7 @@ from ptft.store import ResultRow
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
 from ptft.tasks.base import completion_text
 from ptft.tracking import training_report
-from ptft.training.args import FinetuneArgs, InstructArgs
+from ptft.training.args import InstructArgs
 from ptft.training.corpus import load_corpus, split_documents
 from ptft.training.methods import get_method
 
@@ -228,7 +228,7 @@ def _finetune_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progr
                                             progress=progress, report=report)
         else:
             task, data = study_tasks(config)[cell.train_task]
-            args = FinetuneArgs.from_settings(config.finetune, lr=cell.lr, seed=cell.seed, method=cell.ft_method)
+            args = config.finetune.run_args(cell.ft_method, lr=cell.lr, seed=cell.seed)
 
             def evaluate_during(trained, fraction: float, step: int) -> None:
                 _evaluate_units(config, cell, _at_eval_precision(config, trained), tokenizer, out, progress,

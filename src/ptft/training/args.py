@@ -1,9 +1,10 @@
 """The arguments of every kind of training, as frozen dataclasses validated when they are made.
 
-Torch-free on purpose: the config schema holds :class:`PretrainSettings`, and ``ptft plan`` and
-config validation must not pay for importing torch. The engine builds :class:`FinetuneArgs` and
-:class:`InstructArgs` from the study config and passes them whole, so a new setting is a field
-here (plus its config key when users set it) and its use in the one consumer.
+Torch-free on purpose: the config schema is made of :class:`PretrainSettings`, :class:`SftRecipe`
+and the methods' :class:`MethodSettings`, and ``ptft plan`` and config validation must not pay for
+importing torch. The engine builds :class:`FinetuneArgs` and :class:`InstructArgs` from the study
+config and passes them whole, so a new setting is a field here, which is its config key as well,
+and its use in the one consumer.
 """
 
 from __future__ import annotations
@@ -113,63 +114,43 @@ def checkpoint_schedule(total: int, num: int, first: int = 0, early: int = 1) ->
     return out
 
 
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA (Hu et al. 2021) through peft: W = W0 + (alpha / r) B A on ``target_modules`` (peft's
-    names; ``all-linear`` is every linear layer of the blocks, not the output head), the rest
-    frozen. ``learning_rates``: LoRA's own (it usually needs about 10x those of full fine-tuning);
-    empty: the same as full fine-tuning's."""
-
-    r: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.05
-    target_modules: str | list[str] = "all-linear"
-    learning_rates: list[float] = field(default_factory=list)
-
-    def __post_init__(self):
-        key = "finetune.lora"
-        if self.r < 1 or self.alpha <= 0:
-            raise ConfigError(f"{key}: r must be at least 1 and alpha positive, got r={self.r}, alpha={self.alpha:g}")
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"{key}.dropout: a probability in [0, 1), got {self.dropout:g}")
-        if not self.target_modules:
-            raise ConfigError(f"{key}.target_modules: name the modules to adapt (or all-linear)")
-        _check_rates(f"{key}.learning_rates", self.learning_rates)
+# A setting declared with this metadata is not an input of a fine-tuning run's hash (see
+# ptft.config.training_inputs): the grid's axes (hashed by the cells they make), a method's settings
+# (hashed by that method's cells alone), a setting with a rule of its own (packing:
+# ``ptft.engine.cells.packing_inputs``; evaluation points: part of the FT cells' ids, not of the
+# training), or an execution detail that cannot change a number (activation checkpointing recomputes
+# the same activations, as test_finetune checks; kept weights; the selection rule, applied after
+# training).
+NOT_HASHED = {"training_input": False}
 
 
 @dataclass(frozen=True)
-class HftSettings:
-    """Half Fine-Tuning (Hui et al. 2024): inside each transformer block and for each category of
-    parameters (attention matrices, MLP matrices, norms; the parameters outside the blocks form one
-    more category), ``frozen_share`` of the category's parameters are frozen and the rest train,
-    drawn at random with the seed once for the training run, a stage in the paper's words ("In each
-    stage, we selectively freeze half of the parameters", Fig. 2). ``redraw_every_epoch`` draws
-    again at every epoch instead (ptft's behaviour before it followed the paper; over 3 epochs only
-    about an eighth of the modules then stays untrained). ``learning_rates``: as for LoRA."""
+class MethodSettings:
+    """The settings of a fine-tuning method that has some (``finetune.<method>`` in a config),
+    declared in the method's own module. ``learning_rates``: the method's own (LoRA usually needs
+    about 10x those of full fine-tuning); empty: the same as full fine-tuning's."""
 
-    frozen_share: float = 0.5
-    redraw_every_epoch: bool = False
     learning_rates: list[float] = field(default_factory=list)
 
     def __post_init__(self):
-        if not 0 < self.frozen_share < 1:
-            raise ConfigError(f"finetune.hft.frozen_share: a share in (0, 1), got {self.frozen_share:g}")
-        _check_rates("finetune.hft.learning_rates", self.learning_rates)
+        check_rates(f"finetune.{self.section}.learning_rates", self.learning_rates)
+
+    # the method's name: its key under ``finetune`` in a config and in error messages
+    section = ""
 
 
-def _check_rates(key: str, rates: list[float]) -> None:
+def check_rates(key: str, rates: list[float]) -> None:
     if any(lr <= 0 for lr in rates):
         raise ConfigError(f"{key}: learning rates must be positive, got {rates}")
 
 
 @dataclass(frozen=True)
-class FinetuneArgs:
-    """The study's SFT recipe for one training run (task fine-tuning and instruction tuning alike):
-    AdamW at ``lr``, linear schedule, ``warmup`` as a fraction of the steps, batch order fixed by
-    ``seed``, the parameters ``method`` trains."""
+class SftRecipe:
+    """The study's SFT recipe, declared once: the config's ``finetune`` section
+    (``ptft.config.FinetuneConfig``) and each training run's :class:`FinetuneArgs` are this plus
+    what each adds. AdamW, linear schedule with ``warmup`` as a fraction of the steps (transformers
+    reads a ``warmup_steps`` below 1 as that fraction)."""
 
-    lr: float
-    seed: int
     epochs: float = 3.0
     batch_size: int = 8
     grad_accum: int = 1
@@ -177,38 +158,56 @@ class FinetuneArgs:
     weight_decay: float = 0.0
     max_length: int = 512
     bf16: bool = False
-    # batches of similar lengths (transformers' LengthGroupedSampler, still seeded)
+    # batches of similar lengths (transformers' LengthGroupedSampler, still seeded): much less
+    # padding, a different batch composition from the plain shuffle the paper used
     group_by_length: bool = False
-    # recompute activations in the backward pass (trl's default): memory for compute, same numbers
-    activation_checkpointing: bool = True
-    # whole examples packed into rows of max_length tokens, batch_tokens of them per step (see
-    # ptft.training.packing); batch_size and group_by_length then apply to unpacked batches only
-    packing: bool = True
-    batch_tokens: int = 4096
-    # how: a name of ptft.training.methods.METHODS, with the settings of the method that has some
-    method: str = FULL
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    hft: HftSettings = field(default_factory=HftSettings)
+    # trl's default: activations recomputed in the backward pass, which saves memory on large
+    # models and costs about 15 % of the time on small ones; the numbers are the same either way
+    activation_checkpointing: bool = field(default=True, metadata=NOT_HASHED)
+    # examples packed whole into rows of max_length tokens, each attending only to itself, and
+    # batch_tokens tokens per optimizer step (rows = batch_tokens // max_length): the steps hold as
+    # many examples as fit, not batch_size (see ptft.training.packing). Used where the model's
+    # attention keeps packed examples apart (checked on the model); batch_size and group_by_length
+    # then set the dev-loss batches only
+    packing: bool = field(default=True, metadata=NOT_HASHED)
+    batch_tokens: int = field(default=4096, metadata=NOT_HASHED)
 
     def __post_init__(self):
         for name in ("batch_size", "grad_accum", "max_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"fine-tuning {name}: must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"finetune.{name}: must be at least 1, got {getattr(self, name)}")
         if self.packing and self.batch_tokens < self.max_length:
-            raise ValueError(f"fine-tuning batch_tokens ({self.batch_tokens}) is below max_length "
-                             f"({self.max_length}): "
-                             "a step must hold at least one row of max_length tokens")
-        if self.lr <= 0 or self.epochs <= 0:
-            raise ValueError(f"fine-tuning lr and epochs must be positive, got lr={self.lr}, epochs={self.epochs}")
+            raise ConfigError(f"finetune.batch_tokens: {self.batch_tokens} is below finetune.max_length "
+                              f"({self.max_length}); a packed step holds rows of max_length tokens: raise "
+                              "batch_tokens, lower max_length or set finetune.packing: false")
+        if self.epochs <= 0:
+            raise ConfigError(f"finetune.epochs: must be positive, got {self.epochs}")
         if not 0 <= self.warmup < 1:
-            raise ValueError(f"fine-tuning warmup: a fraction of the training steps in [0, 1), got {self.warmup}")
+            raise ConfigError(f"finetune.warmup: a fraction of the training steps in [0, 1), got {self.warmup}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinetuneArgs(SftRecipe):
+    """One training run (task fine-tuning and instruction tuning alike): the recipe at ``lr``,
+    batch order fixed by ``seed``, the parameters ``method`` (a name of
+    ``ptft.training.methods.METHODS``) trains, with ``settings``, that method's settings (None:
+    its defaults)."""
+
+    lr: float
+    seed: int
+    method: str = FULL
+    settings: MethodSettings | None = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lr <= 0:
+            raise ConfigError(f"fine-tuning lr: must be positive, got {self.lr}")
 
     @classmethod
-    def from_settings(cls, settings, **given) -> FinetuneArgs:
-        """The arguments named like a field of ``settings`` (the config's ``finetune`` section)
-        taken from it, the rest (at least ``lr`` and ``seed``) from ``given``, which wins."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        taken = {name: getattr(settings, name) for name in fields - set(given) if hasattr(settings, name)}
+    def from_settings(cls, recipe: SftRecipe, **given) -> FinetuneArgs:
+        """The recipe's settings taken from ``recipe`` (the config's ``finetune`` section), the rest
+        (at least ``lr`` and ``seed``) from ``given``, which wins."""
+        taken = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(SftRecipe) if f.name not in given}
         return cls(**taken, **given)
 
 
