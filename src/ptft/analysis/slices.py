@@ -25,12 +25,9 @@ from ptft.analysis.stats import Z, se_from_ci, se_from_n
 from ptft.analysis.table import Source, load_table, study_rows
 from ptft.errors import DataError
 from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, UNEDITED
+from ptft.task_types import all_metrics, preferred_methods
 
 BASE = ""
-# The study's own choices come first: TokenProb for classification (the paper's), greedy
-# Rouge-L for generation, log-likelihood accuracy for multiple choice.
-METHOD_PREFERENCE = ("tokenprob", "greedy", "loglik", "constrained", "free", "")
-METRIC_PREFERENCE = ("accuracy", "rougeL", "acc", "acc_norm")
 
 CELL = ["checkpoint", "train_task", "eval_set", "format", "shots", "method", "metric"]
 CARRIED = ["step", "eval_task", "task_type", "domain"]
@@ -178,11 +175,13 @@ def cell_se(cells: pd.DataFrame) -> pd.Series:
 
 
 def _one_method_metric(cells: pd.DataFrame) -> pd.DataFrame:
-    def rank(values: pd.Series, order: tuple[str, ...]) -> pd.Series:
+    """Per eval set, the rows of one method and metric: the study's own choices first (each task
+    type's default method and judged metric), a method or metric no task type declares last."""
+    def rank(values: pd.Series, order: list[str]) -> pd.Series:
         return values.map(lambda v: order.index(v) if v in order else len(order))
 
     combos = cells[["eval_set", "method", "metric"]].drop_duplicates()
-    combos = combos.assign(_m=rank(combos["method"], METHOD_PREFERENCE), _k=rank(combos["metric"], METRIC_PREFERENCE))
+    combos = combos.assign(_m=rank(combos["method"], preferred_methods()), _k=rank(combos["metric"], all_metrics()))
     best = combos.sort_values(["eval_set", "_m", "method", "_k", "metric"]).drop_duplicates("eval_set")
     return cells.merge(best[["eval_set", "method", "metric"]], on=["eval_set", "method", "metric"])
 

@@ -16,12 +16,12 @@ import pandas as pd
 from ptft.errors import DataError
 from ptft.grid import FULL, PROBE_METHOD, RESULT_KEY, UNEDITED, store_path
 from ptft.store import EXPORT_COLUMNS, ResultsStore
+from ptft.task_types import TASK_TYPES
 
 REQUIRED_COLUMNS = (
     "checkpoint", "step", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
     "shots", "metric", "value",
 )
-TASK_TYPES = ("classification", "generation", "multiple_choice")
 DOMAINS = ("in", "out")
 STRING_COLUMNS = ("checkpoint", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
                   "method", "metric", "ft_method", "variant")
@@ -62,7 +62,7 @@ def validate(raw: pd.DataFrame, name: str) -> pd.DataFrame:
     # a model-level proxy (held-out loss, sensitivity) belongs to no task: no type, no domain
     model_level = is_proxy(df) & (df["eval_set"] == "")
     _fill_model_state(df, name)
-    for col, allowed in (("task_type", TASK_TYPES), ("domain", DOMAINS)):
+    for col, allowed in (("task_type", tuple(TASK_TYPES)), ("domain", DOMAINS)):
         _check_allowed(df[col].where(~model_level | (df[col] != ""), allowed[0]), col, allowed, name)
     _check_duplicates(df, name)
     return df[EXPORT_COLUMNS]

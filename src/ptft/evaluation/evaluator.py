@@ -251,33 +251,45 @@ class Evaluator:
             variants_all.append(per_label)
         return variants_all, ""
 
-    def score_labels(self, examples, prompts, labels, method, notes):
+    @staticmethod
+    def _gold(examples, labels) -> list[int]:
+        """Each example's gold label index (-1: none of the labels)."""
+        return [labels.index(ex.target) if ex.target in labels else -1 for ex in examples]
+
+    def score_first_label_tokens(self, examples, prompts, labels, notes):
+        """The label whose first token (summed over the label's tokenisations) is most probable
+        next: one forward pass per prompt. None, with a note, when first tokens cannot tell the
+        labels apart (the caller scores the full sequences then)."""
+        ctx_ids, cont_ids = self._label_pairs(prompts, labels)
+        variants, reason = self._tokenprob_variants(labels, cont_ids)
+        if variants is None:
+            notes.append(f"tokenprob cannot separate the labels ({reason}); fell back to constrained")
+            return None
+        ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
+        gold = self._gold(examples, labels)
+        flat = [[t for vs in per_label for t in vs] for per_label in variants]
+        lps = self.scorer.next_token_logprobs(ctx_ids, flat)
+        preds, correct = [], np.zeros(len(examples))
+        for i, (ex, per_label, lp) in enumerate(zip(examples, variants, lps)):
+            scores, k = [], 0
+            for vs in per_label:
+                scores.append(float(np.logaddexp.reduce(lp[k : k + len(vs)])))
+                k += len(vs)
+            best = int(np.argmax(scores))
+            correct[i] = float(best == gold[i])
+            preds.append({
+                "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
+                "first_token_logprobs": dict(zip(labels, scores)),
+                "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(labels, per_label)},
+                "prompt_tokens_dropped": dropped[i],
+            })
+        return {"accuracy": correct}, preds
+
+    def score_label_sequences(self, examples, prompts, labels, notes):
+        """The label whose whole token sequence is most likely after the prompt."""
         ctx_ids, cont_ids = self._label_pairs(prompts, labels)
         ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
-        gold = [labels.index(ex.target) if ex.target in labels else -1 for ex in examples]
-        if method == "tokenprob":
-            variants, reason = self._tokenprob_variants(labels, cont_ids)
-            if variants is None:
-                notes.append(f"tokenprob cannot separate the labels ({reason}); fell back to constrained")
-                method = "constrained"
-            else:
-                flat = [[t for vs in per_label for t in vs] for per_label in variants]
-                lps = self.scorer.next_token_logprobs(ctx_ids, flat)
-                preds, correct = [], np.zeros(len(examples))
-                for i, (ex, per_label, lp) in enumerate(zip(examples, variants, lps)):
-                    scores, k = [], 0
-                    for vs in per_label:
-                        scores.append(float(np.logaddexp.reduce(lp[k : k + len(vs)])))
-                        k += len(vs)
-                    best = int(np.argmax(scores))
-                    correct[i] = float(best == gold[i])
-                    preds.append({
-                        "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                        "first_token_logprobs": dict(zip(labels, scores)),
-                        "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(labels, per_label)},
-                        "prompt_tokens_dropped": dropped[i],
-                    })
-                return "tokenprob", {"accuracy": correct}, preds
+        gold = self._gold(examples, labels)
         lls = self.scorer.loglikelihoods(ctx_ids, cont_ids)
         preds, correct = [], np.zeros(len(examples))
         for i, (ex, per_label) in enumerate(zip(examples, lls)):
@@ -290,7 +302,7 @@ class Evaluator:
                 "label_num_tokens": dict(zip(labels, [n for _, _, n in per_label])),
                 "prompt_tokens_dropped": dropped[i],
             })
-        return "constrained", {"accuracy": correct}, preds
+        return {"accuracy": correct}, preds
 
     def _fit_for_generation(self, ctx_ids, max_new, notes) -> tuple[list[list[int]], list[int]]:
         fitted = [self._fit(ctx, self.max_length - max_new) for ctx in ctx_ids]

@@ -229,8 +229,9 @@ class Task:
 
 
 def validate_task_data(task: Task, data: TaskData) -> None:
-    """Refuse data the study must not score: empty splits, labels outside the label set, missing
-    fields, demos that are also scored items."""
+    """Refuse data the study must not score: empty splits, missing fields, examples their task type
+    refuses (a label outside the label set, an answer outside its choices), demos that are also
+    scored items."""
     needed = set().union(*(set(f.fields()) for f in task.formats.values()))
     splits: list[tuple[str, list[Example], tuple[str, ...]]] = [
         ("train", data.train, task.labels),
@@ -240,6 +241,7 @@ def validate_task_data(task: Task, data: TaskData) -> None:
         if es.name not in data.eval:
             raise TaskDataError(f"task {task.name!r}: eval set {es.name!r} was not loaded")
         splits.append((es.name, data.eval[es.name], task.labels_for(es.name)))
+    check = get_task_type(task.task_type).check_example
     for split, rows, labels in splits:
         if not rows:
             raise TaskDataError(f"task {task.name!r}, split {split!r}: no examples")
@@ -249,16 +251,9 @@ def validate_task_data(task: Task, data: TaskData) -> None:
                 raise TaskDataError(
                     f"task {task.name!r}, split {split!r}, row {i} ({ex.uid}): missing field(s) {sorted(missing)}"
                 )
-            if task.task_type == "classification" and ex.target not in labels:
-                raise TaskDataError(
-                    f"task {task.name!r}, split {split!r}, row {i} ({ex.uid}): label {ex.target!r} "
-                    f"is not one of {list(labels)}"
-                )
-            if task.task_type == "multiple_choice" and ex.target not in ex.choices:
-                raise TaskDataError(
-                    f"task {task.name!r}, split {split!r}, row {i} ({ex.uid}): answer {ex.target!r} "
-                    f"is not among its choices"
-                )
+            problem = check(ex, labels)
+            if problem:
+                raise TaskDataError(f"task {task.name!r}, split {split!r}, row {i} ({ex.uid}): {problem}")
     train_ids = {ex.uid for ex in data.train}
     for name, rows in data.eval.items():
         overlap = train_ids.intersection(ex.uid for ex in rows)
