@@ -646,8 +646,8 @@ def _fill(mnt: Path) -> str:
 def test_full_disk_says_no_space_and_leaves_no_partial_files(run, files, tmp_path) -> None:
     mnt = tmp_path / "mnt"
     py = f"{sys.executable} -m ptft"
-    write_jsonl = (f"{sys.executable} -c \"from pathlib import Path; from ptft.engine.study import _write_jsonl; "
-                   f"_write_jsonl(Path('{mnt}/p.jsonl'), [{{'x': 'y' * 99999}}])\"")
+    write_jsonl = (f"{sys.executable} -c \"from pathlib import Path; from ptft.engine.work import write_jsonl; "
+                   f"write_jsonl(Path('{mnt}/p.jsonl'), [{{'x': 'y' * 99999}}])\"")
     proc = _mounted(tmp_path, "size=16m", " ; ".join([
         f"cp -r {run.dir} {mnt}/run", _fill(mnt),
         f"{py} run {files.study} --out {mnt}/run --no-progress; echo rc=$?",

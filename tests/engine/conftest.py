@@ -1,5 +1,5 @@
 """A small real study for the engine tests: two checkpoints of the session's tiny pre-trained Llama
-(``tiny_series``), a classification task and a generation task from the offline BIG-bench data,
+(``tiny_series``), a classification task and a generation task from the data shipped in ptft,
 a handful of examples each, one epoch. Every cell takes a second or two on one CPU thread.
 
 ``small_config(**overrides)`` builds a validated :class:`StudyConfig` (dotted override keys, as

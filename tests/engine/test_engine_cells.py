@@ -244,11 +244,12 @@ def test_lens_settings_and_lines_change_only_fine_tuning_cells_not_their_trainin
     assert ids(a, kind="finetune").isdisjoint(ids(b, kind="finetune"))
 
 
-def test_every_cell_kind_has_its_work():
-    from ptft.engine.work import RUNNERS
+def test_every_cell_kind_is_one_module_of_the_registry():
+    from ptft.engine.kinds import KINDS
     from ptft.grid import CellKind
 
-    assert set(RUNNERS) == set(CellKind)
+    assert list(KINDS) == list(CellKind)
+    assert all(type(kind).__module__ == f"ptft.engine.kinds.{kind.kind}" for kind in KINDS.values())
 
 
 def test_an_added_input_left_as_it_was_adds_nothing_to_a_hash():
@@ -261,3 +262,31 @@ def test_an_added_input_left_as_it_was_adds_nothing_to_a_hash():
         {"ft_method": "lora", "eval_at": [0.5], "packed_batch_tokens": 4096}
     with pytest.raises(KeyError):
         added_inputs(data_mixture="a")
+
+
+def test_a_kind_is_one_module_registered_beside_the_others(small_config_factory, tmp_path: Path, monkeypatch):
+    """`tests/engine/weight_norm_kind.py` is all a new kind of cell is: registered, the grid makes
+    its cells after each checkpoint's others without changing theirs, and a study runs them and
+    keeps what they measured (here the norm of every weight, checked against the file's tensors)."""
+    from safetensors.torch import load_file
+    from weight_norm_kind import WeightNorm
+
+    from ptft.engine.kinds import KINDS
+    from ptft.engine.study import run_study
+    from ptft.store import results_frame
+
+    config = small_config_factory(tasks=[{"name": "sentiment", "n_train": 8, "n_dev": 4, "n_eval": 8,
+                                          "train": False}])
+    before = plan_cells(config, tmp_path / "run")
+    monkeypatch.setitem(KINDS, "weight_norm", WeightNorm())
+    cells = plan_cells(config, tmp_path / "run")
+    assert [c.kind for c in cells] == ["base", "weight_norm", "base", "weight_norm"]
+    assert [c.cell_id for c in cells if c.kind == "base"] == [c.cell_id for c in before]
+
+    result = run_study(config, run_dir=tmp_path / "run", workers=1, progress=False)
+    assert not result.failed and result.ran == 4
+    norms = results_frame(tmp_path / "run").query("metric == 'weight_norm'")
+    for cell in cells[1::2]:
+        tensors = load_file(str(Path(cell.checkpoint.path) / "model.safetensors"))
+        by_hand = sum(float((t.double() ** 2).sum()) for t in tensors.values()) ** 0.5
+        assert norms.set_index("checkpoint").loc[cell.checkpoint.label, "value"] == pytest.approx(by_hand, rel=1e-9)

@@ -1,19 +1,11 @@
-"""A study expanded into cells: every unit of work known before anything runs.
+"""A study's cells: the types every kind of cell shares (``ptft.engine.kinds`` has the kinds).
 
-Cell kinds:
-- ``pretrain``: pre-train the model series (only for ``checkpoints.source: pretrain``);
-- ``base``: evaluate one checkpoint few-shot on one eval task's sets (computed once, reused by
-  every comparison);
-- ``finetune``: fine-tune one checkpoint on one task with one method at one learning rate and seed, then evaluate
-  the fine-tuned model on the task's eval sets and the other tasks' in-domain sets;
-- ``instruct``: instruction-tune one checkpoint and evaluate it on the multiple-choice suite;
-- ``probe``: measure one checkpoint's proxies (held-out loss, sensitivity to weight noise, gold
-  log-likelihood per in-domain eval set) without fine-tuning it; only when ``probes.enabled``.
-
-A cell's id is a content hash over everything that determines its result and nothing else
-(checkpoint identity, the fingerprints of the data it reads, hyperparameters, evaluation settings,
-seed, thread count, ptft version; never the run directory's path), so changing a setting reruns exactly the cells it touches. Fine-tuned weights are addressed by a narrower *training*
-hash, so kept weights are reused when only evaluation settings change.
+- :class:`Cell`: one unit of work known before anything runs, with its content-hash id;
+- :class:`Expansion`: what a kind reads to make its cells and their ids;
+- :class:`Kind`: what a kind of cell is (the cells it makes, what one runs, what is kept of it);
+- :class:`CellOutput`: what a cell produced, handed back to the driver to store;
+- the inputs the ids hash: data fingerprints, evaluation units, and the one rule for inputs the
+  grid gained later (:func:`added_inputs`).
 """
 
 from __future__ import annotations
@@ -24,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ptft import __version__
-from ptft.checkpoints.series import Checkpoint, resolve_series
-from ptft.config import LensesConfig, StudyConfig, learning_rates, method_settings, training_inputs
-from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, CellKind, EvalUnit
+from ptft.checkpoints.series import Checkpoint
+from ptft.config import LensesConfig, StudyConfig, method_settings
+from ptft.grid import FULL, CellKind, EvalUnit, Scores
+from ptft.store import ResultRow
 from ptft.task_types import get_task_type
 from ptft.tasks import get_task
 from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
@@ -56,7 +49,7 @@ class Cell:
         ck = self.checkpoint.label if self.checkpoint else ""
         if self.kind == CellKind.PRETRAIN:
             return "pretrain"
-        if self.kind in (CellKind.BASE, CellKind.PROBE):
+        if not self.train_task:  # a checkpoint as it is (BASE, probes)
             return f"{self.kind}/{ck}"
         # full fine-tuning's ids were named before the method axis, and stay so
         method = "" if self.ft_method == FULL else f"/{self.ft_method}"
@@ -70,19 +63,6 @@ class Cell:
 
 def digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def heldout_source(config: StudyConfig) -> str:
-    """Which text the probes' held-out loss is measured on (the rows' ``eval_task``): the
-    pre-training held-out documents of a series ptft pre-trained, else ``probes.text``, else the
-    training prompts of the study's tasks."""
-    if config.checkpoints.source == "pretrain":
-        return "pretrain_heldout"
-    return "probes_text" if config.probes.text else "train_prompts"
-
-
-def file_digest(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
 def task_fingerprints(task, data) -> dict:
@@ -172,127 +152,97 @@ def method_inputs(config: StudyConfig, method: str) -> dict:
     return added_inputs(ft_method=method, method_settings=method_settings(config, method))
 
 
-def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
-           task_types: dict[str, str], task_eval_sets: dict[str, list[tuple[str, str]]]) -> list[Cell]:
-    """The study's cells in dependency order. ``fingerprints`` maps task name to its data hash:
-    a single string, or (finer, what :func:`plan_cells` passes) the dict of
-    :func:`task_fingerprints`; ``task_eval_sets`` maps task name to [(eval set, domain)].
+@dataclass
+class CellOutput:
+    cell_id: str
+    rows: list[ResultRow] = field(default_factory=list)
+    predictions: dict[str, list[dict]] = field(default_factory=dict)
+    scores: Scores = field(default_factory=dict)
+    training: dict | None = None
+    # weight-space lenses, one dict per matrix (the store's ``weights`` table)
+    weights: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    numerics: str = ""
 
-    A cell's id hashes exactly its inputs, so a change reruns only the cells it touches:
-    - BASE (checkpoint x eval task): the checkpoint (and the pre-training cell that made it), the
-      eval task's definition, its training split (demonstrations) and the eval sets it scores,
-      the evaluation settings and units, the seed, the dtype and ptft's version;
-    - FT (checkpoint x task x method x lr x seed): its *training* hash (checkpoint, the task's
-      definition, train and dev data, fine-tuning settings, lr, seed, dtype, version, and for a
-      method other than full its name and settings (:func:`method_inputs`); not the list of other
-      methods, learning rates or seeds, not ``keep_weights``) plus the evaluation inputs of every set it
-      scores, the intermediate points of ``finetune.eval_at`` when there are any, and the lens
-      and LiNeS settings where they differ from their defaults (:func:`weight_inputs`; both so
-      the defaults keep every id). Kept weights are addressed by the training hash alone;
-    - PROBE (checkpoint, only with ``probes.enabled``): see :func:`_probe_cell`. No other cell
-      hashes the probe settings, so turning probes on or off changes no other id.
-    """
-    series = resolve_series(config, run_dir)
-    task_names = [t.name for t in config.tasks]
-    ev_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
-    ft_settings = {**training_inputs(config.finetune), **packing_inputs(config)}
-    during = intermediate_fractions(config.finetune.eval_at)
-    common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
-              "threads": config.executor.threads}
 
-    def fp(task: str, part: str, eval_set: str | None = None):
-        f = fingerprints.get(task)
+class Expansion:
+    """What every kind's expansion reads: the config, the data fingerprints of its tasks
+    (:func:`task_fingerprints` per task, or one string per task), their types and eval sets
+    ([(eval set, domain)]), and the inputs every cell hashes."""
+
+    def __init__(self, config: StudyConfig, fingerprints: dict[str, str | dict], task_types: dict[str, str],
+                 task_eval_sets: dict[str, list[tuple[str, str]]]):
+        self.config = config
+        self.fingerprints = fingerprints
+        self.task_types = task_types
+        self.task_eval_sets = task_eval_sets
+        # the cells every other one depends on: the pre-training that makes the series
+        self.upstream: list[str] = []
+        self.common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
+                       "threads": config.executor.threads}
+        self._eval_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}
+
+    def source(self, ck: Checkpoint) -> dict:
+        """What a cell of checkpoint ``ck`` hashes of it: its identity and the cells that made it."""
+        return {"checkpoint": ck.identity, "upstream": self.upstream}
+
+    def fp(self, task: str, part: str, eval_set: str | None = None):
+        f = self.fingerprints.get(task)
         if not isinstance(f, dict):
             return f
         return f["eval"].get(eval_set) if part == "eval" else f[part]
 
-    def eval_inputs(units: list[EvalUnit]) -> dict:
+    def eval_inputs(self, units: list[EvalUnit]) -> dict:
         """What the evaluation of these units reads: per eval task its definition, its training
         split (the demonstrations) and the eval sets scored; the settings; the units."""
         data: dict[str, dict] = {}
         for u in units:
-            d = data.setdefault(u.eval_task, {"task": fp(u.eval_task, "task"), "train": fp(u.eval_task, "train"),
-                                              "sets": {}})
-            d["sets"][u.eval_set] = fp(u.eval_task, "eval", u.eval_set)
-        return {"eval": ev_settings, "units": [asdict(u) for u in units], "eval_data": data}
+            d = data.setdefault(u.eval_task, {"task": self.fp(u.eval_task, "task"),
+                                              "train": self.fp(u.eval_task, "train"), "sets": {}})
+            d["sets"][u.eval_set] = self.fp(u.eval_task, "eval", u.eval_set)
+        return {"eval": self._eval_settings, "units": [asdict(u) for u in units], "eval_data": data}
 
-    cells: list[Cell] = []
-    pre: list[str] = []
-    if config.checkpoints.source == "pretrain":
-        pid = digest({"kind": CellKind.PRETRAIN, "settings": asdict(config.checkpoints.pretrain), "seed": config.seed,
-                      "threads": config.executor.pretrain_threads, "version": __version__})
-        cells.append(Cell(pid, CellKind.PRETRAIN, "pretrain"))
-        pre = [pid]
+    def sets_of(self, task: str, out_of_domain: bool) -> list[tuple[str, str]]:
+        return [(s, d) for s, d in self.task_eval_sets[task] if d == "in" or out_of_domain]
 
-    def sets_of(task: str, out_of_domain: bool) -> list[tuple[str, str]]:
-        return [(s, d) for s, d in task_eval_sets[task] if d == "in" or out_of_domain]
-
-    post_training = weight_inputs(config)
-    it = config.instruction_tuning
-    base_tasks = list(task_names) + [s for s in (it.suite if it.enabled else []) if s not in task_names]
-    for ck in series:
-        source = {"checkpoint": ck.identity, "upstream": pre}
-        for task in base_tasks:
-            units = eval_units(config, task_types, {task: sets_of(task, config.evaluation.out_of_domain)}, [task])
-            cid = digest({"kind": CellKind.BASE, **source, **eval_inputs(units), **common})
-            cells.append(Cell(cid, CellKind.BASE, f"BASE {ck.label} {task_label(task)}", ck, units=units,
-                              depends_on=pre))
-        for tc in config.tasks:
-            if not tc.train:
-                continue
-            sets = {tc.name: sets_of(tc.name, config.evaluation.out_of_domain)}
-            if config.evaluation.cross_task:
-                for other in task_names:
-                    if other != tc.name:
-                        sets[other] = sets_of(other, False)
-            units = eval_units(config, task_types, sets, list(sets))
-            for method in config.finetune.methods:
-                shown = "" if method == FULL else f" {method}"
-                for lr in learning_rates(config, tc, method):
-                    for seed in config.finetune.seeds:
-                        training = {"kind": CellKind.FINETUNE, **source, "task": tc.name,
-                                    "task_def": fp(tc.name, "task"), "train": fp(tc.name, "train"),
-                                    "dev": fp(tc.name, "dev"), "lr": lr, "seed": seed, "finetune": ft_settings,
-                                    **method_inputs(config, method), **common}
-                        thash = digest(training)
-                        points = added_inputs(eval_at=during)
-                        cid = digest({**training, **eval_inputs(units),
-                                      "selection": config.finetune.selection_metric, **points, **post_training})
-                        label = f"FT {ck.label} {task_label(tc.name)}{shown} lr={lr:g} seed={seed}"
-                        cells.append(Cell(cid, CellKind.FINETUNE, label, ck, tc.name, lr, seed, thash, units, pre,
-                                          ft_method=method))
-        if it.enabled:
-            mc_units = eval_units(config, task_types, {s: sets_of(s, True) for s in it.suite}, it.suite)
-            it_settings = {k: v for k, v in asdict(it).items() if k not in ("suite", "n_eval")}
-            # the SFT settings it shares with fine-tuning are not hashed, as before, except packing
-            training = {"kind": CellKind.INSTRUCT, **source, "it": it_settings, **packing_inputs(config), **common}
-            thash = digest(training)
-            cid = digest({**training, **eval_inputs(mc_units)})
-            cells.append(Cell(cid, CellKind.INSTRUCT, f"IT {ck.label}", ck, INSTRUCT_TRAIN_TASK, it.lr, config.seed,
-                              thash, mc_units, pre))
-        if config.probes.enabled:
-            cells.append(_probe_cell(config, ck, source, pre, task_eval_sets, fp, eval_inputs, common))
-    return cells
+    def units(self, sets: dict[str, list[tuple[str, str]]]) -> list[EvalUnit]:
+        return eval_units(self.config, self.task_types, sets, list(sets))
 
 
-def _probe_cell(config: StudyConfig, ck: Checkpoint, source: dict, pre: list[str], task_eval_sets, fp, eval_inputs,
-                common: dict) -> Cell:
-    """One checkpoint's probe cell. Its units are the gold log-likelihoods: every in-domain set of
-    the study's tasks in the default format at each shot count (the proxy is compared with FT
-    metrics on in-domain sets only). Its id hashes those units' inputs, the probe settings and the
-    held-out text: the pre-training cell (upstream), the file's content, or the tasks' definitions
-    and training splits."""
-    names = [t.name for t in config.tasks]
-    units = [EvalUnit(task, s, "default", shots, PROBE_METHOD) for task in names
-             for s, d in task_eval_sets[task] if d == "in" for shots in config.evaluation.shots]
-    text = heldout_source(config)
-    held = {"source": text}
-    if text == "probes_text":
-        held["file"] = file_digest(config.probes.text)
-    elif text == "train_prompts":
-        held["tasks"] = {t: [fp(t, "task"), fp(t, "train")] for t in names}
-    settings = asdict(config.probes)
-    settings.pop("text")  # its content is hashed above, not its path
-    cid = digest({"kind": CellKind.PROBE, **source, "probes": settings, "heldout": held, **eval_inputs(units),
-                  **common})
-    return Cell(cid, CellKind.PROBE, f"PROBE {ck.label}", ck, units=units, depends_on=pre)
+class Kind:
+    """One kind of cell, one module of ``ptft.engine.kinds`` registered in its ``KINDS``: which
+    cells it makes and what their ids hash (:meth:`per_study`, :meth:`per_checkpoint`), what a cell
+    runs (:meth:`run`, wherever the executor puts it) and what of its output the trainings table
+    keeps (:meth:`training_row`)."""
+
+    kind: CellKind
+    # a stage of its own: every other cell waits for it, and it shows its progress bar
+    alone = False
+
+    def per_study(self, ex: Expansion) -> list[Cell]:
+        """The cells made once per study, before any checkpoint's (those all depend on them)."""
+        return []
+
+    def per_checkpoint(self, ex: Expansion, ck: Checkpoint) -> list[Cell]:
+        return []
+
+    def threads(self, config: StudyConfig) -> int:
+        """The torch thread count its cells compute with: a study setting, whatever runs them."""
+        return config.executor.threads
+
+    def run(self, config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
+        raise NotImplementedError
+
+    def training_row(self, run_dir: Path, cell: Cell, out: CellOutput) -> dict | None:
+        """The cell's row of the trainings table, if it trained a model."""
+        if out.training is None:
+            return None
+        ck = cell.checkpoint
+        return {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
+                "train_task": out.training.get("train_task") or cell.train_task,
+                "ft_method": cell.ft_method, "lr": cell.lr, "seed": cell.seed,
+                **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
+                                                    "tokens_per_second", "dev_metric", "trainable_parameters",
+                                                    "peak_memory_mb", "examples_per_step")},
+                "reused": int(out.training.get("reused", 0) or 0)}

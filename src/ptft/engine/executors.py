@@ -27,10 +27,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ptft.config import StudyConfig
+from ptft.engine.cells import Cell, CellOutput
+from ptft.engine.kinds import KINDS, run_cell
+from ptft.engine.work import set_threads
 from ptft.errors import ConfigError, PtftError
-from ptft.engine.cells import Cell
-from ptft.grid import CellKind
-from ptft.engine.work import CellOutput, run_cell, set_threads
 
 log = logging.getLogger("ptft.engine")
 
@@ -48,7 +48,7 @@ Outcome = CellOutput | CellFailure
 
 def cell_threads(config: StudyConfig, cell: Cell) -> int:
     """The torch thread count a cell computes with: a study setting, whatever runs the cell."""
-    return config.executor.pretrain_threads if cell.kind == CellKind.PRETRAIN else config.executor.threads
+    return KINDS[cell.kind].threads(config)
 
 
 def _guarded(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> Outcome:
@@ -155,9 +155,9 @@ class PoolExecutor(_Executor):
 
     def submit(self, cell: Cell) -> None:
         self._tries[cell.cell_id] = self._tries.get(cell.cell_id, 0) + 1
-        # Pre-training is a stage of its own (every other cell waits for it): it shows its progress
-        # bar, which cannot interleave with another cell's.
-        alone = cell.kind == CellKind.PRETRAIN
+        # a stage of its own (pre-training: every other cell waits for it) shows its progress bar,
+        # which cannot interleave with another cell's
+        alone = KINDS[cell.kind].alone
         fut = self._get_pool().submit(_guarded, self._config, self._run_dir, cell, alone and self._progress)
         self._futures[fut] = cell
 

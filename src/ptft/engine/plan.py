@@ -3,7 +3,7 @@
 Nothing is loaded or run and nothing touches the network: task types and eval sets come from the
 task registry (the :class:`~ptft.tasks.Task` objects, never ``task.load``), checkpoints from the
 config (a Hub series must list ``checkpoints.hub.revisions`` or ``revision_names``), and the cells
-from :func:`ptft.engine.cells.expand` itself with placeholder data fingerprints, so the plan and a
+from :func:`ptft.engine.kinds.expand` itself with placeholder data fingerprints, so the plan and a
 run agree on the grid by construction (cell ids differ: they hash the real data).
 
 The cost estimate is an estimate: training FLOPs = k × parameters × training tokens (k = 6 for full
@@ -25,7 +25,8 @@ from pathlib import Path
 
 from ptft.checkpoints.series import PUBLISHED_PARAMETERS, resolve_series
 from ptft.config import StudyConfig, learning_rates, method_settings
-from ptft.engine.cells import expand, intermediate_fractions, task_label
+from ptft.engine.cells import intermediate_fractions, task_label
+from ptft.engine.kinds import expand
 from ptft.engine.preflight import check_methods
 from ptft.errors import ConfigError
 from ptft.grid import FULL, CellKind

@@ -16,7 +16,6 @@ comparisons not yet stored, and stores them.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -27,12 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ptft.config import StudyConfig
-from ptft.engine.cells import Cell, expand, task_fingerprints
+from ptft.engine.cells import Cell, CellOutput, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
+from ptft.engine.kinds import KINDS, expand
 from ptft.engine.preflight import check_study
 from ptft.engine.selection import compare_with_base, select_learning_rates
 from ptft.engine.summary import summary_table
-from ptft.engine.work import CellOutput, numerics_of, study_tasks
+from ptft.engine.work import numerics_of, study_tasks, write_json, write_jsonl
 from ptft.errors import PtftError, naming, raise_stop, stop_exception
 from ptft.grid import CellKind, store_path
 from ptft.store import ResultsStore
@@ -180,7 +180,7 @@ def _run_locked(config: StudyConfig, run_dir: Path, cells: list[Cell], executor:
     try:
         store.register_cells([(c.cell_id, c.kind, c.label, c.spec()) for c in cells])
         store.set_plan([c.cell_id for c in cells])
-        _write_json(run_dir / "cells.json", [c.cell_id for c in cells])
+        write_json(run_dir / "cells.json", [c.cell_id for c in cells])
         interrupted = store.reset_running()  # we hold the lock: whoever left them running is gone
         status = store.cell_status()
         todo = [c for c in cells if status.get(c.cell_id) != "done"]
@@ -306,20 +306,8 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
         model_dir = run_dir / "predictions" / cell.model_id.replace("/", "__")
         model_dir.mkdir(parents=True, exist_ok=True)
         for name, preds in out.predictions.items():
-            _write_jsonl(model_dir / f"{name}.jsonl", preds)
-    training = None
-    if cell.kind == CellKind.PRETRAIN:
-        if out.training is not None:
-            _write_json(run_dir / "pretrain.json", out.training)
-    elif out.training is not None:
-        ck = cell.checkpoint
-        training = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
-                    "train_task": out.training.get("train_task") or cell.train_task,
-                    "ft_method": cell.ft_method, "lr": cell.lr, "seed": cell.seed,
-                    **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
-                                                        "tokens_per_second", "dev_metric", "trainable_parameters",
-                                                        "peak_memory_mb", "examples_per_step")},
-                    "reused": int(out.training.get("reused", 0) or 0)}
+            write_jsonl(model_dir / f"{name}.jsonl", preds)
+    training = KINDS[cell.kind].training_row(run_dir, cell, out)
     store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores,
                       numerics=out.numerics, weights=out.weights)
 
@@ -341,23 +329,3 @@ def _compare_with_base(store: ResultsStore, cells: list[Cell], config: StudyConf
         store.write_comparisons(rows)
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    _write_whole(path, "".join(json.dumps(row, ensure_ascii=False, default=float) + "\n" for row in rows))
-
-
-def _write_json(path: Path, data) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_whole(path, json.dumps(data, indent=1))
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """``path`` holds the whole text or keeps what it held: written to a temporary file renamed over
-    it, which a failed write (a full disk) removes rather than leave half written."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with naming(tmp):
-            tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
