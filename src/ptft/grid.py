@@ -9,7 +9,8 @@ every id.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import time
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 
@@ -87,10 +88,60 @@ FINAL = ModelState()
 Scores = dict[ModelState, dict[EvalUnit, dict[str, list[float]]]]
 
 
+@dataclass(frozen=True)
+class ModelKey:
+    """Which model a result belongs to: a checkpoint as it is (BASE: no train task, method, rate or
+    seed) or a model trained from it. ``step`` is carried, not compared: the label names the
+    checkpoint."""
+    checkpoint: str
+    step: int | None = field(default=None, compare=False)
+    train_task: str = ""
+    ft_method: str = ""
+    lr: float | None = None
+    seed: int | None = None
+
+
+@dataclass
+class ResultRow:
+    """One result: a model, one of its states, one evaluation unit (``eval_task`` as results name
+    the task), a metric with its value and interval, and where it came from (the store keeps it;
+    the export leaves it out)."""
+    model_id: str
+    model: ModelKey
+    unit: EvalUnit
+    task_type: str
+    domain: str
+    metric: str
+    value: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None  # None only for imported results that do not record it
+    state: ModelState = FINAL
+    seconds: float = 0.0
+    config_hash: str = ""
+    cell_id: str = ""
+    created_at: float = field(default_factory=time.time)
+
+    def columns(self) -> dict:
+        """The row as the results table's columns (:data:`RESULT_COLUMNS`)."""
+        out = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out.update(asdict(value) if f.name in _NESTED else {f.name: value})
+        return out
+
+
+_NESTED = {"model": ModelKey, "state": ModelState, "unit": EvalUnit}
+# The columns of the store's results table, derived from the types.
+RESULT_COLUMNS = tuple(name for f in fields(ResultRow)
+                       for name in ([g.name for g in fields(_NESTED[f.name])] if f.name in _NESTED else [f.name]))
+# The columns that say where a result came from: kept in the store, not exported.
+PROVENANCE_COLUMNS = ("model_id", "seconds", "config_hash", "cell_id", "created_at")
+
 # The grid's coordinates as the columns of a result (the results table, the store, the analyses'
 # key): which trained model (BASE: no train task, method, rate or seed), which of its states, which
 # evaluation unit (its eval task follows from the eval set), which metric.
-MODEL_COLUMNS = ("checkpoint", "train_task", "ft_method", "lr", "seed")
+MODEL_COLUMNS = tuple(f.name for f in fields(ModelKey) if f.compare)
 STATE_COLUMNS = tuple(f.name for f in fields(ModelState) if f.compare)
 UNIT_COLUMNS = tuple(f.name for f in fields(EvalUnit) if f.name != "eval_task")
 # One result of one model: no two rows of a results table share it.

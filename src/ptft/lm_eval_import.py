@@ -39,8 +39,8 @@ import pandas as pd
 from ptft.checkpoints.series import parse_revision
 from ptft.errors import DataError
 from ptft.evaluation.stats import metric_value
-from ptft.grid import store_path
-from ptft.store import EXPORT_COLUMNS, ResultRow, ResultsStore
+from ptft.grid import EvalUnit, ModelKey, ResultRow, store_path
+from ptft.store import EXPORT_COLUMNS, ResultsStore
 
 Z95 = 1.959963984540054
 BINARY_METRICS = ("acc", "acc_norm", "pct_stereotype", "exact_match")
@@ -120,12 +120,10 @@ def write_import(result: ImportResult, out: str | Path) -> Path:
         out.mkdir(parents=True, exist_ok=True)
         records = []
         for r in result.table.to_dict("records"):
-            records.append(ResultRow(
-                model_id=f"{result.model}@{r['checkpoint']}", checkpoint=r["checkpoint"], step=_int(r["step"]),
-                train_task="", lr=None, seed=None, eval_set=r["eval_set"], eval_task=r["eval_task"],
-                task_type=r["task_type"], domain=r["domain"], format=r["format"], shots=int(r["shots"]),
-                method=r["method"], metric=r["metric"], value=float(r["value"]), ci_low=_float(r["ci_low"]),
-                ci_high=_float(r["ci_high"]), n=_int(r["n"]), cell_id="lm-eval"))
+            unit = EvalUnit(r["eval_task"], r["eval_set"], r["format"], int(r["shots"]), r["method"])
+            records.append(ResultRow(f"{result.model}@{r['checkpoint']}", ModelKey(r["checkpoint"], _int(r["step"])),
+                                     unit, r["task_type"], r["domain"], r["metric"], float(r["value"]),
+                                     _float(r["ci_low"]), _float(r["ci_high"]), _int(r["n"]), cell_id="lm-eval"))
         with ResultsStore(store_path(out)) as store:
             store.write_results(records)
     result.out = out

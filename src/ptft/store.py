@@ -35,12 +35,12 @@ import shutil
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
 from ptft.errors import PtftError, StoreError
-from ptft.grid import SCORE_KEY, STORE_FILE, EvalUnit, ModelState, Scores, store_path
+from ptft.grid import SCORE_KEY, STORE_FILE, EvalUnit, ModelState, ResultRow, Scores, store_path
 
 _SCORE_KEY = ", ".join(SCORE_KEY)
 SCHEMA = f"""
@@ -212,7 +212,9 @@ _ADDED_COLUMNS = [
 ]
 
 # The long-format table that `ptft export` writes and `ptft analyze` reads (docs/results.md,
-# "Results table").
+# "Results table"): the results' columns (ptft.grid.RESULT_COLUMNS) without their provenance, and
+# whether the row's learning rate was selected. A published file format, so its order is kept:
+# a new column is appended (tests/test_grid.py checks that the two lists agree).
 EXPORT_COLUMNS = [
     "checkpoint", "step", "train_task", "eval_set", "eval_task", "task_type", "domain", "format",
     "shots", "metric", "value", "lr", "seed", "method", "ci_low", "ci_high", "n", "selected",
@@ -230,36 +232,6 @@ def weights_path(results: str | Path) -> Path:
     """Where the weights table of the results table ``results`` lies: ``NAME.weights.EXT`` beside it."""
     results = Path(results)
     return results.with_name(f"{results.stem}.weights{results.suffix}")
-
-
-@dataclass
-class ResultRow:
-    model_id: str
-    checkpoint: str
-    step: int | None
-    train_task: str
-    lr: float | None
-    seed: int | None
-    eval_set: str
-    eval_task: str
-    task_type: str
-    domain: str
-    format: str
-    shots: int
-    method: str
-    metric: str
-    value: float
-    ci_low: float
-    ci_high: float
-    n: int | None  # None only for imported results that do not record it
-    seconds: float = 0.0
-    config_hash: str = ""
-    cell_id: str = ""
-    created_at: float = field(default_factory=time.time)
-    ft_method: str = ""  # 'full' for fine-tuned and instruction-tuned rows, '' for BASE
-    variant: str = "none"
-    ft_step: int | None = None
-    ft_fraction: float = 1.0
 
 
 @dataclass
@@ -410,7 +382,7 @@ class ResultsStore:
     # -- results -------------------------------------------------------------------------
     def write_results(self, rows: Sequence[ResultRow], comparisons: Sequence[ComparisonRow] = ()) -> None:
         with self.transaction() as db:
-            _upsert(db, "results", [asdict(r) for r in rows])
+            _upsert(db, "results", [r.columns() for r in rows])
             _upsert(db, "comparisons", [asdict(c) for c in comparisons])
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
@@ -424,7 +396,7 @@ class ResultsStore:
             db.execute("DELETE FROM scores WHERE cell_id=?", (cell_id,))
             db.execute("DELETE FROM weights WHERE cell_id=?", (cell_id,))
             _upsert(db, "weights", [dict(w) | {"cell_id": cell_id} for w in weights])
-            _upsert(db, "results", [asdict(r) | {"cell_id": cell_id} for r in rows])
+            _upsert(db, "results", [r.columns() | {"cell_id": cell_id} for r in rows])
             _upsert(db, "scores", [{"cell_id": cell_id, **asdict(state), **asdict(unit), "metric": metric,
                                     "vals": json.dumps(vals)}
                                    for state, units in (scores or {}).items() for unit, metrics in units.items()

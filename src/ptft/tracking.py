@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, ModelState
+from ptft.grid import FULL, INSTRUCT_TRAIN_TASK, PROBE_METHOD, ResultRow
 
 TENSORBOARD_DIR = "tensorboard"
 WANDB_DIR = "wandb"
@@ -101,18 +101,19 @@ def _wandb_env(config, run_dir: Path) -> dict[str, str]:
             "WANDB_DIR": str(folder), "WANDB_RUN_GROUP": config.name}
 
 
-def metric_tag(row) -> str:
+def metric_tag(row: ResultRow) -> str:
     """The tag of a result row: what was trained and what was measured, not the checkpoint (the
     x axis)."""
-    measure = f"{row.eval_set}/{row.format}.{row.shots}shot.{row.method}/{row.metric}"
-    if row.method == PROBE_METHOD:  # a proxy of the checkpoint, not a BASE result
-        return f"probe/{row.eval_set}/{row.shots}shot/{row.metric}" if row.eval_set else f"probe/model/{row.metric}"
-    if not row.train_task:
+    model, unit = row.model, row.unit
+    measure = f"{unit.eval_set}/{unit.format}.{unit.shots}shot.{unit.method}/{row.metric}"
+    if unit.method == PROBE_METHOD:  # a proxy of the checkpoint, not a BASE result
+        return f"probe/{unit.eval_set}/{unit.shots}shot/{row.metric}" if unit.eval_set else f"probe/model/{row.metric}"
+    if not model.train_task:
         return f"base/{measure}"
-    prefix = "it" if row.train_task == INSTRUCT_TRAIN_TASK else f"ft/{row.train_task}"
+    prefix = "it" if model.train_task == INSTRUCT_TRAIN_TASK else f"ft/{model.train_task}"
     # a fine-tuning method other than full, then the model's state as its prediction files name it
-    method = f".{row.ft_method}" if row.ft_method not in ("", FULL) else ""
-    return f"{prefix}/{measure}/lr{row.lr:g}.seed{row.seed}{method}" + ModelState(row.variant, row.ft_fraction).suffix
+    method = f".{model.ft_method}" if model.ft_method not in ("", FULL) else ""
+    return f"{prefix}/{measure}/lr{model.lr:g}.seed{model.seed}{method}" + row.state.suffix
 
 
 class StudyTracker:
@@ -149,7 +150,7 @@ class StudyTracker:
 
     def log_rows(self, rows: Sequence) -> None:
         for row in rows:
-            self._scalar(metric_tag(row), row.value, row.step)
+            self._scalar(metric_tag(row), row.value, row.model.step)
         if self.writer is not None:
             self.writer.flush()
 

@@ -86,13 +86,16 @@ def test_tracking_is_off_by_default_and_refused_without_its_package(small_config
 def test_every_model_state_and_method_has_a_tag_of_its_own() -> None:
     from dataclasses import replace
 
-    from ptft.store import ResultRow
+    from ptft.grid import EvalUnit, ModelKey, ModelState, ResultRow
     from ptft.tracking import metric_tag
 
-    row = ResultRow("m", "step8", 8, "nli", 1e-3, 0, "nli_val", "nli", "classification", "in", "default", 0,
-                    "tokenprob", "accuracy", 0.5, 0.4, 0.6, 10, ft_method="full")
-    tags = [metric_tag(r) for r in (row, replace(row, ft_method="lora"), replace(row, ft_fraction=0.5),
-                                    replace(row, variant="lines"), replace(row, ft_method="hft", variant="lines"))]
+    model = ModelKey("step8", 8, "nli", "full", 1e-3, 0)
+    row = ResultRow("m", model, EvalUnit("nli", "nli_val", "default", 0, "tokenprob"), "classification", "in",
+                    "accuracy", 0.5, 0.4, 0.6, 10)
+    lora, hft = replace(model, ft_method="lora"), replace(model, ft_method="hft")
+    tags = [metric_tag(r) for r in (row, replace(row, model=lora), replace(row, state=ModelState(ft_fraction=0.5)),
+                                    replace(row, state=ModelState("lines")),
+                                    replace(row, model=hft, state=ModelState("lines")))]
     assert tags == ["ft/nli/nli_val/default.0shot.tokenprob/accuracy/lr0.001.seed0",
                     "ft/nli/nli_val/default.0shot.tokenprob/accuracy/lr0.001.seed0.lora",
                     "ft/nli/nli_val/default.0shot.tokenprob/accuracy/lr0.001.seed0.ft0.5",

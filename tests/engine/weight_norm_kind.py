@@ -9,8 +9,7 @@ from ptft.checkpoints.series import Checkpoint
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput, Expansion, Kind, digest
 from ptft.engine.work import load_model
-from ptft.grid import PROBE_METHOD
-from ptft.store import ResultRow
+from ptft.grid import PROBE_METHOD, EvalUnit, ResultRow
 
 
 class WeightNorm(Kind):
@@ -23,9 +22,6 @@ class WeightNorm(Kind):
     def run(self, config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
         model, _ = load_model(config, cell, dtype="float32")
         norm = sum(float((p.double() ** 2).sum()) for p in model.parameters()) ** 0.5
-        ck = cell.checkpoint
-        row = ResultRow(model_id=cell.model_id, checkpoint=ck.label, step=ck.step, train_task="", lr=None, seed=None,
-                        eval_set="", eval_task="weights", task_type="", domain="", format="default", shots=0,
-                        method=PROBE_METHOD, metric="weight_norm", value=norm, ci_low=None, ci_high=None, n=None,
-                        cell_id=cell.cell_id)
+        row = ResultRow(cell.model_id, cell.model_key(""), EvalUnit("weights", "", "default", 0, PROBE_METHOD), "", "",
+                        "weight_norm", norm, cell_id=cell.cell_id)
         return CellOutput(cell.cell_id, rows=[row])

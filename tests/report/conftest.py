@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from ptft.store import ResultRow, ResultsStore
+from ptft.grid import EvalUnit, ModelKey, ResultRow
+from ptft.store import ResultsStore
 
 SETS = {  # eval_set: (eval_task, task_type, domain, method, metric)
     "nli_val": ("nli", "classification", "in", "tokenprob", "accuracy"),
@@ -38,11 +39,10 @@ def result_rows() -> list[ResultRow]:
     for (task, eval_set, fmt), values in VALUES.items():
         eval_task, task_type, domain, method, metric = SETS[eval_set]
         for (checkpoint, step), value in zip((("c1", 1000), ("c2", 2000)), values):
-            rows.append(ResultRow(
-                model_id=f"ft-{checkpoint}-{task}" if task else f"base-{checkpoint}", checkpoint=checkpoint,
-                step=step, train_task=task, lr=2e-6 if task else None, seed=0 if task else None, eval_set=eval_set,
-                eval_task=eval_task, task_type=task_type, domain=domain, format=fmt, shots=4, method=method,
-                metric=metric, value=value, ci_low=value - 0.03, ci_high=value + 0.03, n=300))
+            model = ModelKey(checkpoint, step, task, lr=2e-6 if task else None, seed=0 if task else None)
+            rows.append(ResultRow(f"ft-{checkpoint}-{task}" if task else f"base-{checkpoint}", model,
+                                  EvalUnit(eval_task, eval_set, fmt, 4, method), task_type, domain, metric, value,
+                                  ci_low=value - 0.03, ci_high=value + 0.03, n=300))
     return rows
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 from ptft import __version__
 from ptft.checkpoints.series import Checkpoint
 from ptft.config import LensesConfig, StudyConfig, method_settings
-from ptft.grid import FULL, CellKind, EvalUnit, Scores
-from ptft.store import ResultRow
+from ptft.grid import FULL, CellKind, EvalUnit, ModelKey, ResultRow, Scores
 from ptft.task_types import get_task_type
 from ptft.tasks import get_task
 from ptft.tasks.lm_eval_task import PREFIX as LM_EVAL_PREFIX
@@ -54,6 +53,12 @@ class Cell:
         # full fine-tuning's ids were named before the method axis, and stay so
         method = "" if self.ft_method == FULL else f"/{self.ft_method}"
         return f"{self.kind}/{ck}/{self.train_task}{method}/lr{self.lr:g}/seed{self.seed}"
+
+    def model_key(self, train_task: str) -> ModelKey:
+        """The model of the cell's results; ``train_task`` as results name the task
+        (``ptft.engine.work.task_label``: a task file's own name, not its path)."""
+        ck = self.checkpoint
+        return ModelKey(ck.label, ck.step, train_task, self.ft_method, self.lr, self.seed)
 
     def spec(self) -> dict:
         d = asdict(self)
@@ -238,10 +243,7 @@ class Kind:
         """The cell's row of the trainings table, if it trained a model."""
         if out.training is None:
             return None
-        ck = cell.checkpoint
-        return {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
-                "train_task": out.training.get("train_task") or cell.train_task,
-                "ft_method": cell.ft_method, "lr": cell.lr, "seed": cell.seed,
+        return {"model_id": cell.model_id, **asdict(cell.model_key(out.training.get("train_task") or cell.train_task)),
                 **{k: out.training.get(k) for k in ("train_loss", "dev_loss", "steps", "tokens", "seconds",
                                                     "tokens_per_second", "dev_metric", "trainable_parameters",
                                                     "peak_memory_mb", "examples_per_step")},

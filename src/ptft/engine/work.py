@@ -26,8 +26,7 @@ from typing import Callable
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput
 from ptft.errors import naming
-from ptft.grid import FINAL, ModelState
-from ptft.store import ResultRow
+from ptft.grid import FINAL, ModelState, ResultRow
 from ptft.task_types import get_task_type
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
 from ptft.tracking import training_report
@@ -204,11 +203,8 @@ def _lenses(config: StudyConfig, cell: Cell, model, base: dict | None, out: Cell
     start = time.perf_counter()
     lenses = weight_lenses(base, dict(model.named_parameters()), k=config.lenses.intruder_k,
                            epsilon=config.lenses.intruder_epsilon)
-    ck = cell.checkpoint
-    model_columns = {"model_id": cell.model_id, "checkpoint": ck.label, "step": ck.step,
-                     "train_task": task_label(config, cell.train_task), "ft_method": cell.ft_method, "lr": cell.lr,
-                     "seed": cell.seed, "intruder_k": config.lenses.intruder_k,
-                     "intruder_epsilon": config.lenses.intruder_epsilon}
+    model_columns = {"model_id": cell.model_id, **asdict(cell.model_key(task_label(config, cell.train_task))),
+                     "intruder_k": config.lenses.intruder_k, "intruder_epsilon": config.lenses.intruder_epsilon}
     out.weights = [model_columns | asdict(x) for x in lenses]
     out.notes.append(f"weight lenses: {len(lenses)} matrices in {time.perf_counter() - start:.2f}s")
 
@@ -245,7 +241,7 @@ def evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellO
     tasks = study_tasks(config)
     ev = config.evaluation
     evaluator = Evaluator(model, tokenizer, batch_size=ev.batch_size)
-    ck = cell.checkpoint
+    key = cell.model_key(task_label(config, cell.train_task))
     config_hash = config.hash()
     from tqdm.auto import tqdm
 
@@ -261,15 +257,10 @@ def evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellO
         log.info("evaluated %s: %s (%.1fs)", name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
         for metric, mv in result.metrics.items():
-            out.rows.append(ResultRow(
-                model_id=cell.model_id, checkpoint=ck.label, step=ck.step,
-                train_task=task_label(config, cell.train_task), lr=cell.lr, seed=cell.seed, eval_set=unit.eval_set,
-                eval_task=task.name,
-                task_type=task.task_type, domain=task.eval_set(unit.eval_set).domain, format=unit.format,
-                shots=unit.shots, method=unit.method, metric=metric, value=mv.value, ci_low=mv.ci_low,
-                ci_high=mv.ci_high, n=mv.n, seconds=result.seconds, config_hash=config_hash, cell_id=cell.cell_id,
-                ft_method=cell.ft_method, variant=state.variant, ft_step=state.ft_step,
-                ft_fraction=state.ft_fraction))
+            out.rows.append(ResultRow(cell.model_id, key, replace(unit, eval_task=task.name), task.task_type,
+                                      task.eval_set(unit.eval_set).domain, metric, mv.value, mv.ci_low, mv.ci_high,
+                                      mv.n, state, seconds=result.seconds, config_hash=config_hash,
+                                      cell_id=cell.cell_id))
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -17,8 +17,7 @@ from ptft.checkpoints.series import Checkpoint
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput, Expansion, Kind, digest
 from ptft.engine.work import load_model, study_tasks
-from ptft.grid import PROBE_METHOD, CellKind, EvalUnit
-from ptft.store import ResultRow
+from ptft.grid import PROBE_METHOD, CellKind, EvalUnit, ResultRow
 from ptft.tasks.base import completion_text
 from ptft.training.corpus import load_corpus, split_documents
 
@@ -94,12 +93,12 @@ class Probe(Kind):
         ck, pr, ev = cell.checkpoint, config.probes, config.evaluation
         config_hash = config.hash()
 
+        key = cell.model_key("")
+
         def row(eval_set: str, eval_task: str, task_type: str, domain: str, shots: int, metric: str, value: float,
                 ci_low=None, ci_high=None, n=None, seconds=0.0) -> ResultRow:
-            return ResultRow(model_id=cell.model_id, checkpoint=ck.label, step=ck.step, train_task="", lr=None,
-                             seed=None, eval_set=eval_set, eval_task=eval_task, task_type=task_type, domain=domain,
-                             format="default", shots=shots, method=PROBE_METHOD,
-                             metric=metric, value=value, ci_low=ci_low, ci_high=ci_high, n=n, seconds=seconds,
+            return ResultRow(cell.model_id, key, EvalUnit(eval_task, eval_set, "default", shots, PROBE_METHOD),
+                             task_type, domain, metric, value, ci_low, ci_high, n, seconds=seconds,
                              config_hash=config_hash, cell_id=cell.cell_id)
 
         start = time.perf_counter()
