@@ -4,7 +4,6 @@ there is left without its command (litgpt's ``_check_commands``, as a test)."""
 from __future__ import annotations
 
 import inspect
-import re
 import keyword
 
 from ptft import api
@@ -25,7 +24,4 @@ def test_every_command_has_its_api_function_and_no_function_is_orphaned():
 def test_each_command_module_calls_its_api_function():
     for command in SUBCOMMANDS:
         module = __import__(f"ptft.cli.{command}", fromlist=["run"])
-        imported = re.search(rf"^from ptft\.api import {api_name(command)}(?: as (\w+))?$", inspect.getsource(module),
-                             re.M)
-        assert imported, command
-        assert f"{imported.group(1) or api_name(command)}(" in inspect.getsource(module.run), command
+        assert f"from ptft.api import {api_name(command)}" in inspect.getsource(module.run), command

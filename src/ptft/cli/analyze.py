@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.analysis.findings import verdict_line
-from ptft.analysis.slices import Slice
-from ptft.api import analyze
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="TABLE|RUN", help="a run directory, or a results table (.csv or .parquet)")
@@ -33,6 +29,8 @@ def add_slice_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def slice_options(args: argparse.Namespace) -> dict:
+    from ptft.analysis.slices import Slice
+
     sl = Slice(fmt=args.format, shots=args.shots, lr=dict(args.lr), ft_fraction=args.ft_fraction,
                ft_method=args.ft_method)
     return dict(sl=sl, seed=args.seed)
@@ -52,6 +50,10 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from ptft.api import analyze
+
+    from ptft.analysis.findings import verdict_line
+
     frames = analyze(args.source, args.out, **slice_options(args))
     empty = [name for name, frame in frames.items() if frame.empty]
     print(f"wrote {len(frames)} tables, their figures and summary.md to {args.out}"

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import eval as evaluate
-from ptft.task_types import TASK_TYPES
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="checkpoint folder (Hugging Face format)")
     p.add_argument("--task", required=True, help="registered task name or path of a task YAML file")
     p.add_argument("--format", default="default", help="prompt format: default, io or instruct (default: default)")
+    from ptft.task_types import TASK_TYPES
 
     methods = "; ".join(f"{t.name.replace('_', ' ')}: {'|'.join(t.methods)}" for t in TASK_TYPES.values())
     p.add_argument("--method", default=None, help=f"{methods} (default: the first of the task type)")
@@ -47,6 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import eval as evaluate
+
     result = evaluate(args.model, args.task, format=args.format, method=args.method, shots=args.shots,
                       limit=args.limit, first=args.first, eval_set=args.eval_set, seed=args.seed,
                       batch_size=args.batch_size, data_dir=args.data_dir, out=args.out, dtype=args.dtype,

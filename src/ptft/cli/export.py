@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import export
-from ptft.store import weights_path
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", help="a run directory (holds results.sqlite)")
@@ -15,6 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import export
+    from ptft.store import weights_path
+
     path = export(args.run_dir, args.out, args.format)
     print(path)
     print(weights_path(path))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import import_lm_eval
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="source", metavar="SOURCE", required=True)
@@ -25,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import import_lm_eval
+
     result = import_lm_eval(args.paths, args.out, seed=args.seed, n_boot=args.n_boot)
     table = result.table
     steps = ", ".join(table.drop_duplicates("checkpoint")["checkpoint"])

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import plan as plan_study
-from ptft.engine.plan import format_plan, plan_json
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a study YAML file or a preset name (tiny, tiny-it, paper-olmo1b, ...)")
@@ -15,6 +12,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import plan as plan_study
+    from ptft.engine.plan import format_plan, plan_json
+
     plan = plan_study(args.config, args.out)
     print(plan_json(plan) if args.json else format_plan(plan))
     return 0

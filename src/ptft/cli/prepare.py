@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import prepare
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="tiny", help="study YAML or preset (default: tiny)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import prepare
+
     prepared = prepare(args.config)
     if prepared.corpus is not None:
         print(f"pre-training corpus {prepared.corpus}: {prepared.corpus_documents} documents")

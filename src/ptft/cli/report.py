@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import report
 from ptft.cli.analyze import add_slice_arguments, slice_options
 
 
@@ -19,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import matplotlib
 
     matplotlib.use("Agg")
+    from ptft.api import report
 
     print(report(args.run_dir, args.out, **slice_options(args)))
     return 0

@@ -4,11 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import run as run_study
-from ptft.config import MAX_SEED, load_config
-from ptft.engine.summary import summary_table
-from ptft.errors import ConfigError
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="a study YAML file or a preset name (smoke, tiny, paper-olmo1b, ...)")
@@ -24,10 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import run
+    from ptft.engine.summary import summary_table
+
+    from ptft.config import MAX_SEED
+    from ptft.errors import ConfigError
+
     if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
         raise ConfigError(f"--seed must be between 0 and {MAX_SEED} (2**32 - 1), got {args.seed}")
     overrides = {"seed": args.seed} if args.seed is not None else {}
-    result = run_study(args.config, run_dir=args.out, executor=args.executor, address=args.address,
+    result = run(args.config, run_dir=args.out, executor=args.executor, address=args.address,
                  workers=args.workers, progress=not args.no_progress, overrides=overrides,
                  allow_mixed_numerics=args.allow_mixed_numerics)
     table = summary_table(result.run_dir)
@@ -50,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
 def interrupted(args: argparse.Namespace) -> str:
     """What Ctrl-C or SIGTERM leaves: the cells finished so far, in the store; the rest on a rerun."""
+    from ptft.config import load_config
+
     try:
         run_dir = args.out or load_config(args.config).output_dir
     except Exception:  # the config itself was the problem: say it without the path

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from ptft.api import status
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN", help="a run directory (the --out of `ptft run`)")
@@ -13,6 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ptft.api import status
+
     report = status(args.run_dir)
     print(report.render(show_all=args.all))
     return 1 if report.counts.get("failed") else 0
