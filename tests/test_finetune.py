@@ -133,6 +133,8 @@ def test_the_recipe_is_declared_once_for_the_config_and_the_trainer():
     assert (args.epochs, args.group_by_length, args.lr, args.seed, args.method, args.settings.r) == \
         (2.0, True, 1e-3, 5, "lora", 4)
     assert section.run_args("full", lr=1e-3, seed=5).settings is None
+    with pytest.raises(ConfigError, match="LoraSettings are finetune.lora's, not those of method 'hft'"):
+        FinetuneArgs(lr=1e-3, seed=0, method="hft", settings=LoraSettings())
     for build in (lambda: FinetuneArgs(lr=1e-3, seed=0, warmup=1.5), lambda: FinetuneConfig(warmup=1.5)):
         with pytest.raises(ConfigError, match="finetune.warmup: a fraction"):
             build()

@@ -2,6 +2,9 @@
 arguments and returning data; the CLI parses arguments, calls it and prints.
 
     run, plan, status, eval, export, import_lm_eval (``ptft import``), analyze, report, prepare, tasks
+
+Each function imports the layers it calls inside itself, for start-up time: a command loads the
+engine, pandas, the analyses or torch only when it needs them (``ptft tasks`` needs none).
 """
 
 from __future__ import annotations

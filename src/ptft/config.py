@@ -104,6 +104,10 @@ class FinetuneSettings(SftRecipe):
 
 # The ``finetune`` section: the settings above and a section ``finetune.<method>`` of each
 # registered method's settings, so a method declares its settings in its own module alone.
+_TAKEN = sorted({m.name for m in METHODS.values() if m.settings} & {f.name for f in dataclasses.fields(FinetuneSettings)})
+if _TAKEN:
+    raise ValueError(f"fine-tuning method {_TAKEN[0]!r}: its settings would replace finetune.{_TAKEN[0]}; "
+                     "give the method another name")
 FinetuneConfig = dataclasses.make_dataclass(
     "FinetuneConfig",
     [(m.name, m.settings, field(default_factory=m.settings, metadata=NOT_HASHED))

@@ -2,7 +2,9 @@
 
 The command table below says what each command does and shows one example; each subcommand
 module defines ``add_arguments(parser)`` and ``run(args) -> int`` and is imported only when its
-subcommand runs, so `ptft --help` stays fast. A module may
+subcommand runs, so `ptft --help` stays fast; its ``run`` imports ``ptft.api`` and what it prints
+with, so that parsing its arguments (its ``--help`` included) loads nothing heavy, and an error or
+Ctrl-C while those load is handled like any other (below). A module may
 also define ``interrupted(args) -> str``: the line printed on Ctrl-C or SIGTERM (what is kept, how
 to resume).
 

@@ -54,7 +54,7 @@ def _architecture(config: StudyConfig):
 
     ck = config.checkpoints
     if ck.source == "pretrain":
-        # deferred like torch above: only a LoRA study with named target modules builds the model
+        # deferred like torch above: only a method that checks the series' modules builds the model
         from ptft.training.pretrain import llama_config
 
         model_config = llama_config(ck.pretrain.model, ck.pretrain.model.vocab_size)

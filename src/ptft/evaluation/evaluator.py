@@ -114,6 +114,20 @@ def _eos_ids(model, tokenizer) -> list[int]:
     return sorted(ids)
 
 
+@dataclass(frozen=True)
+class LabelRequests:
+    """A classification set ready to score: its examples and label words, each prompt's tokens
+    (cut to fit) with each label's continuation tokens, the prompt tokens each lost, and each
+    example's gold label index (-1: none of the labels)."""
+
+    examples: list
+    labels: tuple[str, ...]
+    ctx_ids: list
+    cont_ids: list
+    dropped: list[int]
+    gold: list[int]
+
+
 class Evaluator:
     """Scores one model on any task, eval set, format, demonstrations and method.
 
@@ -251,56 +265,53 @@ class Evaluator:
             variants_all.append(per_label)
         return variants_all, ""
 
-    @staticmethod
-    def _gold(examples, labels) -> list[int]:
-        """Each example's gold label index (-1: none of the labels)."""
-        return [labels.index(ex.target) if ex.target in labels else -1 for ex in examples]
+    def label_requests(self, examples, prompts, labels, notes) -> LabelRequests:
+        """The prompts tokenised and cut to fit with each label as a continuation (a note says how
+        many were cut), once for whichever label scoring follows."""
+        ctx_ids, cont_ids = self._label_pairs(prompts, labels)
+        ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
+        gold = [labels.index(ex.target) if ex.target in labels else -1 for ex in examples]
+        return LabelRequests(list(examples), tuple(labels), ctx_ids, cont_ids, dropped, gold)
 
-    def score_first_label_tokens(self, examples, prompts, labels, notes):
+    def score_first_label_tokens(self, req: LabelRequests, notes):
         """The label whose first token (summed over the label's tokenisations) is most probable
         next: one forward pass per prompt. None, with a note, when first tokens cannot tell the
         labels apart (the caller scores the full sequences then)."""
-        ctx_ids, cont_ids = self._label_pairs(prompts, labels)
-        variants, reason = self._tokenprob_variants(labels, cont_ids)
+        variants, reason = self._tokenprob_variants(req.labels, req.cont_ids)
         if variants is None:
             notes.append(f"tokenprob cannot separate the labels ({reason}); fell back to constrained")
             return None
-        ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
-        gold = self._gold(examples, labels)
         flat = [[t for vs in per_label for t in vs] for per_label in variants]
-        lps = self.scorer.next_token_logprobs(ctx_ids, flat)
-        preds, correct = [], np.zeros(len(examples))
-        for i, (ex, per_label, lp) in enumerate(zip(examples, variants, lps)):
+        lps = self.scorer.next_token_logprobs(req.ctx_ids, flat)
+        preds, correct = [], np.zeros(len(req.examples))
+        for i, (ex, per_label, lp) in enumerate(zip(req.examples, variants, lps)):
             scores, k = [], 0
             for vs in per_label:
                 scores.append(float(np.logaddexp.reduce(lp[k : k + len(vs)])))
                 k += len(vs)
             best = int(np.argmax(scores))
-            correct[i] = float(best == gold[i])
+            correct[i] = float(best == req.gold[i])
             preds.append({
-                "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                "first_token_logprobs": dict(zip(labels, scores)),
-                "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(labels, per_label)},
-                "prompt_tokens_dropped": dropped[i],
+                "uid": ex.uid, "target": ex.target, "prediction": req.labels[best], "correct": bool(correct[i]),
+                "first_token_logprobs": dict(zip(req.labels, scores)),
+                "label_tokens": {l: [self.tokenizer.decode([t]) for t in vs] for l, vs in zip(req.labels, per_label)},
+                "prompt_tokens_dropped": req.dropped[i],
             })
         return {"accuracy": correct}, preds
 
-    def score_label_sequences(self, examples, prompts, labels, notes):
+    def score_label_sequences(self, req: LabelRequests):
         """The label whose whole token sequence is most likely after the prompt."""
-        ctx_ids, cont_ids = self._label_pairs(prompts, labels)
-        ctx_ids, dropped = self._fit_for_scoring(ctx_ids, cont_ids, notes)
-        gold = self._gold(examples, labels)
-        lls = self.scorer.loglikelihoods(ctx_ids, cont_ids)
-        preds, correct = [], np.zeros(len(examples))
-        for i, (ex, per_label) in enumerate(zip(examples, lls)):
+        lls = self.scorer.loglikelihoods(req.ctx_ids, req.cont_ids)
+        preds, correct = [], np.zeros(len(req.examples))
+        for i, (ex, per_label) in enumerate(zip(req.examples, lls)):
             scores = [s for s, _, _ in per_label]
             best = int(np.argmax(scores))
-            correct[i] = float(best == gold[i])
+            correct[i] = float(best == req.gold[i])
             preds.append({
-                "uid": ex.uid, "target": ex.target, "prediction": labels[best], "correct": bool(correct[i]),
-                "label_loglikelihoods": dict(zip(labels, scores)),
-                "label_num_tokens": dict(zip(labels, [n for _, _, n in per_label])),
-                "prompt_tokens_dropped": dropped[i],
+                "uid": ex.uid, "target": ex.target, "prediction": req.labels[best], "correct": bool(correct[i]),
+                "label_loglikelihoods": dict(zip(req.labels, scores)),
+                "label_num_tokens": dict(zip(req.labels, [n for _, _, n in per_label])),
+                "prompt_tokens_dropped": req.dropped[i],
             })
         return {"accuracy": correct}, preds
 

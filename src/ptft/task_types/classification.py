@@ -20,14 +20,15 @@ if TYPE_CHECKING:
 
 def score(evaluator: Evaluator, request: ScoringRequest) -> Scored:
     labels = tuple(request.task.labels_for(request.eval_set))
-    args = (request.examples, request.prompts, labels)
     if request.method == "free":
-        return "free", *evaluator.score_free_answers(*args, request.fmt, request.notes)
+        return "free", *evaluator.score_free_answers(request.examples, request.prompts, labels, request.fmt,
+                                                     request.notes)
+    requests = evaluator.label_requests(request.examples, request.prompts, labels, request.notes)
     if request.method == "tokenprob":
-        scored = evaluator.score_first_label_tokens(*args, request.notes)
+        scored = evaluator.score_first_label_tokens(requests, request.notes)
         if scored is not None:
             return "tokenprob", *scored
-    return "constrained", *evaluator.score_label_sequences(*args, request.notes)
+    return "constrained", *evaluator.score_label_sequences(requests)
 
 
 def check_example(example: Example, labels: Sequence[str]) -> str | None:

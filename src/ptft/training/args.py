@@ -202,6 +202,9 @@ class FinetuneArgs(SftRecipe):
         super().__post_init__()
         if self.lr <= 0:
             raise ConfigError(f"fine-tuning lr: must be positive, got {self.lr}")
+        if self.settings is not None and self.settings.section != self.method:
+            raise ConfigError(f"fine-tuning settings: {type(self.settings).__name__} are finetune."
+                              f"{self.settings.section}'s, not those of method {self.method!r}")
 
     @classmethod
     def from_settings(cls, recipe: SftRecipe, **given) -> FinetuneArgs:
