@@ -220,6 +220,9 @@ class ProbesConfig:
     text: str | None = None
     windows: int = 32
     seq_len: int = 256
+    # token positions of the held-out windows whose final hidden states give RankMe and alpha-ReQ
+    # (ptft.evaluation.geometry); 0: neither
+    representation_tokens: int = 4096
 
 
 @dataclass
@@ -653,7 +656,7 @@ def _check_probes(config: StudyConfig, path: Path, file: str) -> None:
     if probes.sigma <= 0:
         raise ConfigError(f"{file}: probes.sigma: a relative noise scale, above 0 (0 adds no noise, so every "
                           f"checkpoint's sensitivity would read 0), got {probes.sigma:g}")
-    for key, least in (("draws", 1), ("windows", 1), ("seq_len", 2)):
+    for key, least in (("draws", 1), ("windows", 1), ("seq_len", 2), ("representation_tokens", 0)):
         if getattr(probes, key) < least:
             raise ConfigError(f"{file}: probes.{key}: must be at least {least}, got {getattr(probes, key)}")
     if probes.text is None:

@@ -194,8 +194,10 @@ _ALL_PRESETS = {
     "tiny-methods": (("tiny-methods", {}), (25, "4895ad9fd738d327", "6936fc10952fea50")),
     "tiny-methods+lines": (("tiny-methods", {"lines.enabled": True, "lenses.intruder_k": 5}),
                            (25, "c9777c935174780d", "6936fc10952fea50")),
+    # its three probe cells changed when they began measuring RankMe and alpha-ReQ (and hashing
+    # probes.representation_tokens); every other cell kept its id
     "tiny+probes+eval_at": (("tiny", {"probes.enabled": True, "finetune.eval_at": [0.5, 1.0]}),
-                            (22, "f0d52a667d028ab9", "70301cccac5f8b6a")),
+                            (22, "75386bfd119dfce6", "70301cccac5f8b6a")),
 }
 
 

@@ -68,8 +68,8 @@ def test_probe_cells_run_resume_and_store_proxy_rows(reference_run, small_config
     assert_same_numbers(df[df.method != PROBE_METHOD], reference_run.frame)
     assert sorted(zip(proxies.checkpoint, proxies.metric, proxies.eval_set)) == sorted(
         (c, m, s) for c in ("step8", "step60") for m, s in (
-            ("heldout_loss", ""), ("sensitivity", ""), ("gold_loglik", "sentiment_movies"),
-            ("gold_loglik", "social_qg")))
+            ("heldout_loss", ""), ("sensitivity", ""), ("rankme", ""), ("alpha_req", ""),
+            ("gold_loglik", "sentiment_movies"), ("gold_loglik", "social_qg")))
     assert (proxies.train_task == "").all() and proxies.selected.all()
     loss = proxies[proxies.metric == "heldout_loss"].set_index("checkpoint")
     assert set(loss.eval_task) == {"train_prompts"}  # local checkpoints, no probes.text
@@ -77,6 +77,12 @@ def test_probe_cells_run_resume_and_store_proxy_rows(reference_run, small_config
     assert (proxies[proxies.metric == "gold_loglik"].value < 0).all()
     sens = proxies[proxies.metric == "sensitivity"]
     assert (sens.n == 2).all() and (sens.ci_low <= sens.value).all() and (sens.value <= sens.ci_high).all()
+    # the geometry of the tiny model's 64-dimensional final hidden states, on every token of the
+    # windows (fewer than probes.representation_tokens)
+    geometry = proxies[proxies.metric.isin(["rankme", "alpha_req"])]
+    assert (geometry.n == geometry.n.iloc[0]).all() and geometry.n.iloc[0] < 4096
+    assert ((geometry.metric != "rankme") | geometry.value.between(1, 64)).all()
+    assert ((geometry.metric != "alpha_req") | (geometry.value > 0)).all()
     again = run_study(config, run_dir=run, progress=False)
     assert (again.ran, again.skipped) == (0, 10)
     assert_same_numbers(results_frame(run), df)
@@ -98,11 +104,11 @@ def test_ptft_analyze_reads_the_proxies_of_a_run(reference_run, small_config_fac
     run = reference_run.copy_to(tmp_path / "run")
     run_study(small_config_factory(**PROBES), run_dir=run, progress=False)
     rows, points = prediction.evaluate(run)
-    # two own in-domain sets x four proxies x two targets, over the two checkpoints (one pair)
-    assert len(rows) == 16 and set(rows.n_checkpoints) == {2}
-    assert set(rows.proxy) == {"base", "heldout_loss", "sensitivity", "gold_loglik"}
+    # two own in-domain sets x six proxies x two targets, over the two checkpoints (one pair)
+    assert len(rows) == 24 and set(rows.n_checkpoints) == {2}
+    assert set(rows.proxy) == {"base", "heldout_loss", "sensitivity", "rankme", "alpha_req", "gold_loglik"}
     assert set(rows.pairwise_accuracy) <= {0.0, 0.5, 1.0}
-    assert len(points) == 2 * 4 * 2
+    assert len(points) == 2 * 6 * 2
     from ptft.report import write_report
 
     page = write_report(run, tmp_path / "report.html").read_text(encoding="utf-8")

@@ -38,8 +38,10 @@ POINT_COLUMNS = ["train_task", "eval_set", "checkpoint", "step", "proxy", "proxy
                  "proxy_se", "ft_se", "base_se"]
 TARGETS = ("ft", "gain")
 # +1: a higher value predicts a better fine-tuned model; -1: a lower one (losses, sensitivity).
-# A proxy not listed here (an imported one) counts as higher-is-better.
-ORIENTATION = {"base": 1, "gold_loglik": 1, "heldout_loss": -1, "sensitivity": -1}
+# A proxy not listed here (an imported one) counts as higher-is-better. The representation geometry
+# is oriented as its authors read it (more directions in use: a higher RankMe, a slower decay, a
+# lower alpha-ReQ); the pairwise accuracy says whether it predicts, below 0.5 the other way round.
+ORIENTATION = {"base": 1, "gold_loglik": 1, "heldout_loss": -1, "sensitivity": -1, "rankme": 1, "alpha_req": -1}
 N_BOOT = 1000
 # Values are compared after rounding to this many decimals: FT - BASE of two equal gains differs
 # in the last bits (0.7 - 0.4 != 0.8 - 0.5), and such a difference is a tie, not an ordering.

@@ -79,11 +79,12 @@ class Probe(Kind):
         return [Cell(cid, CellKind.PROBE, f"PROBE {ck.label}", ck, units=units, depends_on=ex.upstream)]
 
     def run(self, config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
-        """A checkpoint's proxies as result rows (method ``probe``, train_task ''): ``heldout_loss``
-        and ``sensitivity`` with eval_set '' and the held-out text's name as eval_task, and
-        ``gold_loglik`` per unit."""
+        """A checkpoint's proxies as result rows (method ``probe``, train_task ''): ``heldout_loss``,
+        ``sensitivity``, ``rankme`` and ``alpha_req`` with eval_set '' and the held-out text's name
+        as eval_task, and ``gold_loglik`` per unit."""
         # deferred for start-up time: they import torch
         from ptft.evaluation import Evaluator, select_demos
+        from ptft.evaluation.geometry import alpha_req, final_hidden_states, rankme
         from ptft.evaluation.probes import heldout_loss, sensitivity, text_windows
         from ptft.evaluation.scoring import infer_max_length
         from ptft.evaluation.stats import metric_value
@@ -122,6 +123,15 @@ class Probe(Kind):
                             time.perf_counter() - start))
         log.info("probe %s: held-out loss %.4f on %d windows of %s, sensitivity %.4f (sigma %g, %d draws)",
                  ck.label, clean, n_windows, source, mean, pr.sigma, pr.draws)
+        if pr.representation_tokens:
+            start = time.perf_counter()
+            z = final_hidden_states(model, batches, pr.representation_tokens, config.seed)
+            geometry = {"rankme": rankme(z), "alpha_req": alpha_req(z)}
+            seconds = (time.perf_counter() - start) / len(geometry)
+            out.rows += [row("", source, "", "", 0, name, value, n=len(z), seconds=seconds)
+                         for name, value in geometry.items()]
+            log.info("probe %s: RankMe %.2f, alpha-ReQ %.3f on %d x %d final hidden states", ck.label,
+                     geometry["rankme"], geometry["alpha_req"], *z.shape)
         tasks = study_tasks(config)
         evaluator = Evaluator(model, tokenizer, batch_size=ev.batch_size)
         for unit in cell.units:

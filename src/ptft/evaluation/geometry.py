@@ -1,0 +1,66 @@
+"""Representation geometry of a checkpoint: how many directions its last-layer representations of
+held-out text use (docs/method.md, "Predicting fine-tuning from proxies").
+
+The representations: the final hidden states (after the last norm, what the output head reads)
+of ``n`` token positions drawn with the seed, without replacement, from the probes' held-out
+windows; an ``n`` x d matrix Z, in float64.
+
+- **RankMe** (Garrido et al. 2023, "RankMe: Assessing the downstream performance of pretrained
+  self-supervised representations by their rank", eq. 1): with the singular values s_k of Z (not
+  centred) and p_k = s_k / sum(s) + 1e-7, RankMe = exp(-sum_k p_k log p_k). Between 1 and
+  min(n, d); at most r for a matrix of rank r (up to the 1e-7).
+- **alpha-ReQ** (Agrawal et al. 2022, "alpha-ReQ: Assessing representation quality in
+  self-supervised learning by measuring eigenspectrum decay"): the eigenvalues l_r of the
+  covariance of Z (centred), normalised to sum to 1, fitted as l_r ~ c r^(-alpha) by least
+  squares of log l_r on -log r weighted by 1/r over ranks 6 to 100 (the authors' code,
+  ``reptrix``: the first five bend away from the power law), clipped to the non-zero eigenvalues.
+  A smaller alpha is a slower decay: more directions in use.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+# The ranks alpha-ReQ is fitted on (1-based, both ends included).
+ALPHA_RANKS = (6, 100)
+RANKME_EPS = 1e-7
+
+
+def rankme(z: torch.Tensor) -> float:
+    s = torch.linalg.svdvals(z.double())
+    p = s / s.sum() + RANKME_EPS
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+def alpha_req(z: torch.Tensor) -> float:
+    """NaN when fewer than 3 ranks of the fitting range have a non-zero eigenvalue."""
+    z = z.double()
+    eig = torch.linalg.svdvals(z - z.mean(dim=0)).pow(2)
+    eig = (eig / eig.sum()).numpy()
+    first, last = ALPHA_RANKS
+    last = min(last, int((eig > eig[0] * 1e-12).sum()))
+    ranks = np.arange(first, last + 1)
+    if len(ranks) < 3:
+        return float("nan")
+    x = np.stack([-np.log(ranks), np.ones(len(ranks))], axis=1)
+    w = 1.0 / ranks[:, None]
+    coef = np.linalg.solve(x.T @ (x * w), (x * w).T @ np.log(eig[ranks - 1]))
+    return float(coef[0])
+
+
+@torch.inference_mode()
+def final_hidden_states(model, batches: Sequence[torch.Tensor], n: int, seed: int) -> torch.Tensor:
+    """``n`` token positions' final hidden states (all of them when there are fewer), drawn with
+    ``seed`` from the windows (each window's inputs: all its tokens but the last)."""
+    model.eval()
+    device = next(model.parameters()).device
+    # the transformer without its head: its last_hidden_state is after the final norm
+    states = [model.base_model(b[:, :-1].to(device)).last_hidden_state.flatten(0, 1).float().cpu() for b in batches]
+    z = torch.cat(states)
+    if n < len(z):
+        keep = np.sort(np.random.default_rng(seed).choice(len(z), size=n, replace=False))
+        z = z[torch.from_numpy(keep)]
+    return z
