@@ -17,7 +17,7 @@ PACKAGE = Path(ptft.__file__).parent
 # The layers of docs/architecture.md, bottom first: a module may import its own layer and those
 # below it. A name stands for the module and everything under it (the longest name wins).
 LAYERS = (
-    ("ptft", "ptft.errors", "ptft.grid", "ptft.sources", "ptft.data"),
+    ("ptft", "ptft.errors", "ptft.grid", "ptft.registry", "ptft.sources", "ptft.data"),
     ("ptft.checkpoints",),
     ("ptft.task_types", "ptft.tasks"),
     ("ptft.tracking",),

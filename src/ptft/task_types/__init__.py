@@ -8,6 +8,7 @@ module and one :func:`register_task_type` call (``BUILTIN`` below for ptft's own
 
 from __future__ import annotations
 
+from ptft.registry import Registry
 from ptft.task_types.base import ExampleCheck, Scored, Scorer, ScoringRequest, TaskType
 from ptft.task_types.classification import CLASSIFICATION
 from ptft.task_types.generation import GENERATION
@@ -16,21 +17,15 @@ from ptft.task_types.multiple_choice import MULTIPLE_CHOICE
 __all__ = ["TASK_TYPES", "ExampleCheck", "Scored", "Scorer", "ScoringRequest", "TaskType", "all_methods",
            "all_metrics", "get_task_type", "headline_metrics", "preferred_methods", "register_task_type"]
 
-TASK_TYPES: dict[str, TaskType] = {}
+TASK_TYPES: Registry[TaskType] = Registry("task type")
 
 
 def register_task_type(task_type: TaskType) -> TaskType:
-    if task_type.name in TASK_TYPES:
-        raise ValueError(f"task type {task_type.name!r} is already registered")
-    TASK_TYPES[task_type.name] = task_type
-    return task_type
+    return TASK_TYPES.register(task_type.name, task_type)
 
 
 def get_task_type(name: str) -> TaskType:
-    try:
-        return TASK_TYPES[name]
-    except KeyError:
-        raise KeyError(f"unknown task type {name!r}; the task types are {', '.join(TASK_TYPES)}") from None
+    return TASK_TYPES.lookup(name)
 
 
 def all_methods() -> list[str]:

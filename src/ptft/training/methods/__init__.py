@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
+from ptft.registry import Registry
 from ptft.training.methods.full import FinetuneMethod
 from ptft.training.methods.hft import HalfFinetuning
 from ptft.training.methods.lora import Lora
 
 ENTRY_POINT_GROUP = "ptft.methods"
 
-METHODS: dict[str, FinetuneMethod] = {}
+METHODS: Registry[FinetuneMethod] = Registry("fine-tuning method")
 
 
 def register_method(method: FinetuneMethod) -> FinetuneMethod:
@@ -28,15 +29,11 @@ def register_method(method: FinetuneMethod) -> FinetuneMethod:
     if method.settings is not None and method.settings.section != method.name:
         raise ValueError(f"method {method.name!r}: its settings' section is {method.settings.section!r}; "
                          "name it like the method (finetune.<name> in a config)")
-    METHODS[method.name] = method
-    return method
+    return METHODS.register(method.name, method)
 
 
 def get_method(name: str) -> FinetuneMethod:
-    try:
-        return METHODS[name]
-    except KeyError:
-        raise KeyError(f"unknown fine-tuning method {name!r} (known: {', '.join(METHODS)})") from None
+    return METHODS.lookup(name)
 
 
 BUILTIN = (FinetuneMethod(), Lora(), HalfFinetuning())
