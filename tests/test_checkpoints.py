@@ -114,3 +114,34 @@ def test_broken_checkpoint_gives_a_clear_error(tmp_path):
     (broken / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="cannot load checkpoint"):
         load_causal_lm(broken)
+
+
+def test_a_fingerprint_is_of_the_tensors_not_of_the_files(tiny_model_dir, tmp_path):
+    """A copy elsewhere, other file metadata or the tensors split into two shards: the same
+    fingerprint. One weight changed by one ulp: another. No weight files: none."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ptft.checkpoints.fingerprint import fingerprint
+
+    original = fingerprint(tiny_model_dir)
+    assert original is not None and len(original) == 16
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    assert fingerprint(copy) == original
+    tensors = load_file(str(copy / "model.safetensors"))
+    save_file(tensors, str(copy / "model.safetensors"), metadata={"format": "pt", "note": "re-saved"})
+    assert fingerprint(copy) == original
+    names = sorted(tensors)
+    (copy / "model.safetensors").unlink()
+    save_file({n: tensors[n] for n in names[:3]}, str(copy / "model-00001-of-00002.safetensors"))
+    save_file({n: tensors[n] for n in names[3:]}, str(copy / "model-00002-of-00002.safetensors"))
+    assert fingerprint(copy) == original
+    changed = dict(tensors)
+    first = changed[names[0]].clone()
+    first.view(-1)[0] = torch.nextafter(first.view(-1)[0], torch.tensor(float("inf")))
+    changed[names[0]] = first
+    save_file({n: changed[n] for n in names[:3]}, str(copy / "model-00001-of-00002.safetensors"))
+    assert fingerprint(copy) != original
+    assert fingerprint(tmp_path) is None

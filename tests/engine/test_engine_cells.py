@@ -292,3 +292,48 @@ def test_a_kind_is_one_module_registered_beside_the_others(small_config_factory,
         tensors = load_file(str(Path(cell.checkpoint.path) / "model.safetensors"))
         by_hand = sum(float((t.double() ** 2).sum()) for t in tensors.values()) ** 0.5
         assert norms.set_index("checkpoint").loc[cell.checkpoint.label, "value"] == pytest.approx(by_hand, rel=1e-9)
+
+
+def test_a_local_series_is_its_weights(small_config_factory, tiny_series, tmp_path: Path) -> None:
+    """A local checkpoint's identity is its weights' fingerprint: the folder moved elsewhere keeps
+    its cells, weights changed under the same name rerun exactly that checkpoint's cells, and a
+    series holding the same weights twice, or steps out of order, is refused before anything runs."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from ptft.errors import ConfigError
+
+    steps = sorted(tiny_series)[-2:]
+    moved = {s: shutil.copytree(tiny_series[s], tmp_path / "moved" / f"step{s}") for s in steps}
+
+    def local(paths, labels=None, run_steps=None):
+        return small_config_factory(**{"checkpoints.local": {"paths": [str(p) for p in paths],
+                                                             "labels": labels or [f"step{s}" for s in steps],
+                                                             "steps": run_steps or steps}})
+
+    before = plan_cells(local([tiny_series[s] for s in steps]), tmp_path / "run")
+    assert ids(plan_cells(local([moved[s] for s in steps]), tmp_path / "run")) == ids(before)
+    # `ptft plan` shows each checkpoint's weights
+    from ptft.api import plan
+    from ptft.engine.plan import format_plan
+
+    shown = plan(local([moved[s] for s in steps]), tmp_path / "run")
+    fingerprints = [c.fingerprint for c in shown.checkpoints]
+    assert len(set(fingerprints)) == 2 and all(f in format_plan(shown) for f in fingerprints)
+    weights = moved[steps[0]] / "model.safetensors"
+    tensors = load_file(str(weights))
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name] * 2
+    save_file(tensors, str(weights))
+    after = plan_cells(local([moved[s] for s in steps]), tmp_path / "run")
+    assert {c.cell_id for c in after if c.checkpoint.label != f"step{steps[0]}"} == \
+        {c.cell_id for c in before if c.checkpoint.label != f"step{steps[0]}"}
+    assert ids(after).isdisjoint({c.cell_id for c in before if c.checkpoint.label == f"step{steps[0]}"})
+    twice = shutil.copytree(tiny_series[steps[1]], tmp_path / "twice")
+    with pytest.raises(ConfigError, match=r"checkpoints.local.paths\[1\]: late holds the same weights as "
+                                          r"checkpoints.local.paths\[0\] \(early\), fingerprint [0-9a-f]{16}"):
+        plan_cells(local([tiny_series[steps[1]], twice], labels=["early", "late"]), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"step8 \(step 8\) comes after step60 \(step 60\)"):
+        plan_cells(local([tiny_series[s] for s in reversed(steps)], labels=[f"step{s}" for s in reversed(steps)],
+                         run_steps=list(reversed(steps))), tmp_path / "run")

@@ -17,6 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
+from ptft.checkpoints.fingerprint import fingerprint
 from ptft.errors import CheckpointError, ConfigError
 
 _OLMO = re.compile(r"^step(\d+)-tokens(\d+)B$")
@@ -45,13 +46,19 @@ class Checkpoint:
     # set for a series ptft pre-trains into the run directory: the weights are determined by the
     # pre-training cell (hashed as the cells' upstream), not by where the run directory lies
     pretrained: bool = False
+    # the hash of a local folder's weights (ptft.checkpoints.fingerprint)
+    fingerprint: str | None = None
 
     @property
     def identity(self) -> str:
         """What determines the weights: part of every cell hash. Never the run directory's path,
-        so a run directory spelled another way or moved keeps its cells."""
+        so a run directory spelled another way or moved keeps its cells; a local folder's weights
+        themselves, so weights changed under the same name run their cells again and a folder
+        moved elsewhere keeps them."""
         if self.pretrained:
             return f"pretrained/{self.label}"
+        if self.fingerprint:
+            return f"weights/{self.fingerprint}"
         return f"{self.path}@{self.revision}" if self.revision else self.path
 
 
@@ -128,7 +135,10 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
     if ck.source == "local":
         labels = ck.local.labels or [Path(p).name for p in ck.local.paths]
         steps = ck.local.steps or [_step_from_name(Path(p).name) for p in ck.local.paths]
-        return [Checkpoint(lbl, st, str(Path(p).resolve())) for lbl, st, p in zip(labels, steps, ck.local.paths)]
+        series = [Checkpoint(lbl, st, str(Path(p).resolve()), fingerprint=fingerprint(p))
+                  for lbl, st, p in zip(labels, steps, ck.local.paths)]
+        check_series(series, "checkpoints.local.paths")
+        return series
     hub = ck.hub
     if hub.revisions:
         chosen = [parse_revision(r) or Revision(r, -1) for r in hub.revisions]
@@ -145,6 +155,27 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
     if hub.include_main and "main" not in {c.revision for c in series}:
         series.append(Checkpoint("main", hub.main_step, hub.repo, "main"))
     return series
+
+
+def check_series(series: list[Checkpoint], key: str) -> None:
+    """A series is distinct checkpoints in pre-training order: refuse two that hold the same weights
+    under different names (published series have served final weights under early step names), and
+    steps that repeat or go back."""
+    first: dict[str, int] = {}
+    for i, ck in enumerate(series):
+        if ck.fingerprint is None:
+            continue
+        if ck.fingerprint in first:
+            j = first[ck.fingerprint]
+            raise ConfigError(f"{key}[{i}]: {ck.label} holds the same weights as {key}[{j}] ({series[j].label}), "
+                              f"fingerprint {ck.fingerprint}: a series must hold distinct checkpoints; remove one "
+                              "or point it at the folder it should be")
+        first[ck.fingerprint] = i
+    steps = [(ck.label, ck.step) for ck in series if ck.step is not None]
+    for (before, a), (label, b) in zip(steps, steps[1:]):
+        if b <= a:
+            raise ConfigError(f"{key}: {label} (step {b}) comes after {before} (step {a}); list the checkpoints in "
+                              "pre-training order, each step once")
 
 
 def _step_from_name(name: str) -> int | None:

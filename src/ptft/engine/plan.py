@@ -228,8 +228,11 @@ def format_plan(plan: StudyPlan) -> str:
     ck = cfg.checkpoints
     where = {"hub": ck.hub.repo, "local": "local folders", "pretrain": "pre-trained here"}[ck.source]
     lines.append(f"Checkpoints: {len(plan.checkpoints)} ({where})")
-    lines += _table([["label", "step", "revision / path"]] + [
-        [c.label, "-" if c.step is None else str(c.step), c.revision or c.path] for c in plan.checkpoints])
+    fingerprints = any(c.fingerprint for c in plan.checkpoints)
+    lines += _table([["label", "step", "revision / path"] + (["weights"] if fingerprints else [])] + [
+        [c.label, "-" if c.step is None else str(c.step), c.revision or c.path] + ([c.fingerprint or "-"]
+                                                                                   if fingerprints else [])
+        for c in plan.checkpoints])
     lines += ["", "Tasks"]
     rows = [["task", "type", "train", "n_train", "learning rates", "eval sets (in | out)"]]
     for tc in cfg.tasks:
@@ -329,7 +332,8 @@ def plan_dict(plan: StudyPlan) -> dict:
     """The plan as plain data (``ptft plan --json``)."""
     return {
         "name": plan.config.name,
-        "checkpoints": [{"label": c.label, "step": c.step, "revision": c.revision, "path": c.path}
+        "checkpoints": [{"label": c.label, "step": c.step, "revision": c.revision, "path": c.path,
+                         "fingerprint": c.fingerprint}
                         for c in plan.checkpoints],
         "finetune_runs": plan.count(CellKind.FINETUNE), "instruct_runs": plan.count(CellKind.INSTRUCT),
         "pretrain_runs": plan.count(CellKind.PRETRAIN), "probe_cells": plan.count(CellKind.PROBE),
