@@ -135,8 +135,13 @@ def test_a_fingerprint_is_of_the_tensors_not_of_the_files(tiny_model_dir, tmp_pa
     assert fingerprint(copy) == original
     names = sorted(tensors)
     (copy / "model.safetensors").unlink()
-    save_file({n: tensors[n] for n in names[:3]}, str(copy / "model-00001-of-00002.safetensors"))
-    save_file({n: tensors[n] for n in names[3:]}, str(copy / "model-00002-of-00002.safetensors"))
+    shards = {"model-00001-of-00002.safetensors": names[:3], "model-00002-of-00002.safetensors": names[3:]}
+    for shard, held in shards.items():
+        save_file({n: tensors[n] for n in held}, str(copy / shard))
+    (copy / "model.safetensors.index.json").write_text(json.dumps(
+        {"metadata": {}, "weight_map": {n: shard for shard, held in shards.items() for n in held}}))
+    # what a trainer keeps beside the weights is not the weights
+    (copy / "optimizer.pt").write_bytes(b"state")
     assert fingerprint(copy) == original
     changed = dict(tensors)
     first = changed[names[0]].clone()
@@ -145,3 +150,8 @@ def test_a_fingerprint_is_of_the_tensors_not_of_the_files(tiny_model_dir, tmp_pa
     save_file({n: changed[n] for n in names[:3]}, str(copy / "model-00001-of-00002.safetensors"))
     assert fingerprint(copy) != original
     assert fingerprint(tmp_path) is None
+    # a truncated shard: the file to fetch again, named
+    data = (copy / "model-00002-of-00002.safetensors").read_bytes()
+    (copy / "model-00002-of-00002.safetensors").write_bytes(data[:-8])
+    with pytest.raises(CheckpointError, match="model-00002-of-00002.safetensors: not a whole safetensors file"):
+        fingerprint(copy)

@@ -175,7 +175,7 @@ def check_series(series: list[Checkpoint], key: str) -> None:
     for (before, a), (label, b) in zip(steps, steps[1:]):
         if b <= a:
             raise ConfigError(f"{key}: {label} (step {b}) comes after {before} (step {a}); list the checkpoints in "
-                              "pre-training order, each step once")
+                              "pre-training order, each step once (a file listing sorts step1000 before step200)")
 
 
 def _step_from_name(name: str) -> int | None:

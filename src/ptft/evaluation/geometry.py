@@ -39,7 +39,7 @@ def alpha_req(z: torch.Tensor) -> float:
     """NaN when fewer than 3 ranks of the fitting range have a non-zero eigenvalue."""
     z = z.double()
     eig = torch.linalg.svdvals(z - z.mean(dim=0)).pow(2)
-    eig = (eig / eig.sum()).numpy()
+    eig = (eig / eig.sum()).cpu().numpy()
     first, last = ALPHA_RANKS
     last = min(last, int((eig > eig[0] * 1e-12).sum()))
     ranks = np.arange(first, last + 1)
@@ -58,9 +58,10 @@ def final_hidden_states(model, batches: Sequence[torch.Tensor], n: int, seed: in
     model.eval()
     device = next(model.parameters()).device
     # the transformer without its head: its last_hidden_state is after the final norm
-    states = [model.base_model(b[:, :-1].to(device)).last_hidden_state.flatten(0, 1).float().cpu() for b in batches]
+    states = [model.base_model(b[:, :-1].to(device), use_cache=False).last_hidden_state.flatten(0, 1).float()
+              for b in batches]
     z = torch.cat(states)
     if n < len(z):
         keep = np.sort(np.random.default_rng(seed).choice(len(z), size=n, replace=False))
-        z = z[torch.from_numpy(keep)]
-    return z
+        z = z[torch.from_numpy(keep).to(z.device)]
+    return z  # on the model's device: the decompositions run there

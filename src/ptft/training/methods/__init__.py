@@ -40,4 +40,7 @@ BUILTIN = (FinetuneMethod(), Lora(), HalfFinetuning())
 for _method in BUILTIN:
     register_method(_method)
 for _entry in entry_points(group=ENTRY_POINT_GROUP):
-    register_method(_entry.load()())
+    try:
+        register_method(_entry.load()())
+    except ValueError as err:  # a name another method has: say which package brought it
+        raise ValueError(f"{ENTRY_POINT_GROUP} entry point {_entry.name!r} of {_entry.value}: {err}") from None
