@@ -81,24 +81,24 @@ def sentiment() -> dict[str, PromptFormat]:
     )
 
 
-def rated_sentiment() -> dict[str, PromptFormat]:
-    """Short texts of any kind (reviews, editorials, tweets) with a three-way label."""
+def _opinion_of_text(labels: str) -> dict[str, PromptFormat]:
+    """Short texts of any kind (reviews, editorials, tweets) with the opinion ``labels`` name."""
     return _family(
         ("### Text: {text}\n ### Sentiment:", "### Text"),
         "{text}",
-        ("Is the opinion in the following text positive, negative or neutral? Text: {text} The opinion is",
+        (f"Is the opinion in the following text {labels}? Text: {{text}} The opinion is",
          "Is the opinion in the following text"),
     )
+
+
+def rated_sentiment() -> dict[str, PromptFormat]:
+    """A three-way label."""
+    return _opinion_of_text("positive, negative or neutral")
 
 
 def polarity() -> dict[str, PromptFormat]:
-    """Opinionated short texts with a two-way label."""
-    return _family(
-        ("### Text: {text}\n ### Sentiment:", "### Text"),
-        "{text}",
-        ("Is the opinion in the following text positive or negative? Text: {text} The opinion is",
-         "Is the opinion in the following text"),
-    )
+    """A two-way label."""
+    return _opinion_of_text("positive or negative")
 
 
 def summarisation() -> dict[str, PromptFormat]:
