@@ -19,7 +19,8 @@ windows; an ``n`` x d matrix Z, in float64.
 
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -51,17 +52,35 @@ def alpha_req(z: torch.Tensor) -> float:
     return float(coef[0])
 
 
-@torch.inference_mode()
-def final_hidden_states(model, batches: Sequence[torch.Tensor], n: int, seed: int) -> torch.Tensor:
-    """``n`` token positions' final hidden states (all of them when there are fewer), drawn with
-    ``seed`` from the windows (each window's inputs: all its tokens but the last)."""
-    model.eval()
-    device = next(model.parameters()).device
-    # the transformer without its head: its last_hidden_state is after the final norm
-    states = [model.base_model(b[:, :-1].to(device), use_cache=False).last_hidden_state.flatten(0, 1).float()
-              for b in batches]
-    z = torch.cat(states)
+@contextlib.contextmanager
+def head_inputs(model) -> Iterator[list[torch.Tensor]]:
+    """Collect what the output head reads (the final hidden states, one row per position) on every
+    forward pass run inside: the held-out loss's pass gives the representations at no extra cost."""
+    states: list[torch.Tensor] = []
+    handle = model.get_output_embeddings().register_forward_hook(
+        lambda module, args, output: states.append(args[0].detach().flatten(0, 1).float()))
+    try:
+        yield states
+    finally:
+        handle.remove()
+
+
+def sample_positions(states: Sequence[torch.Tensor], n: int, seed: int) -> torch.Tensor:
+    """``n`` rows of the collected states (all of them when there are fewer), drawn with ``seed``."""
+    z = torch.cat(list(states))
     if n < len(z):
         keep = np.sort(np.random.default_rng(seed).choice(len(z), size=n, replace=False))
         z = z[torch.from_numpy(keep).to(z.device)]
     return z  # on the model's device: the decompositions run there
+
+
+@torch.inference_mode()
+def final_hidden_states(model, batches: Sequence[torch.Tensor], n: int, seed: int) -> torch.Tensor:
+    """``n`` token positions' final hidden states, drawn with ``seed`` from the windows (each
+    window's inputs: all its tokens but the last)."""
+    model.eval()
+    device = next(model.parameters()).device
+    with head_inputs(model) as states:
+        for b in batches:
+            model(b[:, :-1].to(device), use_cache=False)
+    return sample_positions(states, n, seed)

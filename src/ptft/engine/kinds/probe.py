@@ -4,6 +4,7 @@ each in-domain eval set."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import math
@@ -84,7 +85,7 @@ class Probe(Kind):
         as eval_task, and ``gold_loglik`` per unit."""
         # deferred for start-up time: they import torch
         from ptft.evaluation import Evaluator, select_demos
-        from ptft.evaluation.geometry import alpha_req, final_hidden_states, rankme
+        from ptft.evaluation.geometry import alpha_req, head_inputs, rankme, sample_positions
         from ptft.evaluation.probes import heldout_loss, sensitivity, text_windows
         from ptft.evaluation.scoring import infer_max_length
         from ptft.evaluation.stats import metric_value
@@ -111,7 +112,8 @@ class Probe(Kind):
             windows, seq_len = pr.windows, pr.seq_len
         batches = text_windows(tokenizer, _heldout_docs(config), windows, seq_len, ev.batch_size,
                                infer_max_length(model, tokenizer))
-        clean = heldout_loss(model, batches)
+        with head_inputs(model) if pr.representation_tokens else contextlib.nullcontext([]) as states:
+            clean = heldout_loss(model, batches)
         n_windows = sum(len(b) for b in batches)
         out.rows.append(row("", source, "", "", 0, "heldout_loss", clean, n=n_windows,
                             seconds=time.perf_counter() - start))
@@ -125,7 +127,7 @@ class Probe(Kind):
                  ck.label, clean, n_windows, source, mean, pr.sigma, pr.draws)
         if pr.representation_tokens:
             start = time.perf_counter()
-            z = final_hidden_states(model, batches, pr.representation_tokens, config.seed)
+            z = sample_positions(states, pr.representation_tokens, config.seed)
             geometry = {"rankme": rankme(z), "alpha_req": alpha_req(z)}
             seconds = (time.perf_counter() - start) / len(geometry)
             out.rows += [row("", source, "", "", 0, name, value, n=len(z), seconds=seconds)
