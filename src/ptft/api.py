@@ -50,16 +50,17 @@ def run(config: str | Path | StudyConfig, *, run_dir: str | Path | None = None, 
 
 def export(run_dir: str | Path, out: str | Path | None = None, fmt: str = "csv") -> Path:
     """Write the run's long-format results table (docs/results.md, "Results table") and, beside it
-    at ``ptft.store.weights_path``, its weight-lenses table (docs/results.md, "Weights table");
-    return the results table's path."""
-    from ptft.store import results_frame, weights_frame, weights_path
+    at ``ptft.store.weights_path`` and ``layers_path``, its weight-lenses and per-layer tables
+    (docs/results.md, "Weights table", "Layers table"); return the results table's path."""
+    from ptft.store import layers_frame, layers_path, results_frame, weights_frame, weights_path
 
     run_dir = Path(run_dir)
     out = Path(out) if out else run_dir / f"results.{fmt}"
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the table's file name (e.g. {out / f'results.{fmt}'})")
     out.parent.mkdir(parents=True, exist_ok=True)
-    for df, path in ((results_frame(run_dir), out), (weights_frame(run_dir), weights_path(out))):
+    for df, path in ((results_frame(run_dir), out), (weights_frame(run_dir), weights_path(out)),
+                     (layers_frame(run_dir), layers_path(out))):
         with naming(path):
             if fmt == "parquet":
                 df.to_parquet(path, index=False)

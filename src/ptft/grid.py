@@ -28,6 +28,26 @@ PROBE_METHOD = "probe"
 # The `variant` of a model as trained: no evaluation-only edit applied.
 UNEDITED = "none"
 
+# The metric of TuCo rows (evaluation/tuco.py): the fine-tuning contribution to a fine-tuned
+# model's answers, a lens on the model rather than a score of its answers.
+TUCO_METRIC = "tuco"
+
+# The `variant` of a graft (evaluation/grafting.py): ``graft0.01pct`` keeps the top 0.01 % of the
+# fine-tuning change by magnitude.
+def graft_variant(percent: float) -> str:
+    return f"graft{percent:g}pct"
+
+
+def graft_percent(variant: str) -> float | None:
+    """The percent a variant grafts; None for any other variant."""
+    if not (variant.startswith("graft") and variant.endswith("pct")):
+        return None
+    try:
+        return float(variant[len("graft"):-len("pct")])
+    except ValueError:
+        return None
+
+
 # The `train_task` of an instruction-tuned model: instruction tuning trains on a mixture, not on
 # one of the study's tasks (and "instruct" is also a prompt format's name; the two never meet).
 INSTRUCT_TRAIN_TASK = "instruct"

@@ -22,6 +22,8 @@ Tables:
   fine-tuning or instruction-tuning run, with its fine-tuning method.
 - ``weights``: the weight-space lenses of each fine-tuned model against its BASE checkpoint, one
   row per weight matrix (``ptft.evaluation.weights``).
+- ``layers``: measures of each fine-tuned model's representations layer by layer on the prompts of
+  an eval set (``measure``: ``cka``, its similarity to BASE's; ``ptft.evaluation.similarity``).
 - ``selections``: the learning rate chosen per (checkpoint, train task, fine-tuning method, seed) on
   the dev split.
 - ``runs``: each `ptft run` of the directory: who ran it, with which executor, when it ended.
@@ -43,6 +45,17 @@ from ptft.errors import PtftError, StoreError
 from ptft.grid import SCORE_KEY, STORE_FILE, EvalUnit, ModelState, ResultRow, Scores, store_path
 
 _SCORE_KEY = ", ".join(SCORE_KEY)
+# The first columns of a table with rows per fine-tuned model (weights, layers): the cell, and the
+# model as results name it.
+_FINE_TUNED_MODEL = """cell_id TEXT NOT NULL,
+    model_id TEXT NOT NULL,
+    checkpoint TEXT,
+    step INTEGER,
+    train_task TEXT,
+    ft_method TEXT NOT NULL DEFAULT '',
+    lr REAL,
+    seed INTEGER,"""
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS results (
     model_id TEXT NOT NULL,
@@ -157,14 +170,7 @@ CREATE TABLE IF NOT EXISTS selections (
     PRIMARY KEY (checkpoint, train_task, ft_method, seed)
 );
 CREATE TABLE IF NOT EXISTS weights (
-    cell_id TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    checkpoint TEXT,
-    step INTEGER,
-    train_task TEXT,
-    ft_method TEXT NOT NULL DEFAULT '',
-    lr REAL,
-    seed INTEGER,
+    {_FINE_TUNED_MODEL}
     name TEXT NOT NULL,
     module TEXT NOT NULL,
     layer INTEGER NOT NULL,
@@ -176,6 +182,19 @@ CREATE TABLE IF NOT EXISTS weights (
     intruder_k INTEGER,
     intruder_epsilon REAL,
     PRIMARY KEY (cell_id, name)
+);
+CREATE TABLE IF NOT EXISTS layers (
+    {_FINE_TUNED_MODEL}
+    eval_task TEXT NOT NULL,
+    eval_set TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    format TEXT NOT NULL,
+    shots INTEGER NOT NULL,
+    layer INTEGER NOT NULL,
+    measure TEXT NOT NULL,
+    value REAL,
+    n INTEGER,
+    PRIMARY KEY (cell_id, eval_set, format, shots, layer, measure)
 );
 CREATE TABLE IF NOT EXISTS runs (
     run_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -192,7 +211,7 @@ CREATE TABLE IF NOT EXISTS runs (
 """
 
 # PRAGMA user_version of a store in this schema; 0 is every store written before the version was kept.
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Less free space than this on the store's device makes an SQLite I/O error a full disk.
 LOW_SPACE_BYTES = 16 << 20
@@ -226,6 +245,20 @@ WEIGHTS_COLUMNS = [
     "checkpoint", "step", "train_task", "ft_method", "lr", "seed", "name", "module", "layer", "rows", "cols",
     "relative_change", "effective_rank", "intruders", "intruder_k", "intruder_epsilon", "selected",
 ]
+
+
+# The per-layer table beside it (docs/results.md, "Layers table"): measures of a fine-tuned model's
+# representations, layer by layer, on the prompts of one eval set (``measure`` says which: ``cka``).
+LAYERS_COLUMNS = [
+    "checkpoint", "step", "train_task", "ft_method", "lr", "seed", "eval_task", "eval_set", "domain", "format",
+    "shots", "layer", "measure", "value", "n", "selected",
+]
+
+
+def layers_path(results: str | Path) -> Path:
+    """Where the layers table of the results table ``results`` lies: ``NAME.layers.EXT`` beside it."""
+    results = Path(results)
+    return results.with_name(f"{results.stem}.layers{results.suffix}")
 
 
 def weights_path(results: str | Path) -> Path:
@@ -377,6 +410,8 @@ class ResultsStore:
                     _add_weights(db)
                 if version < 4:
                     _select_per_method(db)
+                if version < 5:
+                    _add_layers(db)
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
     # -- results -------------------------------------------------------------------------
@@ -387,15 +422,16 @@ class ResultsStore:
 
     def finish_cell(self, cell_id: str, rows: Sequence[ResultRow], training: dict | None, notes: Sequence[str],
                     seconds: float, scores: Scores | None = None,
-                    numerics: str | None = None, weights: Sequence[dict] = ()) -> None:
+                    numerics: str | None = None, weights: Sequence[dict] = (), layers: Sequence[dict] = ()) -> None:
         """A cell's rows, per-example scores, training figures and its 'done' mark in one
         transaction: after a crash a cell is either complete in the store or absent from it.
         Rows a previous attempt of the same cell left behind are replaced, never duplicated."""
         with self.transaction() as db:
             db.execute("DELETE FROM results WHERE cell_id=?", (cell_id,))
             db.execute("DELETE FROM scores WHERE cell_id=?", (cell_id,))
-            db.execute("DELETE FROM weights WHERE cell_id=?", (cell_id,))
-            _upsert(db, "weights", [dict(w) | {"cell_id": cell_id} for w in weights])
+            for table, content in (("weights", weights), ("layers", layers)):
+                db.execute(f"DELETE FROM {table} WHERE cell_id=?", (cell_id,))
+                _upsert(db, table, [dict(row) | {"cell_id": cell_id} for row in content])
             _upsert(db, "results", [r.columns() | {"cell_id": cell_id} for r in rows])
             _upsert(db, "scores", [{"cell_id": cell_id, **asdict(state), **asdict(unit), "metric": metric,
                                     "vals": json.dumps(vals)}
@@ -475,23 +511,32 @@ class ResultsStore:
     def weights_frame(self, cell_ids: Sequence[str] | None = None):
         """The per-matrix lenses table (columns: WEIGHTS_COLUMNS), ``selected`` as in
         :meth:`export_frame`; by default the current plan's cells."""
+        return self._per_model_frame("weights", "w.layer, w.name", WEIGHTS_COLUMNS, cell_ids)
+
+    def layers_frame(self, cell_ids: Sequence[str] | None = None):
+        """The per-layer representation table (columns: LAYERS_COLUMNS), like :meth:`weights_frame`."""
+        return self._per_model_frame("layers", "w.eval_set, w.format, w.shots, w.measure, w.layer", LAYERS_COLUMNS,
+                                     cell_ids)
+
+    def _per_model_frame(self, table: str, order: str, columns: list[str], cell_ids: Sequence[str] | None):
+        """A table of rows per fine-tuned model with whether its learning rate was selected."""
         import pandas as pd
 
         if cell_ids is None:
             cell_ids = self.plan() or None
         df = pd.read_sql_query(
-            """SELECT w.*, CASE WHEN s.lr IS NULL THEN 1
-                               WHEN ABS(s.lr - w.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
-               FROM weights w LEFT JOIN selections s
-                 ON s.checkpoint = w.checkpoint AND s.train_task = w.train_task AND s.ft_method = w.ft_method
-                AND s.seed = w.seed
-               ORDER BY w.step, w.checkpoint, w.train_task, w.ft_method, w.lr, w.seed, w.layer, w.name""",
+            f"""SELECT w.*, CASE WHEN s.lr IS NULL THEN 1
+                                WHEN ABS(s.lr - w.lr) <= 1e-12 * ABS(s.lr) THEN 1 ELSE 0 END AS selected
+                FROM {table} w LEFT JOIN selections s
+                  ON s.checkpoint = w.checkpoint AND s.train_task = w.train_task AND s.ft_method = w.ft_method
+                 AND s.seed = w.seed
+                ORDER BY w.step, w.checkpoint, w.train_task, w.ft_method, w.lr, w.seed, {order}""",
             self._db,
         )
         if cell_ids is not None:
             df = df[df["cell_id"].isin(set(cell_ids))]
         df["selected"] = df["selected"].astype(bool)
-        return df[WEIGHTS_COLUMNS].reset_index(drop=True)
+        return df[columns].reset_index(drop=True)
 
     def example_scores(self, cell_ids: Sequence[str] | None = None):
         """Per-example scores beside what their results rows say they measure: one row per (cell,
@@ -658,6 +703,12 @@ def _add_weights(db: sqlite3.Connection) -> None:
     db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS weights (" in s))
 
 
+def _add_layers(db: sqlite3.Connection) -> None:
+    """Schema 4 -> 5: the ``layers`` table of per-layer representation measures (CKA), empty for
+    the cells computed before it."""
+    db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS layers (" in s))
+
+
 def _select_per_method(db: sqlite3.Connection) -> None:
     """Schema 3 -> 4: learning rates are selected per fine-tuning method, so ``ft_method`` joins
     the selections' key. Every selection of an earlier store was full fine-tuning's."""
@@ -685,11 +736,20 @@ def results_frame(run_dir: str | Path):
 def weights_frame(run_dir: str | Path):
     """The run's weight-lenses table (``ptft.store.WEIGHTS_COLUMNS``), limited like
     :func:`results_frame` to the cells of its current config."""
+    return _current(run_dir, ResultsStore.weights_frame)
+
+
+def layers_frame(run_dir: str | Path):
+    """The run's per-layer representation table (``ptft.store.LAYERS_COLUMNS``), likewise."""
+    return _current(run_dir, ResultsStore.layers_frame)
+
+
+def _current(run_dir: str | Path, frame_of):
     run_dir = Path(run_dir)
     if not store_path(run_dir).exists():
         raise PtftError(f"{run_dir} is not a run directory: no {STORE_FILE} in it")
     with ResultsStore(store_path(run_dir)) as store:
-        return store.weights_frame(cell_ids=current_cells(run_dir, store))
+        return frame_of(store, cell_ids=current_cells(run_dir, store))
 
 
 def current_cells(run_dir: Path, store: ResultsStore | None = None) -> list[str] | None:

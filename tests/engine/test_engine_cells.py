@@ -198,6 +198,11 @@ _ALL_PRESETS = {
     # probes.representation_tokens); every other cell kept its id
     "tiny+probes+eval_at": (("tiny", {"probes.enabled": True, "finetune.eval_at": [0.5, 1.0]}),
                             (22, "75386bfd119dfce6", "70301cccac5f8b6a")),
+    # grafting adds rows to the fine-tuning cells (new ids), not to their training; TuCo is in no id
+    "tiny+grafting": (("tiny", {"grafting.enabled": True}), (19, "7df3a3d0ecc2fb15", "cf5e97e86e788210")),
+    "tiny+tuco+cka": (("tiny", {"tuco.enabled": True, "cka.enabled": True}),
+                      (19, "af9d5b6b371ce8d7", "cf5e97e86e788210")),
+    "tiny-lenses": (("tiny-lenses", {}), (22, "5d2f4c0c77996026", "70301cccac5f8b6a")),
 }
 
 
@@ -232,10 +237,11 @@ def test_bigbench_tasks_keep_their_cell_ids_with_the_users_archive(preset: str, 
     assert (len(cells), _id_digest(cells), ft.cell_id, ft.training_hash) == _BIGBENCH_IDS[preset]
 
 
-def test_lens_settings_and_lines_change_only_fine_tuning_cells_not_their_training(small_config_factory,
-                                                                                  tmp_path: Path) -> None:
+def test_lens_settings_lines_and_grafting_change_only_fine_tuning_cells_not_their_training(
+        small_config_factory, tmp_path: Path) -> None:
     before = plan_cells(small_config_factory(), tmp_path)
-    for overrides in ({"lenses.intruder_k": 5}, {"lenses.intruder_epsilon": 0.6}, {"lines.enabled": True}):
+    for overrides in ({"lenses.intruder_k": 5}, {"lenses.intruder_epsilon": 0.6}, {"lines.enabled": True},
+                      {"grafting.enabled": True}, {"grafting.enabled": True, "grafting.top_percent": [1.0]}):
         after = plan_cells(small_config_factory(**overrides), tmp_path)
         assert ids(before) - ids(after) == ids(before, kind="finetune"), overrides
         assert [c.training_hash for c in before] == [c.training_hash for c in after]
@@ -244,6 +250,9 @@ def test_lens_settings_and_lines_change_only_fine_tuning_cells_not_their_trainin
     a = plan_cells(small_config_factory(**{"lines.enabled": True}), tmp_path)
     b = plan_cells(small_config_factory(**{"lines.enabled": True, "lines.alpha": 0.3}), tmp_path)
     assert ids(a, kind="finetune").isdisjoint(ids(b, kind="finetune"))
+    # so do grafting's shares; TuCo and CKA, outputs with no setting, are in no id
+    assert ids(plan_cells(small_config_factory(**{"grafting.top_percent": [1.0]}), tmp_path)) == ids(before)
+    assert ids(plan_cells(small_config_factory(**{"tuco.enabled": True, "cka.enabled": True}), tmp_path)) == ids(before)
 
 
 def test_every_cell_kind_is_one_module_of_the_registry():

@@ -1,18 +1,21 @@
-"""Weight lenses and LiNeS in the grid: every fine-tuning cell stores the lenses of its model
-against BASE, `ptft export` writes them beside the results, LiNeS rows are evaluated on the same
-units (at alpha 1, beta 0 the fine-tuned numbers, at alpha = beta = 0 BASE's), and a store of
-schema 2 migrates."""
+"""Weight lenses, LiNeS and grafting in the grid: every fine-tuning cell stores the lenses of its
+model against BASE, `ptft export` writes them beside the results, LiNeS and grafted rows are
+evaluated on the same units (at alpha 1, beta 0 and at 100 % the fine-tuned numbers, at
+alpha = beta = 0 and at 0 % BASE's), and a store of schema 2 migrates."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from ptft.api import export
 from ptft.engine.study import run_study
-from ptft.store import SCHEMA_VERSION, WEIGHTS_COLUMNS, ResultsStore, results_frame, weights_path
+from ptft.store import (LAYERS_COLUMNS, SCHEMA_VERSION, WEIGHTS_COLUMNS, ResultsStore, layers_frame, layers_path,
+                        results_frame, weights_path)
 
 from engine_helpers import assert_same_numbers
 
@@ -71,6 +74,58 @@ def test_lines_endpoints_repeat_the_fine_tuned_and_the_base_rows(reference_run, 
     assert len(lines) == 4 and (lines["diff"] == 0).all()
 
 
+def test_grafting_none_and_all_of_the_change_repeats_the_base_and_the_fine_tuned_rows(
+        reference_run, small_config_factory, tmp_path: Path) -> None:
+    run = reference_run.copy_to(tmp_path / "run")
+    config = small_config_factory(**{"grafting.enabled": True, "grafting.top_percent": [0, 100, 1]})
+    result = run_study(config, run_dir=run, progress=False)
+    assert result.failed == [] and result.ran == 4  # the FT cells (new ids); BASE is reused
+    table = results_frame(run)
+    ft = table[table["train_task"] != ""]
+    assert sorted(set(ft["variant"])) == ["graft0pct", "graft100pct", "graft1pct", "none"]
+    assert_same_numbers(ft[ft["variant"] == "none"], reference_run.frame[reference_run.frame["train_task"] != ""])
+    assert_same_numbers(ft[ft["variant"] == "graft100pct"].assign(variant="none"), ft[ft["variant"] == "none"])
+    base = table[table["train_task"] == ""].set_index(UNIT)[NUMBERS]
+    edited = table[table["variant"] == "graft0pct"].set_index(UNIT)[NUMBERS]
+    assert len(edited) == 4
+    pd.testing.assert_frame_equal(edited.sort_index(), base.loc[edited.index].sort_index(), check_exact=True)
+    one = ft[ft["variant"] == "graft1pct"].set_index(UNIT + ["train_task"])["value"].sort_index()
+    assert len(one) == 4 and one.notna().all()
+
+
+def test_tuco_and_cka_are_stored_and_exported_and_change_no_other_number(reference_run, small_config_factory,
+                                                                          tmp_path: Path) -> None:
+    config = small_config_factory(**{"tuco.enabled": True, "cka.enabled": True, "evaluation.cross_task": True})
+    run = tmp_path / "run"
+    assert run_study(config, run_dir=run, progress=False).failed == []
+    layers = pd.read_csv(layers_path(export(run, tmp_path / "out" / "table.csv")))
+    assert list(layers.columns) == LAYERS_COLUMNS
+    # 2 checkpoints x 2 tasks, each on its own set and the other task's, 2 blocks
+    assert len(layers) == 16 and set(layers["layer"]) == {1, 2} and set(layers["measure"]) == {"cka"}
+    assert layers["value"].between(0, 1).all() and (layers["value"] < 1).any()
+    table = results_frame(run)
+    rows = table[table["metric"] == "tuco"]
+    # each fine-tuned model (2 checkpoints x 2 tasks) on its own set and the other task's
+    assert len(rows) == 8 and (rows["train_task"] != "").all() and rows["value"].between(0, 1).all()
+    assert (rows["value"] > 0).all() and (rows["ci_low"] <= rows["value"]).all()
+    with ResultsStore(run / "results.sqlite") as store:
+        scores, stored = store.frame("scores"), store.frame("results")
+    tuco_cells = set(stored.loc[stored["metric"] == "tuco", "cell_id"])
+    assert len(tuco_cells) == 4 and set(scores.loc[scores["metric"] == "tuco", "cell_id"]) == tuco_cells
+    one = stored[stored["metric"] == "tuco"].iloc[0]
+    folder = run / "predictions" / one["model_id"].replace("/", "__")
+    path = folder / f"{one['eval_set']}.default.1shot.{one['method']}.jsonl"
+    predictions = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(predictions) == one["n"] and all(0 < p["tuco"] < 1 for p in predictions)
+    assert sum(p["tuco"] for p in predictions) / one["n"] == pytest.approx(one["value"])
+    # the other rows are those of a run without TuCo
+    without = small_config_factory(**{"evaluation.cross_task": True})
+    other = tmp_path / "other"
+    assert run_study(without, run_dir=other, progress=False).failed == []
+    assert_same_numbers(table[table["metric"] != "tuco"], results_frame(other))
+    assert layers_frame(other).empty  # both are off by default
+
+
 def store_plan(run: Path) -> list[str]:
     with ResultsStore(run / "results.sqlite") as store:
         return store.plan()
@@ -80,11 +135,12 @@ def test_a_store_of_schema_2_migrates(reference_run, tmp_path: Path) -> None:
     run = reference_run.copy_to(tmp_path / "run")
     db = sqlite3.connect(run / "results.sqlite", isolation_level=None)
     db.execute("DROP TABLE weights")
+    db.execute("DROP TABLE layers")
     db.execute("PRAGMA user_version=2")
     db.close()
     with ResultsStore(run / "results.sqlite") as store:
-        assert store.count("weights") == 0
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert store.count("weights") == 0 and store.count("layers") == 0
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     assert_same_numbers(results_frame(run), reference_run.frame)
     # the resumed run has nothing to do: cells done before the lenses existed simply lack them
     result = run_study(reference_run.config, run_dir=run, progress=False)

@@ -143,7 +143,7 @@ def test_a_store_of_schema_3_migrates_to_selections_per_method(reference_run, tm
     db.execute("PRAGMA user_version=3")
     db.close()
     with ResultsStore(run / "results.sqlite") as store:
-        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert store._db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         migrated = store.frame("selections")
         assert set(store.frame("trainings")["ft_method"]) == {"full"}
     assert sorted(zip(migrated.checkpoint, migrated.train_task, migrated.seed, migrated.lr)) == sorted(chosen)

@@ -13,8 +13,8 @@ from typing import Callable
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import (dynamics, findings, forgetting, formats, gain, groups, lenses, methods, plots, prediction,
-                           seeds, trajectory)
+from ptft.analysis import (cka, dynamics, findings, forgetting, formats, gain, grafting, groups, lenses, methods,
+                           plots, prediction, seeds, trajectory, tuco)
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable, resolve_method
 from ptft.analysis.table import Source, load_table
@@ -144,6 +144,16 @@ ANALYSES: dict[str, Analysis] = {
     "weights": Analysis(lenses.TITLE, lenses.EMPTY, lenses.figure, lenses.reading,
                         _one("weights", lambda i: lenses.weights(lenses.load_weights(i.weights), seed=i.seed)),
                         heading="Weight-space lenses", summary=_headlines("weights", lenses.headlines)),
+    "grafting": Analysis(grafting.TITLE, grafting.EMPTY, grafting.figure, grafting.reading,
+                         _one("grafting", lambda i: grafting.grafting(i.table, i.slice, seed=i.seed, eps=i.eps)),
+                         heading="How localised the skill is (grafting)"),
+    "cka": Analysis(cka.TITLE, cka.EMPTY, cka.figure, cka.reading,
+                    _one("cka", lambda i: cka.cka(cka.load_layers(i.source), fmt=i.slice.fmt,
+                                                  ft_method=i.slice.ft_method, seed=i.seed)),
+                    heading="Where fine-tuning changes the representations (CKA)"),
+    "tuco": Analysis(tuco.TITLE, tuco.EMPTY, tuco.figure, tuco.reading,
+                     _one("tuco", lambda i: tuco.tuco(i.table, i.slice, seed=i.seed)),
+                     heading="The fine-tuning contribution to the answers (TuCo)"),
     "seeds": Analysis(seeds.TITLE, seeds.EMPTY, seeds.figure, seeds.reading,
                       _one("seeds", lambda i: seeds.seeds(i.table, i.slice, seed=i.seed, eps=i.eps,
                                                            examples=seeds.load_examples(i.source)))),

@@ -13,8 +13,6 @@ apart because their shapes and roles differ.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -22,11 +20,9 @@ from ptft.analysis import plots
 from ptft.analysis.methods import DEFAULT_METHOD
 from ptft.analysis.slices import sort_by_checkpoint
 from ptft.analysis.stats import bootstrap_mean
-from ptft.analysis.table import Source
+from ptft.analysis.table import Source, load_side_table
 from ptft.analysis.text import ci, num
-from ptft.errors import DataError
-from ptft.grid import store_path
-from ptft.store import WEIGHTS_COLUMNS, ResultsStore, weights_path
+from ptft.store import WEIGHTS_COLUMNS, weights_path
 
 TITLE = "Weight-space lenses per method: relative change, effective rank, intruder dimensions"
 EMPTY = "no weights table (ptft export writes NAME.weights.csv beside the results; lenses.enabled must be on)"
@@ -44,24 +40,7 @@ COLUMNS = ["method", "train_task", "part", "measure", "checkpoint", "step", "val
 def load_weights(source: Source | None) -> pd.DataFrame:
     """The weights table of a run directory (its store), of a results file (``NAME.weights.EXT``
     beside it), or a DataFrame; an empty table when there is none."""
-    if source is None:
-        return pd.DataFrame(columns=WEIGHTS_COLUMNS)
-    if isinstance(source, pd.DataFrame):
-        frame, name = source, "<DataFrame>"
-    else:
-        path = Path(source)
-        if path.is_dir() and store_path(path).is_file():
-            with ResultsStore(store_path(path)) as store:
-                return store.weights_frame()
-        path = weights_path(path) if not path.name.endswith((".weights.csv", ".weights.parquet")) else path
-        if not path.is_file():
-            return pd.DataFrame(columns=WEIGHTS_COLUMNS)
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        name = str(path)
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise DataError(f"weights table {name}: missing column {missing[0]!r} (required: {', '.join(REQUIRED)})")
-    return frame
+    return load_side_table(source, "weights", weights_path, WEIGHTS_COLUMNS, REQUIRED)
 
 
 def weights(table: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:

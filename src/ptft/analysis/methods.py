@@ -21,7 +21,7 @@ from ptft.analysis.slices import BASE, Slice, sort_by_checkpoint
 from ptft.analysis.stats import bootstrap_mean
 from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import ci, num, percent
-from ptft.grid import FULL
+from ptft.grid import FULL, graft_percent
 
 TITLE = "Learning vs forgetting per fine-tuning method"
 EMPTY = "no fine-tuned rows with a BASE row to compare"
@@ -47,7 +47,8 @@ def methods(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: float = R
         checked = load_table(part)
         # LiNeS edits the final model only: the variants at this slice's point of fine-tuning
         at_point = (checked["train_task"] != BASE) & ((checked["ft_fraction"] - sl.ft_fraction).abs() < 1e-9)
-        for variant in sorted(set(checked.loc[at_point, "variant"])):
+        # grafts have their own analysis (grafting.py): one label per share would crowd this one
+        for variant in sorted(v for v in set(checked.loc[at_point, "variant"]) if graft_percent(v) is None):
             label = method if variant == "none" else f"{method}+{variant}"
             mine = replace(sl, variant=variant, ft_method=method)
             for r in gain.checkpoint_means(gain.gain(part, mine, seed=seed, eps=eps)).itertuples():

@@ -9,6 +9,7 @@ an editor shows (row 1 is line 2, after the header).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,33 @@ INTEGER_COLUMNS = ("step", "shots", "seed", "n", "ft_step")
 # final model of full fine-tuning, the study's only kind before them.
 
 Source = str | Path | pd.DataFrame
+
+
+def load_side_table(source: Source | None, what: str, beside: Callable[[Path], Path], columns: list[str],
+                    required: tuple[str, ...]) -> pd.DataFrame:
+    """A table `ptft export` writes beside the results (``what``: ``weights`` or ``layers``): from a
+    run directory's store, from ``beside(results file)`` (or that file itself), or a DataFrame.
+    An empty table (``columns``) when there is none; a DataError naming the file when a
+    ``required`` column is missing."""
+    if source is None:
+        return pd.DataFrame(columns=columns)
+    if isinstance(source, pd.DataFrame):
+        frame, name = source, "<DataFrame>"
+    else:
+        path = Path(source)
+        if path.is_dir() and store_path(path).is_file():
+            with ResultsStore(store_path(path)) as store:
+                return getattr(store, f"{what}_frame")()
+        if not path.name.endswith((f".{what}.csv", f".{what}.parquet")):
+            path = beside(path)
+        if not path.is_file():
+            return pd.DataFrame(columns=columns)
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        name = str(path)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{what} table {name}: missing column {missing[0]!r} (required: {', '.join(required)})")
+    return frame
 
 
 def load_table(source: Source) -> pd.DataFrame:

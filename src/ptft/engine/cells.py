@@ -115,9 +115,10 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
 # What a cell hashes of each input added to the grid after cells were first hashed, in the
 # configs that leave it as it was before it existed: the method (full fine-tuning) and its
 # settings (none), evaluation points during fine-tuning (none), packing (off: no token budget),
-# the weight lenses' settings (their defaults, or lenses off) and LiNeS (off).
+# the weight lenses' settings (their defaults, or lenses off), LiNeS and grafting (off).
 _AS_BEFORE = {"ft_method": FULL, "method_settings": {}, "eval_at": [], "packed_batch_tokens": None,
-              "lenses": {k: v for k, v in asdict(LensesConfig()).items() if k != "enabled"}, "lines": None}
+              "lenses": {k: v for k, v in asdict(LensesConfig()).items() if k != "enabled"}, "lines": None,
+              "grafting": None}
 
 
 def added_inputs(**inputs) -> dict:
@@ -138,16 +139,19 @@ _EVAL_IN_UNITS = ("shots", "formats", "methods", "cross_task", "out_of_domain")
 
 
 def weight_inputs(config: StudyConfig) -> dict:
-    """What the weight lenses and LiNeS add to a fine-tuning cell's id: their settings where they
-    differ from before (lens settings matter only with lenses on; cells resumed without a lens
-    lack it instead of rerunning). Non-default lens settings change the stored lenses; LiNeS adds
-    rows. Neither touches the training hash: kept weights are reused."""
+    """What the weight lenses, LiNeS and grafting add to a fine-tuning cell's id: their settings
+    where they differ from before (lens settings matter only with lenses on; cells resumed without
+    a lens lack it instead of rerunning). Non-default lens settings change the stored lenses; LiNeS
+    and grafting add rows. None touches the training hash: kept weights are reused."""
     lenses = {k: v for k, v in asdict(config.lenses).items() if k != "enabled"}
     # "outside": parameters outside the blocks take alpha (the reference code's rule); LiNeS rows
     # made when they took alpha + beta are other numbers and must not be reused
     lines = {"alpha": config.lines.alpha, "beta": config.lines.beta, "outside": "alpha"}
+    # the mask's rule is named: an optimised mask would be other numbers under the same shares
+    grafting = {"top_percent": config.grafting.top_percent, "mask": "magnitude"}
     return added_inputs(lenses=lenses if config.lenses.enabled else _AS_BEFORE["lenses"],
-                        lines=lines if config.lines.enabled else None)
+                        lines=lines if config.lines.enabled else None,
+                        grafting=grafting if config.grafting.enabled else None)
 
 
 def method_inputs(config: StudyConfig, method: str) -> dict:
@@ -166,6 +170,9 @@ class CellOutput:
     training: dict | None = None
     # weight-space lenses, one dict per matrix (the store's ``weights`` table)
     weights: list[dict] = field(default_factory=list)
+    # per-layer representation measures, one dict per (eval set, format, shots, layer, measure)
+    # (the store's ``layers`` table)
+    layers: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     numerics: str = ""

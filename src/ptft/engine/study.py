@@ -309,7 +309,7 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
             write_jsonl(model_dir / f"{name}.jsonl", preds)
     training = KINDS[cell.kind].training_row(run_dir, cell, out)
     store.finish_cell(out.cell_id, out.rows, training, out.notes, out.seconds, scores=out.scores,
-                      numerics=out.numerics, weights=out.weights)
+                      numerics=out.numerics, weights=out.weights, layers=out.layers)
 
 
 def _select_learning_rates(store: ResultsStore, config: StudyConfig, cells: list[Cell]) -> None:

@@ -26,7 +26,7 @@ from typing import Callable
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput
 from ptft.errors import naming
-from ptft.grid import FINAL, ModelState, ResultRow
+from ptft.grid import FINAL, TUCO_METRIC, ModelState, ResultRow, graft_variant
 from ptft.task_types import get_task_type
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
 from ptft.tracking import training_report
@@ -107,11 +107,11 @@ Train = Callable[..., tuple]
 
 
 def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool, train: Train,
-                       during: list[float], weight_lenses: bool, dev_metric: bool) -> CellOutput:
+                       during: list[float], against_base: bool, dev_metric: bool) -> CellOutput:
     """Train a cell's model with ``train`` (or load its kept weights), then evaluate it on the
-    cell's units, at the points ``during`` of its training as well. ``weight_lenses``: compare its
-    weights with BASE's (lenses) and evaluate the LiNeS edit, as configured; ``dev_metric``: score
-    it on the dev split for learning-rate selection."""
+    cell's units, at the points ``during`` of its training as well. ``against_base``: compare it
+    with its BASE checkpoint as configured (weight lenses, TuCo, CKA) and evaluate its grafts and
+    LiNeS edit; ``dev_metric``: score it on the dev split for learning-rate selection."""
     from ptft.training.finetune import NonFiniteLoss, seed_everything
 
     weights = weights_dir(run_dir, cell)
@@ -150,7 +150,7 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         if config.finetune.keep_weights:
             _keep(model, tokenizer, weights, out.training, method.save)
         model = method.merged(model)
-    base = _base_weights(config, cell) if weight_lenses else None
+    base = _base_weights(config, cell) if against_base else None
     # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
     # are loaded at that dtype already)
     _lenses(config, cell, model, base, out)
@@ -160,15 +160,62 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     trained = ModelState(ft_step=out.training.get("steps"))
     evaluate_units(config, cell, model, tokenizer, out, progress, trained)
-    if base is not None and config.lines.enabled:
-        from ptft.evaluation.weights import apply_lines
-
-        apply_lines(model, base, config.lines.alpha, config.lines.beta)
-        evaluate_units(config, cell, model, tokenizer, out, progress, replace(trained, variant="lines"))
+    if against_base and (config.tuco.enabled or config.cka.enabled):
+        _against_base_model(config, cell, model, tokenizer, out, trained)
+    if base is not None:
+        _evaluate_edits(config, cell, model, tokenizer, base, out, progress, trained)
     if not config.finetune.keep_weights and weights.exists():
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
     return out
+
+
+def _against_base_model(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, state: ModelState) -> None:
+    """What compares the fine-tuned ``model`` with its BASE checkpoint on the prompts its units
+    scored in ``state``, as configured: TuCo per prompt (in each prediction, in the per-example
+    scores and per unit a row of metric ``tuco``) and CKA per block and set (the layers table).
+    One pass of the fine-tuned model per set of prompts (a set in one format and shot count, which
+    its scoring methods share) gives both; CKA adds one pass of BASE."""
+    from ptft.evaluation import Evaluator
+    from ptft.evaluation.residual import trace
+    from ptft.evaluation.similarity import linear_cka
+    from ptft.evaluation.stats import metric_value
+    from ptft.evaluation.tuco import tuco_ratio
+
+    start = time.perf_counter()
+    base, _ = load_model(config, cell)
+    scorer = Evaluator(model, tokenizer, batch_size=config.evaluation.batch_size).scorer
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    batch = config.evaluation.batch_size
+    tasks = study_tasks(config)
+    key = asdict(cell.model_key(task_label(config, cell.train_task)))
+    groups: dict[tuple, list] = {}
+    for unit in cell.units:
+        groups.setdefault((unit.eval_set, unit.format, unit.shots), []).append(unit)
+    for (eval_set, fmt, shots), units in groups.items():
+        began = time.perf_counter()
+        prompts = [p["prompt"] for p in out.predictions[units[0].name + state.suffix]]
+        ids = [x[-scorer.max_length:] for x in scorer.encode(prompts)]
+        traced = trace(model, ids, batch, pad, base=base if config.tuco.enabled else None)
+        task = tasks[units[0].eval_task][0]
+        if config.tuco.enabled:
+            values = tuco_ratio(traced.ptc, traced.ftc).tolist()
+            for unit in units:
+                for prediction, value in zip(out.predictions[unit.name + state.suffix], values, strict=True):
+                    prediction[TUCO_METRIC] = value
+                out.scores[state][unit][TUCO_METRIC] = values
+                out.rows.append(_result_row(config, cell, unit, task, TUCO_METRIC,
+                                            metric_value(values, config.seed, n_boot=config.evaluation.n_bootstrap),
+                                            state, time.perf_counter() - began))
+        if config.cka.enabled:
+            pairs = zip(traced.states, trace(base, ids, batch, pad).states)
+            out.layers += [{"model_id": cell.model_id, **key, "eval_task": task.name, "eval_set": eval_set,
+                            "domain": task.eval_set(eval_set).domain, "format": fmt, "shots": shots,
+                            "layer": layer, "measure": "cka", "value": linear_cka(x, y), "n": len(ids)}
+                           for layer, (x, y) in enumerate(pairs, start=1)]
+    lenses = [name for name, on in (("TuCo", config.tuco.enabled), ("CKA", config.cka.enabled)) if on]
+    out.notes.append(f"against BASE ({', '.join(lenses)}): {len(groups)} sets of prompts in "
+                     f"{time.perf_counter() - start:.2f}s")
 
 
 def _at_eval_precision(config: StudyConfig, model, in_place: bool = False):
@@ -185,10 +232,37 @@ def _at_eval_precision(config: StudyConfig, model, in_place: bool = False):
     return model.to(dtype) if in_place else copy.deepcopy(model).to(dtype)
 
 
+def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dict, out: CellOutput, progress: bool,
+                    trained: ModelState) -> None:
+    """Score the evaluation-only edits of the fine-tuned ``model`` on the cell's units, each made
+    from the model as trained: the grafts of ``grafting.top_percent``, then LiNeS, as configured."""
+    from ptft.evaluation.grafting import apply_graft
+    from ptft.evaluation.weights import apply_lines
+
+    edits = []
+    if config.grafting.enabled:
+        edits += [(graft_variant(p), functools.partial(apply_graft, percent=p)) for p in config.grafting.top_percent]
+    if config.lines.enabled:
+        edits.append(("lines", lambda m, b, _: apply_lines(m, b, config.lines.alpha, config.lines.beta)))
+    if not edits:
+        return
+    import torch
+
+    tuned = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for name, edit in edits:
+        start = time.perf_counter()
+        edit(model, base, tuned)
+        out.notes.append(f"{name}: edited in {time.perf_counter() - start:.2f}s")
+        evaluate_units(config, cell, model, tokenizer, out, progress, replace(trained, variant=name))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(tuned[n])
+
+
 def _base_weights(config: StudyConfig, cell: Cell) -> dict | None:
     """The BASE checkpoint's parameters by name, in float32 on the model's device, when the
-    lenses or LiNeS are on; None otherwise."""
-    if not (config.lenses.enabled or config.lines.enabled):
+    lenses, grafting or LiNeS are on; None otherwise."""
+    if not (config.lenses.enabled or config.grafting.enabled or config.lines.enabled):
         return None
     base, _ = load_model(config, cell, dtype="float32")
     return {n: p.detach() for n, p in base.named_parameters()}
@@ -241,8 +315,6 @@ def evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellO
     tasks = study_tasks(config)
     ev = config.evaluation
     evaluator = Evaluator(model, tokenizer, batch_size=ev.batch_size)
-    key = cell.model_key(task_label(config, cell.train_task))
-    config_hash = config.hash()
     from tqdm.auto import tqdm
 
     for unit in tqdm(cell.units, desc=f"evaluate {cell.label}", unit="set", disable=not progress, leave=False):
@@ -256,11 +328,17 @@ def evaluate_units(config: StudyConfig, cell: Cell, model, tokenizer, out: CellO
         out.notes += [f"{name}: {n}" for n in result.notes]
         log.info("evaluated %s: %s (%.1fs)", name, {m: round(v.value, 4) for m, v in result.metrics.items()},
                  result.seconds)
-        for metric, mv in result.metrics.items():
-            out.rows.append(ResultRow(cell.model_id, key, replace(unit, eval_task=task.name), task.task_type,
-                                      task.eval_set(unit.eval_set).domain, metric, mv.value, mv.ci_low, mv.ci_high,
-                                      mv.n, state, seconds=result.seconds, config_hash=config_hash,
-                                      cell_id=cell.cell_id))
+        out.rows += [_result_row(config, cell, unit, task, metric, mv, state, result.seconds)
+                     for metric, mv in result.metrics.items()]
+
+
+def _result_row(config: StudyConfig, cell: Cell, unit, task: Task, metric: str, mv, state: ModelState,
+                seconds: float) -> ResultRow:
+    """A metric ``mv`` of the cell's model in ``state`` on ``unit``, as results name its task."""
+    return ResultRow(cell.model_id, cell.model_key(task_label(config, cell.train_task)),
+                     replace(unit, eval_task=task.name), task.task_type, task.eval_set(unit.eval_set).domain, metric,
+                     mv.value, mv.ci_low, mv.ci_high, mv.n, state, seconds=seconds, config_hash=config.hash(),
+                     cell_id=cell.cell_id)
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:

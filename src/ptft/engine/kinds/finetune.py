@@ -1,6 +1,7 @@
 """The fine-tuning cell: fine-tune one checkpoint on one task with one method at one learning
 rate and seed, then evaluate the fine-tuned model on the task's eval sets and the other tasks'
-in-domain sets (and, as configured, during its training and as the LiNeS edit)."""
+in-domain sets (and, as configured, during its training, grafted and as the LiNeS edit), and compare
+it with its BASE checkpoint (weight lenses, TuCo, CKA)."""
 
 from __future__ import annotations
 
@@ -76,5 +77,5 @@ class Finetune(Kind):
             return finetune(model, tokenizer, data.train, data.dev, task.formats["default"], args,
                             progress=progress, report=report, during=during, evaluate=evaluate_during)
 
-        return train_and_evaluate(config, run_dir, cell, progress, train, during, weight_lenses=True,
+        return train_and_evaluate(config, run_dir, cell, progress, train, during, against_base=True,
                                   dev_metric=config.finetune.selection_metric == "metric")

@@ -40,4 +40,4 @@ class Instruct(Kind):
             return instruction_tune(model, tokenizer, InstructArgs.from_config(config, cell.seed), progress=progress,
                                     report=report)
 
-        return train_and_evaluate(config, run_dir, cell, progress, train, [], weight_lenses=False, dev_metric=False)
+        return train_and_evaluate(config, run_dir, cell, progress, train, [], against_base=False, dev_metric=False)
