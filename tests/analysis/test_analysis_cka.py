@@ -1,11 +1,12 @@
-"""The CKA analysis on a layers table worked out by hand: two tasks, two checkpoints, three layers."""
+"""The CKA analysis on a layers table worked out by hand (two tasks, two checkpoints, three blocks), and
+the per-block geometry of the checkpoints beside it."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from ptft.analysis import cka
+from ptft.analysis import cka, geometry
 from ptft.store import LAYERS_COLUMNS
 
 # (train task, eval set) -> CKA at blocks 1, 2, 3 for c1 and c3
@@ -64,3 +65,20 @@ def test_reading_follows_depth_and_pre_training():
 def test_a_table_without_cka_rows_has_no_rows():
     assert cka.cka(pd.DataFrame(columns=LAYERS_COLUMNS)).empty
     assert cka.load_layers(None).empty
+
+
+def test_per_block_geometry_of_the_checkpoints():
+    rows = [dict(checkpoint=c, step=STEPS[c], train_task="", ft_method="", lr=None, seed=None,
+                 eval_task="pretrain_heldout", eval_set="", domain="", format="default", shots=0, layer=layer,
+                 measure=measure, value=value, n=4096, selected=True)
+            for c, ranks in (("c1", (3.0, 9.0, 5.0)), ("c3", (20.0, 60.0, 40.0)))
+            for layer, value in enumerate(ranks, start=1)
+            for measure, value in (("rankme", value), ("alpha_req", 10 / value))]
+    table = pd.concat([layers_table(), pd.DataFrame(rows, columns=LAYERS_COLUMNS)])
+    frame = geometry.geometry(table)
+    assert list(frame.columns) == geometry.COLUMNS and len(frame) == 12  # 2 measures x 2 checkpoints x 3 blocks
+    assert frame[(frame.measure == "alpha_req") & (frame.checkpoint == "c3")]["value"].tolist() == pytest.approx(
+        [0.5, 1 / 6, 0.25])
+    assert geometry.reading(frame) == ("RankMe of the last block is 40.0 at c3 against 5.0 at c1; at c3 it peaks "
+                                       "at block 2 of 3 (60.0).")
+    assert geometry.geometry(layers_table()).empty  # CKA rows are no geometry

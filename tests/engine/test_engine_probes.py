@@ -12,7 +12,7 @@ from ptft.config import load_config
 from ptft.engine.plan import plan_study
 from ptft.engine.study import plan_cells, run_study
 from ptft.grid import PROBE_METHOD
-from ptft.store import results_frame
+from ptft.store import layers_frame, results_frame
 
 PROBES = {"probes.enabled": True, "probes.draws": 2, "probes.windows": 4, "probes.seq_len": 64}
 
@@ -83,6 +83,12 @@ def test_probe_cells_run_resume_and_store_proxy_rows(reference_run, small_config
     assert (geometry.n == geometry.n.iloc[0]).all() and geometry.n.iloc[0] < 4096
     assert ((geometry.metric != "rankme") | geometry.value.between(1, 64)).all()
     assert ((geometry.metric != "alpha_req") | (geometry.value > 0)).all()
+    # per block, the same positions' residual stream after it (the tiny model has 2 blocks)
+    layers = layers_frame(run)
+    assert sorted(zip(layers.checkpoint, layers.layer, layers.measure)) == sorted(
+        (c, layer, m) for c in ("step8", "step60") for layer in (1, 2) for m in ("rankme", "alpha_req"))
+    assert (layers.n == geometry.n.iloc[0]).all() and (layers.train_task == "").all()
+    assert layers[layers.measure == "rankme"].value.between(1, 64).all()
     again = run_study(config, run_dir=run, progress=False)
     assert (again.ran, again.skipped) == (0, 10)
     assert_same_numbers(results_frame(run), df)

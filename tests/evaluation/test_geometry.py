@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ptft.checkpoints.loading import load_causal_lm
-from ptft.evaluation.geometry import alpha_req, final_hidden_states, rankme
+from ptft.evaluation.geometry import alpha_req, block_outputs, final_hidden_states, kept_positions, rankme
 
 
 def _orthonormal(n: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -59,3 +59,18 @@ def test_final_hidden_states_are_the_heads_inputs_at_seeded_positions(tiny_model
     assert torch.equal(some, final_hidden_states(model, batches, n=50, seed=3))
     assert all(any(torch.equal(row, other) for other in every) for row in some)
     assert not torch.equal(some, final_hidden_states(model, batches, n=50, seed=4))
+
+
+def test_block_outputs_are_the_hidden_states_at_the_sampled_positions(tiny_series):
+    """Blocks 1 .. L-1's outputs at the kept positions are HF's hidden states there (HF's last one
+    has the final norm applied, the block's output does not), over two batches of windows."""
+    model, _ = load_causal_lm(str(tiny_series[max(tiny_series)]), device="cpu")
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randint(0, model.config.vocab_size, (3, 9), generator=g) for _ in range(2)]
+    keep = kept_positions(2 * 3 * 8, 10, seed=5)
+    assert len(keep) == 10 and list(keep) == sorted(keep) and kept_positions(7, 10, 0).tolist() == list(range(7))
+    with torch.no_grad(), block_outputs(model, keep) as per_block:
+        hidden = [model(b[:, :-1], output_hidden_states=True).hidden_states for b in batches]
+    for layer in range(1, model.config.num_hidden_layers):
+        every = torch.cat([h[layer].flatten(0, 1) for h in hidden])
+        assert torch.equal(torch.cat(per_block[layer - 1]), every[torch.from_numpy(keep)])

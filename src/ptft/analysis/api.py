@@ -13,8 +13,8 @@ from typing import Callable
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import (cka, dynamics, findings, forgetting, formats, gain, grafting, groups, lenses, methods,
-                           plots, prediction, seeds, trajectory, tuco)
+from ptft.analysis import (cka, dynamics, findings, forgetting, formats, gain, geometry, grafting, groups, lenses,
+                           methods, plots, prediction, seeds, trajectory, tuco)
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable, resolve_method
 from ptft.analysis.table import Source, load_table
@@ -151,6 +151,8 @@ ANALYSES: dict[str, Analysis] = {
                     _one("cka", lambda i: cka.cka(cka.load_layers(i.source), fmt=i.slice.fmt,
                                                   ft_method=i.slice.ft_method, seed=i.seed)),
                     heading="Where fine-tuning changes the representations (CKA)"),
+    "geometry": Analysis(geometry.TITLE, geometry.EMPTY, geometry.figure, geometry.reading,
+                         _one("geometry", lambda i: geometry.geometry(cka.load_layers(i.source)))),
     "tuco": Analysis(tuco.TITLE, tuco.EMPTY, tuco.figure, tuco.reading,
                      _one("tuco", lambda i: tuco.tuco(i.table, i.slice, seed=i.seed)),
                      heading="The fine-tuning contribution to the answers (TuCo)"),

@@ -3,7 +3,8 @@ held-out text use (docs/method.md, "Predicting fine-tuning from proxies").
 
 The representations: the final hidden states (after the last norm, what the output head reads)
 of ``n`` token positions drawn with the seed, without replacement, from the probes' held-out
-windows; an ``n`` x d matrix Z, in float64.
+windows; an ``n`` x d matrix Z, in float64. Per block, the same positions' residual stream after
+that block gives the per-layer values.
 
 - **RankMe** (Garrido et al. 2023, "RankMe: Assessing the downstream performance of pretrained
   self-supervised representations by their rank", eq. 1): with the singular values s_k of Z (not
@@ -24,6 +25,8 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+
+from ptft.evaluation.residual import blocks_of
 
 # The ranks alpha-ReQ is fitted on (1-based, both ends included).
 ALPHA_RANKS = (6, 100)
@@ -65,13 +68,48 @@ def head_inputs(model) -> Iterator[list[torch.Tensor]]:
         handle.remove()
 
 
+def kept_positions(total: int, n: int, seed: int) -> np.ndarray:
+    """Which ``n`` of ``total`` token positions (in the order the passes see them, batch by batch and
+    row by row) the representations use, drawn with ``seed`` and sorted; all of them when there are
+    fewer."""
+    if n < total:
+        return np.sort(np.random.default_rng(seed).choice(total, size=n, replace=False))
+    return np.arange(total)
+
+
 def sample_positions(states: Sequence[torch.Tensor], n: int, seed: int) -> torch.Tensor:
     """``n`` rows of the collected states (all of them when there are fewer), drawn with ``seed``."""
     z = torch.cat(list(states))
-    if n < len(z):
-        keep = np.sort(np.random.default_rng(seed).choice(len(z), size=n, replace=False))
-        z = z[torch.from_numpy(keep).to(z.device)]
-    return z  # on the model's device: the decompositions run there
+    keep = kept_positions(len(z), n, seed)
+    return z[torch.from_numpy(keep).to(z.device)]  # on the model's device: the decompositions run there
+
+
+@contextlib.contextmanager
+def block_outputs(model, keep: np.ndarray) -> Iterator[list[list[torch.Tensor]]]:
+    """Per block, its output (the residual stream after it) at the positions ``keep`` of all the
+    positions the forward passes run inside see (numbered as :func:`kept_positions` numbers them),
+    collected batch by batch so that no pass keeps more than the sampled rows."""
+    blocks = blocks_of(model)
+    got: list[list[torch.Tensor]] = [[] for _ in blocks]
+    seen = [0]
+    wanted = torch.from_numpy(keep)
+
+    def hook(index: int):
+        def record(module, args, output):
+            flat = (output[0] if isinstance(output, tuple) else output).detach().flatten(0, 1)
+            lo = seen[0]
+            picked = wanted[(wanted >= lo) & (wanted < lo + len(flat))] - lo
+            got[index].append(flat[picked.to(flat.device)].float())
+            if index == len(blocks) - 1:
+                seen[0] = lo + len(flat)
+        return record
+
+    handles = [block.register_forward_hook(hook(i)) for i, block in enumerate(blocks)]
+    try:
+        yield got
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @torch.inference_mode()

@@ -82,10 +82,14 @@ class Probe(Kind):
     def run(self, config: StudyConfig, run_dir: Path, cell: Cell, progress: bool) -> CellOutput:
         """A checkpoint's proxies as result rows (method ``probe``, train_task ''): ``heldout_loss``,
         ``sensitivity``, ``rankme`` and ``alpha_req`` with eval_set '' and the held-out text's name
-        as eval_task, and ``gold_loglik`` per unit."""
+        as eval_task, and ``gold_loglik`` per unit; RankMe and alpha-ReQ of every block's output in
+        the layers table."""
         # deferred for start-up time: they import torch
+        import torch
+
         from ptft.evaluation import Evaluator, select_demos
-        from ptft.evaluation.geometry import alpha_req, head_inputs, rankme, sample_positions
+        from ptft.evaluation.geometry import (alpha_req, block_outputs, head_inputs, kept_positions, rankme,
+                                              sample_positions)
         from ptft.evaluation.probes import heldout_loss, sensitivity, text_windows
         from ptft.evaluation.scoring import infer_max_length
         from ptft.evaluation.stats import metric_value
@@ -112,7 +116,10 @@ class Probe(Kind):
             windows, seq_len = pr.windows, pr.seq_len
         batches = text_windows(tokenizer, _heldout_docs(config), windows, seq_len, ev.batch_size,
                                infer_max_length(model, tokenizer))
-        with head_inputs(model) if pr.representation_tokens else contextlib.nullcontext([]) as states:
+        geometry_on = pr.representation_tokens > 0
+        keep = kept_positions(sum(len(b) * (b.shape[1] - 1) for b in batches), pr.representation_tokens, config.seed)
+        with (head_inputs(model) if geometry_on else contextlib.nullcontext([]) as states,
+              block_outputs(model, keep) if geometry_on else contextlib.nullcontext([]) as per_block):
             clean = heldout_loss(model, batches)
         n_windows = sum(len(b) for b in batches)
         out.rows.append(row("", source, "", "", 0, "heldout_loss", clean, n=n_windows,
@@ -134,6 +141,12 @@ class Probe(Kind):
                          for name, value in geometry.items()]
             log.info("probe %s: RankMe %.2f, alpha-ReQ %.3f on %d x %d final hidden states", ck.label,
                      geometry["rankme"], geometry["alpha_req"], *z.shape)
+            model_columns = {"model_id": cell.model_id, **asdict(key), "eval_task": source, "eval_set": "",
+                             "domain": "", "format": "default", "shots": 0}
+            for layer, parts in enumerate(per_block, start=1):
+                z = torch.cat(parts)
+                out.layers += [model_columns | {"layer": layer, "measure": name, "value": fn(z), "n": len(z)}
+                               for name, fn in (("rankme", rankme), ("alpha_req", alpha_req))]
         tasks = study_tasks(config)
         evaluator = Evaluator(model, tokenizer, batch_size=ev.batch_size)
         for unit in cell.units:
