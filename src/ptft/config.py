@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 
 from ptft.errors import CheckpointError, ConfigError, PtftError, yaml_problem
-from ptft.grid import FULL
+from ptft.grid import FULL, graft_variant
 from ptft.task_types import all_methods
 from ptft.tasks import get_task
 from ptft.tasks.instructions import registered_mixture
@@ -718,7 +718,7 @@ def _check_grafting(config: GraftingConfig, file: str) -> None:
     bad = [p for p in config.top_percent if not 0 <= p <= 100]
     if bad:
         raise ConfigError(f"{file}: grafting.top_percent: shares of the change in percent, in [0, 100], got {bad[0]:g}")
-    if len(set(config.top_percent)) != len(config.top_percent):
+    if len({graft_variant(p) for p in config.top_percent}) != len(config.top_percent):
         raise ConfigError(f"{file}: grafting.top_percent: a share is listed twice")
 
 

@@ -22,8 +22,9 @@ Tables:
   fine-tuning or instruction-tuning run, with its fine-tuning method.
 - ``weights``: the weight-space lenses of each fine-tuned model against its BASE checkpoint, one
   row per weight matrix (``ptft.evaluation.weights``).
-- ``layers``: measures of each fine-tuned model's representations layer by layer on the prompts of
-  an eval set (``measure``: ``cka``, its similarity to BASE's; ``ptft.evaluation.similarity``).
+- ``layers``: measures of representations block by block: a fine-tuned model's CKA with BASE on
+  the prompts of an eval set (``ptft.evaluation.similarity``), a checkpoint's RankMe and alpha-ReQ
+  on the probes' held-out positions (``ptft.evaluation.geometry``).
 - ``selections``: the learning rate chosen per (checkpoint, train task, fine-tuning method, seed) on
   the dev split.
 - ``runs``: each `ptft run` of the directory: who ran it, with which executor, when it ended.
@@ -247,8 +248,8 @@ WEIGHTS_COLUMNS = [
 ]
 
 
-# The per-layer table beside it (docs/results.md, "Layers table"): measures of a fine-tuned model's
-# representations, layer by layer, on the prompts of one eval set (``measure`` says which: ``cka``).
+# The per-layer table beside it (docs/results.md, "Layers table"): measures of a model's
+# representations block by block (``measure``: ``cka``, ``rankme``, ``alpha_req``).
 LAYERS_COLUMNS = [
     "checkpoint", "step", "train_task", "ft_method", "lr", "seed", "eval_task", "eval_set", "domain", "format",
     "shots", "layer", "measure", "value", "n", "selected",
@@ -704,8 +705,8 @@ def _add_weights(db: sqlite3.Connection) -> None:
 
 
 def _add_layers(db: sqlite3.Connection) -> None:
-    """Schema 4 -> 5: the ``layers`` table of per-layer representation measures (CKA), empty for
-    the cells computed before it."""
+    """Schema 4 -> 5: the ``layers`` table of per-block representation measures, empty for the
+    cells computed before it."""
     db.execute(next(s for s in SCHEMA.split(";") if "TABLE IF NOT EXISTS layers (" in s))
 
 

@@ -252,6 +252,10 @@ def test_lens_settings_lines_and_grafting_change_only_fine_tuning_cells_not_thei
     assert ids(a, kind="finetune").isdisjoint(ids(b, kind="finetune"))
     # so do grafting's shares; TuCo and CKA, outputs with no setting, are in no id
     assert ids(plan_cells(small_config_factory(**{"grafting.top_percent": [1.0]}), tmp_path)) == ids(before)
+    # the shares are a set: their order in the config changes no id
+    on = {"grafting.enabled": True}
+    assert ids(plan_cells(small_config_factory(**on, **{"grafting.top_percent": [1.0, 0.1]}), tmp_path)) == ids(
+        plan_cells(small_config_factory(**on, **{"grafting.top_percent": [0.1, 1.0]}), tmp_path))
     assert ids(plan_cells(small_config_factory(**{"tuco.enabled": True, "cka.enabled": True}), tmp_path)) == ids(before)
 
 

@@ -12,7 +12,8 @@ import torch
 from ptft.evaluation.residual import blocks_of, trace
 from ptft.evaluation.tuco import tuco, tuco_ratio
 
-PROMPTS = ["The quick brown fox jumps over the lazy dog.", "Review: a dull film.\nSentiment:", "Hi"]
+# the shortest first: batching sorts them longest first and must put the values back in this order
+PROMPTS = ["Hi", "The quick brown fox jumps over the lazy dog.", "Review: a dull film.\nSentiment:"]
 
 
 @pytest.fixture(scope="module")
@@ -54,5 +55,5 @@ def test_components_sum_to_the_residual_stream_and_batching_changes_nothing(mode
     values = tuco_ratio(traced.ptc, traced.ftc).tolist()
     assert all(0 < v < 1 for v in values)
     # prompts batched alone, or sorted into other batches, give the same numbers
-    assert tuco(tuned, base, ids[:1], batch_size=1, pad_id=pad)[0] == pytest.approx(values[0], abs=1e-6)
+    assert [tuco(tuned, base, [x], batch_size=1, pad_id=pad)[0] for x in ids] == pytest.approx(values, abs=1e-6)
     assert tuco(tuned, base, ids, batch_size=3, pad_id=pad) == pytest.approx(values, abs=1e-5)

@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 
 from ptft.analysis import plots
 from ptft.analysis.slices import BASE, sort_by_checkpoint
-from ptft.analysis.stats import LEVEL, N_BOOT, bootstrap_mean
+from ptft.analysis.stats import LEVEL, N_BOOT, cluster_bootstrap_mean
 from ptft.analysis.table import Source, load_side_table
 from ptft.analysis.text import ci, num
 from ptft.grid import FULL, INSTRUCT_TRAIN_TASK
@@ -60,6 +60,8 @@ def cka(table: pd.DataFrame, *, fmt: str = "default", ft_method: str | None = No
         t = t[t["selected"].astype(str).str.lower().isin(["true", "1", "1.0"])]
     if t.empty:
         return pd.DataFrame(columns=COLUMNS)
+    # a set without variance (one prompt, one cue) has no CKA: left out of every mean alike
+    t = t[t["value"].notna()]
     t = t.assign(scope=np.where(t["eval_task"] == t["train_task"], "in-domain", "cross-task"),
                  change=1 - t["value"].astype(float))
     # one value per (model, set, layer): seeds and shot counts averaged
@@ -73,7 +75,8 @@ def cka(table: pd.DataFrame, *, fmt: str = "default", ft_method: str | None = No
             where = dict(zip(by, key), ft_method=method,
                          train_task=g["train_task"].iloc[0] if "train_task" in by else "", step=g["step"].iloc[0])
             for layer, part in g.groupby("layer"):
-                est = bootstrap_mean(part["change"].to_numpy(float), seed=seed)
+                # pooled over tasks, one set's rows (one per task) are drawn together
+                est = cluster_bootstrap_mean(part["change"].to_numpy(float), part["eval_set"].to_numpy(), seed=seed)
                 out.append(dict(where, measure="change", layer=int(layer), value=est.mean, ci_low=est.ci_low,
                                 ci_high=est.ci_high, n=est.n))
             out += _summaries(where, g, seed)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 
-# a transformer block's parameters: Llama/OLMo/Mistral ``layers.N.``, GPT-2 ``h.N.``, others ``blocks.N.``
-_BLOCK = re.compile(r"(?:^|\.)(?:layers|h|blocks)\.(\d+)\.")
+# what a decoder calls its list of transformer blocks: Llama/OLMo/Mistral ``layers``, GPT-2 ``h``,
+# others ``blocks``; a block's parameters are named ``<list>.N.``
+BLOCK_LISTS = ("layers", "h", "blocks")
+_BLOCK = re.compile(rf"(?:^|\.)(?:{'|'.join(BLOCK_LISTS)})\.(\d+)\.")
 
 
 def split_block(name: str) -> tuple[int | None, str]:

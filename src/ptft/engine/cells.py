@@ -148,7 +148,7 @@ def weight_inputs(config: StudyConfig) -> dict:
     # made when they took alpha + beta are other numbers and must not be reused
     lines = {"alpha": config.lines.alpha, "beta": config.lines.beta, "outside": "alpha"}
     # the mask's rule is named: an optimised mask would be other numbers under the same shares
-    grafting = {"top_percent": config.grafting.top_percent, "mask": "magnitude"}
+    grafting = {"top_percent": sorted(config.grafting.top_percent), "mask": "magnitude"}
     return added_inputs(lenses=lenses if config.lenses.enabled else _AS_BEFORE["lenses"],
                         lines=lines if config.lines.enabled else None,
                         grafting=grafting if config.grafting.enabled else None)

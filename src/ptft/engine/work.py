@@ -239,11 +239,18 @@ def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dic
     from ptft.evaluation.grafting import apply_graft
     from ptft.evaluation.weights import apply_lines
 
+    entries = sum(p.numel() for p in model.parameters())
+
+    def graft(percent: float):
+        # ties at the threshold are all kept: the note says how many entries really moved
+        return lambda m, b, t: f"{apply_graft(m, b, t, percent):,} of {entries:,} entries set to their fine-tuned value"
+
     edits = []
     if config.grafting.enabled:
-        edits += [(graft_variant(p), functools.partial(apply_graft, percent=p)) for p in config.grafting.top_percent]
+        edits += [(graft_variant(p), graft(p)) for p in config.grafting.top_percent]
     if config.lines.enabled:
-        edits.append(("lines", lambda m, b, _: apply_lines(m, b, config.lines.alpha, config.lines.beta)))
+        edits.append(("lines", lambda m, b, _: f"{len(apply_lines(m, b, config.lines.alpha, config.lines.beta))} "
+                                               "parameters scaled"))
     if not edits:
         return
     import torch
@@ -251,8 +258,8 @@ def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dic
     tuned = {n: p.detach().clone() for n, p in model.named_parameters()}
     for name, edit in edits:
         start = time.perf_counter()
-        edit(model, base, tuned)
-        out.notes.append(f"{name}: edited in {time.perf_counter() - start:.2f}s")
+        done = edit(model, base, tuned)
+        out.notes.append(f"{name}: {done}, in {time.perf_counter() - start:.2f}s")
         evaluate_units(config, cell, model, tokenizer, out, progress, replace(trained, variant=name))
         with torch.no_grad():
             for n, p in model.named_parameters():

@@ -16,9 +16,10 @@ from typing import Iterator, Sequence
 
 import torch
 
-# the ModuleList of a decoder's blocks: Llama/OLMo ``model.layers``, GPT-2 ``transformer.h``,
-# GPT-NeoX ``gpt_neox.layers``, others ``blocks`` (checkpoints/names.py names their parameters alike)
-_BLOCKS = re.compile(r"(?:^|\.)(?:layers|h|blocks)$")
+from ptft.checkpoints.names import BLOCK_LISTS
+
+# the ModuleList of a decoder's blocks (``model.layers``, ``transformer.h``, ``gpt_neox.layers``)
+_BLOCKS = re.compile(rf"(?:^|\.)(?:{'|'.join(BLOCK_LISTS)})$")
 
 
 def blocks_of(model) -> torch.nn.ModuleList:

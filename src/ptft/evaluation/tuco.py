@@ -25,10 +25,11 @@ from ptft.evaluation.residual import trace
 
 
 def tuco_ratio(ptc: torch.Tensor, ftc: torch.Tensor) -> torch.Tensor:
-    """Per row: ||FTC||_1 / (||PTC||_1 + ||FTC||_1) of the summed components (0 where both are 0)."""
+    """Per row: ||FTC||_1 / (||PTC||_1 + ||FTC||_1) of the summed components (0 where both are 0;
+    NaN stays NaN: non-finite hidden states are no 'contribution of 0')."""
     f, p = ftc.abs().sum(-1), ptc.abs().sum(-1)
     total = p + f
-    return torch.where(total > 0, f / total.clamp_min(torch.finfo(total.dtype).tiny), torch.zeros_like(total))
+    return torch.where(total == 0, torch.zeros_like(total), f / total)
 
 
 def tuco(tuned, base, ids: Sequence[Sequence[int]], batch_size: int, pad_id: int) -> list[float]:
