@@ -26,7 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from ptft.evaluation.residual import blocks_of
+from ptft.evaluation.residual import blocks_of, hooked
 
 # The ranks alpha-ReQ is fitted on (1-based, both ends included).
 ALPHA_RANKS = (6, 100)
@@ -104,12 +104,8 @@ def block_outputs(model, keep: np.ndarray) -> Iterator[list[list[torch.Tensor]]]
                 seen[0] = lo + len(flat)
         return record
 
-    handles = [block.register_forward_hook(hook(i)) for i, block in enumerate(blocks)]
-    try:
+    with hooked(blocks, hook):
         yield got
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.inference_mode()

@@ -30,6 +30,17 @@ def blocks_of(model) -> torch.nn.ModuleList:
     return found[0]
 
 
+@contextlib.contextmanager
+def hooked(blocks: torch.nn.ModuleList, hook, with_kwargs: bool = False) -> Iterator[None]:
+    """While open, ``hook(i)`` is a forward hook of block i."""
+    handles = [block.register_forward_hook(hook(i), with_kwargs=with_kwargs) for i, block in enumerate(blocks)]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 @dataclass
 class Trace:
     """Per block, the n x d residual stream after it at each prompt's last token (float32, on the
@@ -68,12 +79,8 @@ def _hooks(model, base, at: list) -> Iterator[dict[str, list]]:
     blocks = blocks_of(model)
     for key in got:
         got[key] = [[] for _ in blocks]
-    handles = [block.register_forward_hook(hook(i), with_kwargs=True) for i, block in enumerate(blocks)]
-    try:
+    with hooked(blocks, hook, with_kwargs=True):
         yield got
-    finally:
-        for h in handles:
-            h.remove()
 
 
 @torch.inference_mode()
