@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ptft.api import export
+from ptft.cli import main
 from ptft.engine.study import run_study
 from ptft.store import (LAYERS_COLUMNS, SCHEMA_VERSION, WEIGHTS_COLUMNS, ResultsStore, layers_frame, layers_path,
                         results_frame, weights_path)
@@ -94,11 +95,15 @@ def test_grafting_none_and_all_of_the_change_repeats_the_base_and_the_fine_tuned
 
 
 def test_tuco_and_cka_are_stored_and_exported_and_change_no_other_number(reference_run, small_config_factory,
-                                                                          tmp_path: Path) -> None:
+                                                                          tmp_path: Path, capsys) -> None:
     config = small_config_factory(**{"tuco.enabled": True, "cka.enabled": True, "evaluation.cross_task": True})
     run = tmp_path / "run"
     assert run_study(config, run_dir=run, progress=False).failed == []
-    layers = pd.read_csv(layers_path(export(run, tmp_path / "out" / "table.csv")))
+    table_path = tmp_path / "out" / "table.csv"
+    assert main(["export", str(run), "--out", str(table_path)]) == 0
+    assert capsys.readouterr().out.split() == [str(table_path), str(weights_path(table_path)),
+                                               str(layers_path(table_path))]
+    layers = pd.read_csv(layers_path(table_path))
     assert list(layers.columns) == LAYERS_COLUMNS
     # 2 checkpoints x 2 tasks, each on its own set and the other task's, 2 blocks
     assert len(layers) == 16 and set(layers["layer"]) == {1, 2} and set(layers["measure"]) == {"cka"}

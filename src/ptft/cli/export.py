@@ -1,4 +1,5 @@
-"""ptft export RUN: write the run's results as a long-format table (CSV or Parquet), and its weight lenses beside it."""
+"""ptft export RUN: write the run's results as a long-format table (CSV or Parquet), and its weight lenses and
+per-block measures beside it."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ptft.api import export
-    from ptft.store import weights_path
+    from ptft.store import layers_path, weights_path
 
     path = export(args.run_dir, args.out, args.format)
-    print(path)
-    print(weights_path(path))
+    for written in (path, weights_path(path), layers_path(path)):
+        print(written)
     return 0
