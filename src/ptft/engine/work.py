@@ -150,7 +150,9 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         if config.finetune.keep_weights:
             _keep(model, tokenizer, weights, out.training, method.save)
         model = method.merged(model)
-    base = _base_weights(config, cell) if against_base else None
+    # BASE is loaded once, in float32, for every comparison with it
+    base_model = _base_model(config, cell) if against_base else None
+    base = {n: p.detach() for n, p in base_model.named_parameters()} if base_model is not None else None
     # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
     # are loaded at that dtype already)
     _lenses(config, cell, model, base, out)
@@ -160,8 +162,8 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
     trained = ModelState(ft_step=out.training.get("steps"))
     evaluate_units(config, cell, model, tokenizer, out, progress, trained)
-    if against_base and (config.tuco.enabled or config.cka.enabled):
-        _against_base_model(config, cell, model, tokenizer, out, trained)
+    if base_model is not None and (config.tuco.enabled or config.cka.enabled):
+        _against_base_model(config, cell, model, _at_eval_precision(config, base_model), tokenizer, out, trained)
     if base is not None:
         _evaluate_edits(config, cell, model, tokenizer, base, out, progress, trained)
     if not config.finetune.keep_weights and weights.exists():
@@ -170,7 +172,8 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
     return out
 
 
-def _against_base_model(config: StudyConfig, cell: Cell, model, tokenizer, out: CellOutput, state: ModelState) -> None:
+def _against_base_model(config: StudyConfig, cell: Cell, model, base, tokenizer, out: CellOutput,
+                        state: ModelState) -> None:
     """What compares the fine-tuned ``model`` with its BASE checkpoint on the prompts its units
     scored in ``state``, as configured: TuCo per prompt (in each prediction, in the per-example
     scores and per unit a row of metric ``tuco``) and CKA per block and set (the layers table).
@@ -183,7 +186,6 @@ def _against_base_model(config: StudyConfig, cell: Cell, model, tokenizer, out: 
     from ptft.evaluation.tuco import tuco_ratio
 
     start = time.perf_counter()
-    base, _ = load_model(config, cell)
     scorer = Evaluator(model, tokenizer, batch_size=config.evaluation.batch_size).scorer
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batch = config.evaluation.batch_size
@@ -266,13 +268,12 @@ def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dic
                 p.copy_(tuned[n])
 
 
-def _base_weights(config: StudyConfig, cell: Cell) -> dict | None:
-    """The BASE checkpoint's parameters by name, in float32 on the model's device, when the
-    lenses, grafting or LiNeS are on; None otherwise."""
-    if not (config.lenses.enabled or config.grafting.enabled or config.lines.enabled):
+def _base_model(config: StudyConfig, cell: Cell):
+    """The BASE checkpoint in float32 on the model's device when anything compares the fine-tuned
+    model with it (lenses, grafting, LiNeS, TuCo, CKA); None otherwise."""
+    if not any(c.enabled for c in (config.lenses, config.grafting, config.lines, config.tuco, config.cka)):
         return None
-    base, _ = load_model(config, cell, dtype="float32")
-    return {n: p.detach() for n, p in base.named_parameters()}
+    return load_model(config, cell, dtype="float32")[0]
 
 
 def _lenses(config: StudyConfig, cell: Cell, model, base: dict | None, out: CellOutput) -> None:
