@@ -368,6 +368,11 @@ CASES = [
          2, ("r.csv: cannot be read as csv",)),
     Case("hub source without repo", _config("tasks: [{name: sentiment}]\ncheckpoints: {source: hub}\n"), 2,
          ("checkpoints.hub.repo: name the model repository",)),
+    Case("run a hub revision neither the Hub nor the cache can fingerprint",
+         _with_file("hub.yaml", lambda ns, tmp: ["run", str(tmp / "hub.yaml"), "--out", str(tmp / "out")],
+                    content="tasks: [{name: sentiment}]\ncheckpoints: {source: hub, hub: {repo: ptft-tests/no-model, "
+                            "revisions: [step1000]}}\n"),
+         2, ("checkpoints.hub: cannot fingerprint ptft-tests/no-model@step1000", "HF_HUB_OFFLINE=1"), no_run_dir=True),
     Case("local labels for fewer paths", _local_labels, 2, ("checkpoints.local.labels: 1 entries for 2 paths",)),
     Case("no worker", _config("tasks: [{name: sentiment}]\nexecutor: {workers: 0}\n"), 2,
          ("executor.workers: must be at least 1",)),

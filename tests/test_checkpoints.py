@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ptft.checkpoints.loading import load_causal_lm
-from ptft.checkpoints.series import (parse_revision, parse_revisions, resolve_series, revisions_for_steps,
+from ptft.checkpoints.series import (misnamed, parse_revision, parse_revisions, resolve_series, revisions_for_steps,
                                      select_evenly)
 from ptft.config import load_config
 from ptft.errors import CheckpointError, ConfigError
@@ -45,6 +45,24 @@ def test_selection_first_final_and_evenly_spaced():
     assert select_evenly(sparse, 10) == sparse
 
 
+def test_misnamed_olmo_branches_are_flagged():
+    assert misnamed(parse_revisions(OLMO)) == []  # 4.19M tokens a step, step1000's 4B rounded down
+    # 500,000 steps at 4.19M tokens are 2,096B: 1,000B is no rounding
+    odd = parse_revisions(OLMO + ["step500000-tokens1000B", "step2000-tokens9B"])
+    assert [r.name for r in misnamed(odd)] == ["step500000-tokens1000B"]  # 9B for 8.4B is within the rounding
+    assert misnamed(parse_revisions(PYTHIA)) == []  # no tokens in Pythia's names
+
+
+def test_a_chosen_misnamed_branch_is_warned_of(tmp_path, caplog):
+    names = OLMO + ["step500000-tokens1000B"]
+    path = tmp_path / "hub.yaml"
+    path.write_text("tasks: [{name: sentiment}]\ncheckpoints:\n  source: hub\n  hub:\n    repo: allenai/OLMo-1B-hf\n"
+                    f"    steps: [1000, 500000]\n    revision_names: {json.dumps(names)}\n")
+    with caplog.at_level("WARNING", logger="ptft.checkpoints"):
+        resolve_series(load_config(path), tmp_path, network=False)
+    assert [r.getMessage().split(" names ")[0] for r in caplog.records] == ["checkpoints.hub: step500000-tokens1000B"]
+
+
 def test_steps_map_to_revisions():
     revs = parse_revisions(OLMO)
     assert [r.name for r in revisions_for_steps(revs, [1000, 18000])] == ["step1000-tokens4B", "step18000-tokens75B"]
@@ -56,7 +74,7 @@ def test_hub_series_without_network(tmp_path):
     path = tmp_path / "hub.yaml"
     path.write_text("tasks: [{name: sentiment}]\ncheckpoints:\n  source: hub\n  hub:\n"
                     f"    repo: EleutherAI/pythia-160m\n    select: 2\n    revision_names: {json.dumps(PYTHIA)}\n")
-    series = resolve_series(load_config(path), tmp_path)
+    series = resolve_series(load_config(path), tmp_path, network=False)
     assert [c.revision for c in series] == ["step0", "step48000", "step95000", "step143000", "main"]
     assert all(c.path == "EleutherAI/pythia-160m" for c in series)
     assert series[1].identity == "EleutherAI/pythia-160m@step48000"

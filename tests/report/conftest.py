@@ -9,10 +9,12 @@ io formats, 4 shots. Cross-task cells (default format):
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
+from ptft.checkpoints.series import Checkpoint
 from ptft.grid import EvalUnit, ModelKey, ResultRow
 from ptft.store import ResultsStore
 
@@ -31,6 +33,8 @@ VALUES = {  # (train_task, eval_set, format): values at c1, c2
     ("nli", "nli_val", "io"): (0.60, 0.80),
 }
 STUDY_YAML = "name: tiny-study  # <checked: escaped>\nmodel: tiny-llama\ncheckpoints: [c1, c2]\n"
+C1 = Checkpoint("c1", 1000, "org/model", "step1000", fingerprint="0123456789abcdef")
+C2 = Checkpoint("c2", 2000, "/models/c2")
 PREDICTION = "predictions/ft-c1-nli/nli_val.default.4shot.tokenprob.jsonl"
 
 
@@ -52,9 +56,9 @@ def run_dir(tmp_path: Path) -> Path:
     with ResultsStore(run / "results.sqlite") as store:
         store.write_results(result_rows())
         store.register_cells([
-            ("eval-base-c1", "eval", "BASE c1 evaluation", {"checkpoint": "c1"}),
-            ("ft-c1-nli", "finetune", "fine-tune c1 on nli", {"checkpoint": "c1", "task": "nli"}),
-            ("ft-c2-summ", "finetune", "fine-tune c2 on summ", {"checkpoint": "c2", "task": "summ"}),
+            ("eval-base-c1", "eval", "BASE c1 evaluation", {"checkpoint": asdict(C1)}),
+            ("ft-c1-nli", "finetune", "fine-tune c1 on nli", {"checkpoint": asdict(C1), "task": "nli"}),
+            ("ft-c2-summ", "finetune", "fine-tune c2 on summ", {"checkpoint": asdict(C2), "task": "summ"}),
         ])
         store.mark_cell("eval-base-c1", "done", seconds=1.0)
         store.mark_cell("ft-c1-nli", "failed", error="OutOfMemoryError: <GPU> ran out of memory")

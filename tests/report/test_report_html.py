@@ -33,6 +33,11 @@ def test_report_contents(run_dir: Path, tmp_path: Path) -> None:
     assert "Mean gain changes by -0.050 per 1k steps" in page  # (.15 - .20) over 1k steps, in a unit that fits
     assert "slope of the mean gain per 1k steps" in page
     assert "final heldout loss 4.500 at step 2k" in page
+    # The series as the cells recorded it, in order, with the fingerprint their ids hash.
+    series = page[page.index('<section id="series">'):page.index('<section id="loss">')]
+    assert "2 checkpoint(s), 1 with a weights fingerprint" in series
+    assert re.findall(r"<td>([^<]*)</td>", series) == ["c1", "1000", "org/model@step1000", "0123456789abcdef",
+                                                        "c2", "2000", "/models/c2", "-"]
     # The findings come first, the config last and collapsed.
     sections = re.findall(r'<section id="([a-z_]+)"', page)
     assert sections[0] == "findings" and sections[-1] == "config" and sections[-2] == "grid"
@@ -83,8 +88,8 @@ def render(html_file: Path, tmp_path: Path) -> dict[str, str]:
 def test_report_renders_in_chromium(run_dir: Path, tmp_path: Path) -> None:
     out = write_report(run_dir, tmp_path / "report.html")
     seen = render(out, tmp_path)
-    sections = ",".join(["findings", *(name for name in ANALYSES if name != "findings"), "loss", "predictions",
-                         "grid", "config"])
+    sections = ",".join(["findings", *(name for name in ANALYSES if name != "findings"), "series", "loss",
+                         "predictions", "grid", "config"])
     assert seen == {"images-total": str(N_FIGURES), "images-ok": str(N_FIGURES), "svgs": "0",
                     "external-resources": "0", "resource-errors": "0", "sections": sections, "config-open": "false"}
     # The check itself must see failures: a broken image and a missing file.

@@ -10,6 +10,7 @@ Every source resolves to :class:`Checkpoint` objects that load through the same 
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Iterable
 
 import numpy as np
 
-from ptft.checkpoints.fingerprint import fingerprint
+from ptft.checkpoints.fingerprint import fingerprint, hub_fingerprint
 from ptft.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("ptft.checkpoints")
 
 _OLMO = re.compile(r"^step(\d+)-tokens(\d+)B$")
 _PYTHIA = re.compile(r"^step(\d+)$")
@@ -46,15 +49,16 @@ class Checkpoint:
     # set for a series ptft pre-trains into the run directory: the weights are determined by the
     # pre-training cell (hashed as the cells' upstream), not by where the run directory lies
     pretrained: bool = False
-    # the hash of a local folder's weights (ptft.checkpoints.fingerprint)
+    # the hash of a local folder's weights, or of a Hub revision's weight files
+    # (ptft.checkpoints.fingerprint); None where it could not be had
     fingerprint: str | None = None
 
     @property
     def identity(self) -> str:
         """What determines the weights: part of every cell hash. Never the run directory's path,
-        so a run directory spelled another way or moved keeps its cells; a local folder's weights
-        themselves, so weights changed under the same name run their cells again and a folder
-        moved elsewhere keeps them."""
+        so a run directory spelled another way or moved keeps its cells; the weights' fingerprint
+        where there is one, so weights changed under the same name (a folder written again, a Hub
+        branch pushed to) run their cells again and a folder moved elsewhere keeps them."""
         if self.pretrained:
             return f"pretrained/{self.label}"
         if self.fingerprint:
@@ -104,6 +108,18 @@ def select_evenly(revisions: list[Revision], k: int) -> list[Revision]:
     return [revisions[i] for i in sorted(chosen)]
 
 
+def misnamed(revisions: list[Revision]) -> list[Revision]:
+    """Revisions whose name disagrees with the rest of the series. OLMo names carry the tokens seen
+    (``tokens{M}B``, rounded to the billion), which grow with the step at the series' tokens per
+    step (its median over names of 10B tokens or more, where the rounding is small); a name off
+    that by more than the rounding and 5 % is misnamed, or the series changed its batch size there."""
+    rates = [r.tokens_b / r.step for r in revisions if r.tokens_b is not None and r.tokens_b >= 10 and r.step > 0]
+    if len(rates) < 3:
+        return []
+    rate = float(np.median(rates))
+    return [r for r in revisions if r.tokens_b is not None and abs(r.tokens_b - r.step * rate) > 1 + 0.05 * r.step * rate]
+
+
 def revisions_for_steps(revisions: list[Revision], steps: list[int]) -> list[Revision]:
     by_step = {r.step: r for r in revisions}
     missing = [s for s in steps if s not in by_step]
@@ -125,9 +141,12 @@ def list_hub_revisions(repo: str) -> list[str]:
     return [b.name for b in refs.branches]
 
 
-def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
-    """The study's checkpoints, in pre-training order. Pre-trained ones are the folders the
-    pretrain cell writes (they need not exist yet)."""
+def resolve_series(config, run_dir: Path, *, network: bool = True) -> list[Checkpoint]:
+    """The study's checkpoints, in pre-training order, each with its fingerprint. Pre-trained ones
+    are the folders the pretrain cell writes (they need not exist yet). A Hub series asks the Hub
+    for its fingerprints (one request per revision) unless ``network`` is false, when only the
+    Hugging Face cache answers and a revision it lacks stays without one; with the network, a
+    revision that gets no fingerprint is refused, since its cells' ids could not stay the same."""
     ck = config.checkpoints
     if ck.source == "pretrain":
         return [Checkpoint(f"step{s}", s, str(run_dir / "checkpoints" / f"step{s}"), pretrained=True)
@@ -137,7 +156,7 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
         steps = ck.local.steps or [_step_from_name(Path(p).name) for p in ck.local.paths]
         series = [Checkpoint(lbl, st, str(Path(p).resolve()), fingerprint=fingerprint(p))
                   for lbl, st, p in zip(labels, steps, ck.local.paths)]
-        check_series(series, "checkpoints.local.paths")
+        check_series(series, "checkpoints.local.paths", "remove one or point it at the folder it should be")
         return series
     hub = ck.hub
     if hub.revisions:
@@ -151,31 +170,62 @@ def resolve_series(config, run_dir: Path) -> list[Checkpoint]:
             chosen = revisions_for_steps(revisions, hub.steps)
         else:
             chosen = select_evenly(revisions, hub.select if hub.select is not None else 6)
-    series = [Checkpoint(r.name, r.step if r.step >= 0 else None, hub.repo, r.name) for r in chosen]
-    if hub.include_main and "main" not in {c.revision for c in series}:
-        series.append(Checkpoint("main", hub.main_step, hub.repo, "main"))
+        for r in (r for r in misnamed(revisions) if r in chosen):
+            log.warning("checkpoints.hub: %s names %sB tokens at step %d, unlike the rest of %s's branches: a "
+                        "misnamed branch, or the batch size changed there; check it before trusting its step",
+                        r.name, r.tokens_b, r.step, hub.repo)
+    named = [(r.name, r.step if r.step >= 0 else None) for r in chosen]
+    if hub.include_main and "main" not in {name for name, _ in named}:
+        named.append(("main", hub.main_step))
+    series = [Checkpoint(name, step, hub.repo, name, fingerprint=_hub_fingerprint(hub.repo, name, network))
+              for name, step in named]
+    if hub.include_main and len(series) > 1 and series[-1].revision == "main" and series[-1].fingerprint \
+            and series[-1].fingerprint == series[-2].fingerprint:
+        # `main` is the final step's branch under its usual alias (Pythia's main is step143000)
+        log.info("checkpoints.hub: main holds the same weights as %s; it is not a checkpoint of its own",
+                 series[-2].label)
+        series.pop()
+    check_series(series, "checkpoints.hub", "list the revisions to use in checkpoints.hub.revisions (or steps)")
     return series
 
 
-def check_series(series: list[Checkpoint], key: str) -> None:
+def _hub_fingerprint(repo: str, revision: str, network: bool) -> str | None:
+    try:
+        value = hub_fingerprint(repo, revision, network=network)
+    except CheckpointError as err:
+        raise ConfigError(f"checkpoints.hub: {err}") from None
+    if value is None and network:
+        raise ConfigError(
+            f"checkpoints.hub: cannot fingerprint {repo}@{revision}: neither the Hub nor the Hugging Face cache "
+            "gave the sha256 of its weight files (model*.safetensors or pytorch_model*.bin). A series is "
+            "fingerprinted before any cell runs, so that its cells keep their ids and changed weights are "
+            f"noticed: connect to the Hub, or download the revision first (huggingface-cli download {repo} "
+            f"--revision {revision}) and run with HF_HUB_OFFLINE=1")
+    return value
+
+
+def check_series(series: list[Checkpoint], key: str, remedy: str) -> None:
     """A series is distinct checkpoints in pre-training order: refuse two that hold the same weights
     under different names (published series have served final weights under early step names), and
-    steps that repeat or go back."""
+    steps that repeat or go back. ``remedy`` says how to change the series."""
     first: dict[str, int] = {}
     for i, ck in enumerate(series):
         if ck.fingerprint is None:
             continue
         if ck.fingerprint in first:
             j = first[ck.fingerprint]
-            raise ConfigError(f"{key}[{i}]: {ck.label} holds the same weights as {key}[{j}] ({series[j].label}), "
-                              f"fingerprint {ck.fingerprint}: a series must hold distinct checkpoints; remove one "
-                              "or point it at the folder it should be")
+            raise ConfigError(f"{key}: {_named(ck)} holds the same weights as {_named(series[j])}, fingerprint "
+                              f"{ck.fingerprint}: a series must hold distinct checkpoints; {remedy}")
         first[ck.fingerprint] = i
     steps = [(ck.label, ck.step) for ck in series if ck.step is not None]
     for (before, a), (label, b) in zip(steps, steps[1:]):
         if b <= a:
             raise ConfigError(f"{key}: {label} (step {b}) comes after {before} (step {a}); list the checkpoints in "
                               "pre-training order, each step once (a file listing sorts step1000 before step200)")
+
+
+def _named(ck: Checkpoint) -> str:
+    return f"{ck.label} ({ck.path}@{ck.revision})" if ck.revision else f"{ck.label} ({ck.path})"
 
 
 def _step_from_name(name: str) -> int | None:

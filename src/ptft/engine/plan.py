@@ -122,8 +122,9 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
     run_dir = Path(run_dir or config.output_dir)
     types, sets = task_metadata(config)
     fingerprints = {name: PLACEHOLDER_FINGERPRINT for name in types}
-    cells = expand(config, run_dir, fingerprints, types, sets)
-    plan = StudyPlan(config, cells, resolve_series(config, run_dir), types, sets)
+    series = resolve_series(config, run_dir, network=False)
+    cells = expand(config, series, fingerprints, types, sets)
+    plan = StudyPlan(config, cells, series, types, sets)
     for tc in config.tasks:
         if tc.train:
             plan.finetune_runs[tc.name] = {m: learning_rates(config, tc, m) for m in config.finetune.methods}
@@ -233,6 +234,9 @@ def format_plan(plan: StudyPlan) -> str:
         [c.label, "-" if c.step is None else str(c.step), c.revision or c.path] + ([c.fingerprint or "-"]
                                                                                    if fingerprints else [])
         for c in plan.checkpoints])
+    if ck.source == "hub" and not all(c.fingerprint for c in plan.checkpoints):
+        lines.append("  (weights fingerprinted from the Hugging Face cache only; `ptft run` asks the Hub for "
+                     "the others and refuses two revisions holding the same weights)")
     lines += ["", "Tasks"]
     rows = [["task", "type", "train", "n_train", "learning rates", "eval sets (in | out)"]]
     for tc in cfg.tasks:

@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ptft.checkpoints.series import resolve_series
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput, task_fingerprints
 from ptft.engine.executors import CellFailure, make_executor
@@ -57,11 +58,12 @@ class StudyRun:
 
 
 def plan_cells(config: StudyConfig, run_dir: Path) -> list[Cell]:
+    series = resolve_series(config, run_dir)
     tasks = study_tasks(config)
     fingerprints = {name: task_fingerprints(task, data) for name, (task, data) in tasks.items()}
     task_types = {name: task.task_type for name, (task, _) in tasks.items()}
     eval_sets = {name: [(e.name, e.domain) for e in task.eval_sets] for name, (task, _) in tasks.items()}
-    return expand(config, run_dir, fingerprints, task_types, eval_sets)
+    return expand(config, series, fingerprints, task_types, eval_sets)
 
 
 # -- the run lock ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ directory can move together).
 from __future__ import annotations
 
 import html
+import json
 import os
 from pathlib import Path
 from urllib.parse import quote
@@ -86,6 +87,7 @@ def write_report(run_dir: str | Path, out_path: str | Path, sl: Slice = Slice(),
     sections = [
         ("findings", ANALYSES["findings"].title, _findings(results)),
         *((name, ANALYSES[name].title, _analysis(results, name)) for name in ANALYSES if name != "findings"),
+        ("series", "Checkpoint series", _series(cells)),
         ("loss", "Pre-training loss", _loss(run / "checkpoints" / "loss.csv")),
         ("predictions", "Per-example predictions", _predictions(run / "predictions", out.parent)),
         ("grid", "Grid completeness", _grid(cells)),
@@ -154,6 +156,27 @@ def _findings(results: Results) -> str:
     return (table + _img(results.figure("findings"), ANALYSES["findings"].title) + values
             + "<p>Each statistic and verdict rule is defined once, for every table, in the ptft repository's "
               "<code>docs/method.md</code> (\"The four findings as verdicts\").</p>")
+
+
+def _series(cells: pd.DataFrame) -> str:
+    """The checkpoints the cells were computed from, in series order, as their specs record them:
+    the weights' fingerprint is what their cell ids hash."""
+    seen: dict[str, dict] = {}
+    for spec in cells["spec"] if not cells.empty else ():
+        ck = json.loads(spec).get("checkpoint")
+        if isinstance(ck, dict):
+            seen.setdefault(ck["label"], ck)
+    if not seen:
+        return "<p>No cell records its checkpoint.</p>"
+    frame = pd.DataFrame([{"checkpoint": ck["label"], "step": ck.get("step"),
+                           "revision / path": f"{ck['path']}@{ck['revision']}" if ck.get("revision") else ck["path"],
+                           "weights fingerprint": ck.get("fingerprint")
+                           or ("pre-trained in this run" if ck.get("pretrained") else "-")}
+                          for ck in seen.values()])
+    fingerprinted = sum(bool(ck.get("fingerprint")) for ck in seen.values())
+    reading = (f'<p class="reading">{len(seen)} checkpoint(s), {fingerprinted} with a weights fingerprint '
+               "(their cells' ids hash it, so weights changed under the same name run again).</p>")
+    return reading + _table(frame, "the series")
 
 
 def _grid(cells: pd.DataFrame) -> str:

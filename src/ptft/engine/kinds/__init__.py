@@ -19,7 +19,7 @@ import socket
 import time
 from pathlib import Path
 
-from ptft.checkpoints.series import resolve_series
+from ptft.checkpoints.series import Checkpoint
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput, Expansion, Kind
 from ptft.engine.kinds.base import Base
@@ -35,14 +35,14 @@ log = logging.getLogger("ptft.engine")
 KINDS: dict[str, Kind] = {k.kind: k for k in (Pretrain(), Base(), Finetune(), Instruct(), Probe())}
 
 
-def expand(config: StudyConfig, run_dir: Path, fingerprints: dict[str, str | dict],
+def expand(config: StudyConfig, series: list[Checkpoint], fingerprints: dict[str, str | dict],
            task_types: dict[str, str], task_eval_sets: dict[str, list[tuple[str, str]]]) -> list[Cell]:
-    """The study's cells in dependency order: the per-study ones (pre-training), then each
-    checkpoint's, kind by kind. ``fingerprints`` maps task name to its data hash: a single string,
-    or (finer, what ``plan_cells`` passes) the dict of :func:`~ptft.engine.cells.task_fingerprints`;
-    ``task_eval_sets`` maps task name to [(eval set, domain)]."""
+    """The study's cells in dependency order: the per-study ones (pre-training), then each of
+    ``series``' checkpoints', kind by kind. ``fingerprints`` maps task name to its data hash: a
+    single string, or (finer, what ``plan_cells`` passes) the dict of
+    :func:`~ptft.engine.cells.task_fingerprints`; ``task_eval_sets`` maps task name to
+    [(eval set, domain)]."""
     ex = Expansion(config, fingerprints, task_types, task_eval_sets)
-    series = resolve_series(config, run_dir)
     cells = [cell for kind in KINDS.values() for cell in kind.per_study(ex)]
     ex.upstream = [cell.cell_id for cell in cells]
     for ck in series:
