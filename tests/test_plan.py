@@ -160,6 +160,20 @@ def test_plan_counts_evaluations_during_fine_tuning_and_seeds(offline, capsys):
     assert data["ft_eval_points"] == [1.0] and data["seeds"] == [0]
     text = format_plan(more)
     assert "FT units count each of the 3 points of finetune.eval_at" in text and "(0.25, 0.5, 1 of its steps)" in text
+    assert data["ft_edits"] == [] and "edit(s)" not in text
+
+
+def test_plan_counts_the_edits_each_fine_tuned_model_is_evaluated_as(offline, capsys):
+    """Two grafts and LiNeS score every FT model's units three more times, after the model as trained;
+    BASE is not edited."""
+    plain = plan_study(load_config("smoke"))
+    edited = plan_study(load_config("smoke", {"grafting": {"enabled": True, "top_percent": [1, 0.1]},
+                                              "lines": {"enabled": True}}))
+    models, cells, units = plain.units["FT"]
+    assert edited.units["FT"] == (models, cells, 4 * units) and edited.scored["FT"] == 4 * plain.scored["FT"]
+    assert edited.units["BASE"] == plain.units["BASE"]
+    assert "FT units count each of the 3 edit(s) every fine-tuned model is also evaluated as (graft1pct, graft0.1pct, " \
+           "lines)" in format_plan(edited)
 
 
 def test_plan_counts_the_methods_and_their_cost(offline, capsys):

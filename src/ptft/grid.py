@@ -28,6 +28,9 @@ PROBE_METHOD = "probe"
 # The `variant` of a model as trained: no evaluation-only edit applied.
 UNEDITED = "none"
 
+# The `variant` of a LiNeS-edited model (evaluation/weights.py).
+LINES_VARIANT = "lines"
+
 # The metric of TuCo rows (evaluation/tuco.py): the fine-tuning contribution to a fine-tuned
 # model's answers, a lens on the model rather than a score of its answers.
 TUCO_METRIC = "tuco"

@@ -117,7 +117,8 @@ def misnamed(revisions: list[Revision]) -> list[Revision]:
     if len(rates) < 3:
         return []
     rate = float(np.median(rates))
-    return [r for r in revisions if r.tokens_b is not None and abs(r.tokens_b - r.step * rate) > 1 + 0.05 * r.step * rate]
+    return [r for r in revisions
+            if r.tokens_b is not None and abs(r.tokens_b - r.step * rate) > 1 + 0.05 * r.step * rate]
 
 
 def revisions_for_steps(revisions: list[Revision], steps: list[int]) -> list[Revision]:

@@ -28,6 +28,7 @@ from ptft.config import StudyConfig, learning_rates, method_settings
 from ptft.engine.cells import intermediate_fractions, task_label
 from ptft.engine.kinds import expand
 from ptft.engine.preflight import check_methods
+from ptft.engine.work import edit_variants
 from ptft.errors import ConfigError
 from ptft.grid import FULL, CellKind
 from ptft.tasks import get_task
@@ -72,6 +73,7 @@ class StudyPlan:
     parameters: int | None = None
     parameters_source: str = ""
     ft_points: list[float] = field(default_factory=lambda: [1.0])  # where each FT model is evaluated
+    ft_edits: list[str] = field(default_factory=list)  # the edits it is evaluated as too (grafts, LiNeS)
 
     def count(self, kind: CellKind) -> int:
         return sum(c.kind == kind for c in self.cells)
@@ -139,7 +141,8 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
         elif c.kind == CellKind.PROBE:
             groups["PROBE"].append(c)
     plan.ft_points = intermediate_fractions(config.finetune.eval_at) + [1.0]
-    times = {k: len(plan.ft_points) if k == "FT" else 1 for k in groups}
+    plan.ft_edits = [name for name, _ in edit_variants(config)]
+    times = {k: len(plan.ft_points) + len(plan.ft_edits) if k == "FT" else 1 for k in groups}
     plan.units = {k: (len({c.model_id for c in v}), len(v), times[k] * sum(len(c.units) for c in v))
                   for k, v in groups.items()}
     n_eval = {name: config.instruction_tuning.n_eval for name in types}
@@ -296,6 +299,9 @@ def format_plan(plan: StudyPlan) -> str:
     if len(plan.ft_points) > 1:
         lines.append(f"  FT units count each of the {len(plan.ft_points)} points of finetune.eval_at at which every "
                      f"fine-tuned model is evaluated ({', '.join(f'{f:g}' for f in plan.ft_points)} of its steps)")
+    if plan.ft_edits:
+        lines.append(f"  FT units count each of the {len(plan.ft_edits)} edit(s) every fine-tuned model is also "
+                     f"evaluated as ({', '.join(plan.ft_edits)})")
     lines.append("  models: a BASE model is a checkpoint; scored examples: at most units x n_eval (smaller eval "
                  "sets score fewer; sets with n_eval null are not counted)")
     lines.append("  n_train, n_dev and n_eval are upper limits: a split smaller than asked is used whole, and "
@@ -343,6 +349,7 @@ def plan_dict(plan: StudyPlan) -> dict:
         "pretrain_runs": plan.count(CellKind.PRETRAIN), "probe_cells": plan.count(CellKind.PROBE),
         "cells": len(plan.cells), "learning_rates": plan.finetune_runs, "seeds": list(plan.config.finetune.seeds),
         "ft_eval_points": plan.ft_points,
+        "ft_edits": plan.ft_edits,
         "units": {k: {"models": m, "cells": c, "units": u, "scored_examples": plan.scored.get(k)}
                   for k, (m, c, u) in plan.units.items()},
         "training": [{"name": t.name, "runs": t.runs, "examples": t.examples, "epochs": t.epochs,

@@ -26,7 +26,7 @@ from typing import Callable
 from ptft.config import StudyConfig
 from ptft.engine.cells import Cell, CellOutput
 from ptft.errors import naming
-from ptft.grid import FINAL, TUCO_METRIC, ModelState, ResultRow, graft_variant
+from ptft.grid import FINAL, LINES_VARIANT, TUCO_METRIC, ModelState, ResultRow, graft_variant
 from ptft.task_types import get_task_type
 from ptft.tasks import LoadRequest, Task, TaskData, get_task
 from ptft.tracking import training_report
@@ -234,6 +234,13 @@ def _at_eval_precision(config: StudyConfig, model, in_place: bool = False):
     return model.to(dtype) if in_place else copy.deepcopy(model).to(dtype)
 
 
+def edit_variants(config: StudyConfig) -> list[tuple[str, float | None]]:
+    """The evaluation-only edits each fine-tuned model is also scored as, in the order they run, as
+    (variant, percent grafted): the grafts of ``grafting.top_percent``, then LiNeS (None)."""
+    return ([(graft_variant(p), p) for p in config.grafting.top_percent] if config.grafting.enabled else []) + \
+        ([(LINES_VARIANT, None)] if config.lines.enabled else [])
+
+
 def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dict, out: CellOutput, progress: bool,
                     trained: ModelState) -> None:
     """Score the evaluation-only edits of the fine-tuned ``model`` on the cell's units, each made
@@ -247,12 +254,10 @@ def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dic
         # ties at the threshold are all kept: the note says how many entries really moved
         return lambda m, b, t: f"{apply_graft(m, b, t, percent):,} of {entries:,} entries set to their fine-tuned value"
 
-    edits = []
-    if config.grafting.enabled:
-        edits += [(graft_variant(p), graft(p)) for p in config.grafting.top_percent]
-    if config.lines.enabled:
-        edits.append(("lines", lambda m, b, _: f"{len(apply_lines(m, b, config.lines.alpha, config.lines.beta))} "
-                                               "parameters scaled"))
+    def lines(m, b, _):
+        return f"{len(apply_lines(m, b, config.lines.alpha, config.lines.beta))} parameters scaled"
+
+    edits = [(name, lines if percent is None else graft(percent)) for name, percent in edit_variants(config)]
     if not edits:
         return
     import torch
