@@ -5,14 +5,21 @@ tests exercise real weights and a real BPE tokenizer, never mocked outputs."""
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
 # Tests run a few processes side by side on 2 cores; one thread each avoids OpenMP spin-waits.
 os.environ.setdefault("PTFT_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Never the network, and an empty Hugging Face cache of the session's own (set before huggingface_hub
+# is imported, which reads both once): what a developer has downloaded must not change a result.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="ptft-tests-hf-cache-")
+atexit.register(shutil.rmtree, os.environ["HF_HUB_CACHE"], ignore_errors=True)
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 

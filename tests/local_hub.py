@@ -1,7 +1,8 @@
 """A Hugging Face Hub on 127.0.0.1 for the tests of Hub series: a real HTTP server that answers the
 model-metadata request (``GET /api/models/<repo>/revision/<revision>?blobs=True``) the way the Hub
-does, from files the test gives it, and a Hugging Face cache laid out as ``huggingface_hub`` writes
-it. huggingface_hub's own client talks to it; nothing of ptft is replaced."""
+does, and the file downloads (``HEAD``/``GET /<repo>/resolve/<revision>/<file>``) that fill the
+Hugging Face cache, from files the test gives it. huggingface_hub's own client talks to it, so the
+cache is laid out by huggingface_hub itself; nothing of ptft is replaced."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from huggingface_hub import HfApi
 
 # Hugging Face stores these in Git LFS; the Hub reports their sha256
 LFS_SUFFIXES = (".safetensors", ".bin")
@@ -27,15 +29,23 @@ class LocalHub:
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                path = unquote(urlparse(self.path).path)
+                hub.requests.append(f"HEAD {path}")
+                self._file(path, body=False)
+
             def do_GET(self) -> None:
                 path = unquote(urlparse(self.path).path)
                 hub.requests.append(path)
+                if "/resolve/" in path:
+                    return self._file(path, body=True)
                 prefix = "/api/models/"
                 if not path.startswith(prefix) or "/revision/" not in path:
                     return self._answer(404, {"error": "not found"}, "EntryNotFound")
                 repo, revision = path[len(prefix):].split("/revision/", 1)
                 if not any(r == repo for r, _ in hub.revisions):
                     return self._answer(404, {"error": "Repository not found"}, "RepoNotFound")
+                revision = hub.branch_of(repo, revision)
                 files = hub.revisions.get((repo, revision))
                 if files is None:
                     return self._answer(404, {"error": f"Invalid rev id: {revision}"}, "RevisionNotFound")
@@ -44,6 +54,26 @@ class LocalHub:
                     | ({"lfs": {"sha256": hashlib.sha256(content).hexdigest(), "size": len(content),
                                 "pointerSize": 134}} if name.endswith(LFS_SUFFIXES) else {})
                     for name, content in files.items()]})
+
+            def _file(self, path: str, body: bool) -> None:
+                """``/<repo>/resolve/<revision or commit>/<file>`` with the headers huggingface_hub
+                reads: the commit, the ETag (Git blob id) and, for LFS files, the sha256 and size."""
+                repo, rest = path[1:].split("/resolve/", 1)
+                revision, name = rest.split("/", 1)
+                revision = hub.branch_of(repo, revision)
+                content = hub.revisions.get((repo, revision), {}).get(name)
+                if content is None:
+                    return self._answer(404, {"error": "Entry not found"}, "EntryNotFound")
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", hub.commit(repo, revision))
+                self.send_header("ETag", f'"{git_blob_id(content)}"')
+                if name.endswith(LFS_SUFFIXES):
+                    self.send_header("X-Linked-Etag", f'"{hashlib.sha256(content).hexdigest()}"')
+                    self.send_header("X-Linked-Size", str(len(content)))
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                if body:
+                    self.wfile.write(content)
 
             def _answer(self, status: int, body: dict, error_code: str | None = None) -> None:
                 data = json.dumps(body).encode()
@@ -66,27 +96,19 @@ class LocalHub:
     def put(self, repo: str, revision: str, files: dict[str, bytes]) -> None:
         self.revisions[(repo, revision)] = dict(files)
 
+    def branch_of(self, repo: str, revision: str) -> str:
+        """The branch a commit hash names (the revision itself otherwise)."""
+        return next((b for r, b in self.revisions if r == repo and self.commit(r, b) == revision), revision)
+
     def commit(self, repo: str, revision: str) -> str:
         files = self.revisions[(repo, revision)]
         return hashlib.sha1(repr((repo, revision, sorted(files.items()))).encode()).hexdigest()
 
-    def download(self, cache: Path, repo: str, revision: str, names: list[str] | None = None) -> None:
-        """Lay ``names`` (default: every file) of the revision out in ``cache`` as huggingface_hub
-        does: blobs named by their sha256 (LFS) or Git blob id, a snapshot of symlinks to them, and
-        the branch's ref holding the commit."""
-        files = self.revisions[(repo, revision)]
-        root = cache / ("models--" + repo.replace("/", "--"))
-        commit = self.commit(repo, revision)
-        (root / "refs").mkdir(parents=True, exist_ok=True)
-        (root / "refs" / revision).write_text(commit)
-        snapshot = root / "snapshots" / commit
-        snapshot.mkdir(parents=True, exist_ok=True)
-        (root / "blobs").mkdir(exist_ok=True)
-        for name in names if names is not None else files:
-            content = files[name]
-            blob = hashlib.sha256(content).hexdigest() if name.endswith(LFS_SUFFIXES) else git_blob_id(content)
-            (root / "blobs" / blob).write_bytes(content)
-            (snapshot / name).symlink_to(Path("..", "..", "blobs", blob))
+    def download(self, repo: str, revision: str, names: list[str] | None = None) -> None:
+        """Download ``names`` (default: every file) of the revision with huggingface_hub itself, into
+        the Hugging Face cache it is set to, as a user's `hf download` would."""
+        for name in names if names is not None else self.revisions[(repo, revision)]:
+            HfApi().hf_hub_download(repo, name, revision=revision)
 
     def close(self) -> None:
         self.server.shutdown()

@@ -61,6 +61,13 @@ def test_a_chosen_misnamed_branch_is_warned_of(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="ptft.checkpoints"):
         resolve_series(load_config(path), tmp_path, network=False)
     assert [r.getMessage().split(" names ")[0] for r in caplog.records] == ["checkpoints.hub: step500000-tokens1000B"]
+    # revisions listed explicitly are checked against each other
+    caplog.clear()
+    path.write_text("tasks: [{name: sentiment}]\ncheckpoints:\n  source: hub\n  hub:\n    repo: allenai/OLMo-1B-hf\n"
+                    f"    revisions: {json.dumps(OLMO[1:5] + ['step500000-tokens1000B'])}\n")
+    with caplog.at_level("WARNING", logger="ptft.checkpoints"):
+        resolve_series(load_config(path), tmp_path, network=False)
+    assert [r.getMessage().split(" names ")[0] for r in caplog.records] == ["checkpoints.hub: step500000-tokens1000B"]
 
 
 def test_steps_map_to_revisions():

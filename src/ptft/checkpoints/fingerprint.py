@@ -17,11 +17,13 @@ index knows).
 
 **A Hub revision** is not downloaded to be fingerprinted: its fingerprint hashes each weight
 file's name and sha256, which the Hub keeps for every Git LFS file and answers in one request per
-revision. Offline (or when the Hub does not answer) the same sha256s are read from the Hugging Face
-cache, whose blobs are named by them, so a revision whose weights were downloaded gets the same
-fingerprint with or without the network. It hashes files, not tensors: the same weights sharded
-another way get another Hub fingerprint, and a Hub revision and a local copy of it get different
-ones; within a series, the same files give the same fingerprint.
+revision (a sharded checkpoint's index, a few kB, is read too, to know its shards). Offline, or when
+the Hub does not answer, the same sha256s are read from the Hugging Face cache, whose blobs are
+named by them, so a revision whose weights were downloaded gets the same fingerprint with or
+without the network. It hashes files, not tensors: the same weights sharded or saved another way
+get another Hub fingerprint, and a Hub revision and a local copy of it get different ones; within
+a series, the same files give the same fingerprint. The commit the revision named is kept with it,
+and cells load that commit.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import os
 import re
 import struct
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from huggingface_hub import HfApi, constants
@@ -47,24 +50,26 @@ CACHE_FILE = "fingerprints.json"
 HUB_TIMEOUT_S = 20
 # how the Hugging Face cache names a blob: its sha256 (Git LFS files) or its Git blob id
 _BLOB_NAME = re.compile(r"^(?:[0-9a-f]{64}|[0-9a-f]{40})$")
-# (index, single file, shard prefix, extension): what Hugging Face loads, safetensors first
-_LAYOUTS = (("model.safetensors.index.json", "model.safetensors", "model-", ".safetensors"),
-            ("pytorch_model.bin.index.json", "pytorch_model.bin", "pytorch_model-", ".bin"))
+# (index, single file): what Hugging Face loads, safetensors first
+_LAYOUTS = (("model.safetensors.index.json", "model.safetensors"), ("pytorch_model.bin.index.json", "pytorch_model.bin"))
 # A file modified this recently may change again within its time stamp's resolution.
 RACY_NS = 2_000_000_000
 
 
 def weight_files(folder: Path) -> list[Path]:
-    for index, single, _, _ in _LAYOUTS:
+    for index, single in _LAYOUTS:
         if (folder / index).is_file():
-            try:
-                names = set(json.loads((folder / index).read_text(encoding="utf-8"))["weight_map"].values())
-            except (ValueError, KeyError, TypeError, AttributeError) as err:
-                raise CheckpointError(f"{folder / index}: not a weight index ({type(err).__name__}: {err})") from None
-            return sorted(folder / name for name in names)
+            return sorted(folder / name for name in _index_shards(folder / index))
         if (folder / single).is_file():
             return [folder / single]
     return []
+
+
+def _index_shards(index: Path) -> set[str]:
+    try:
+        return set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(f"{index}: not a weight index ({type(err).__name__}: {err})") from None
 
 
 def fingerprint(folder: str | Path) -> str | None:
@@ -157,43 +162,74 @@ def _write_cache(cache: dict[str, str]) -> None:
             tmp.unlink(missing_ok=True)
 
 
-def hub_fingerprint(repo: str, revision: str, *, network: bool = True) -> str | None:
-    """The weight files' hash (16 hex digits) of ``repo`` at ``revision``, from the Hub (unless
-    ``network`` is false or Hugging Face is offline) or else from the Hugging Face cache; None when
-    neither has it. A repository or revision the Hub says does not exist is a CheckpointError."""
+class NotFingerprinted(CheckpointError):
+    """Neither the Hub nor the Hugging Face cache gave a revision's weight files (the network or the
+    download is missing, not the revision)."""
+
+
+@dataclass(frozen=True)
+class HubWeights:
+    fingerprint: str
+    # the commit the revision named when it was fingerprinted: cells load that commit, so a branch
+    # pushed to between the check and the cell cannot give a cell other weights than its id says
+    commit: str
+
+
+def hub_weights(repo: str, revision: str, *, network: bool = True) -> HubWeights | None:
+    """The weight files' hash (16 hex digits) of ``repo`` at ``revision`` and the commit it was
+    taken at, from the Hub (unless ``network`` is false or Hugging Face is offline) or else from
+    the Hugging Face cache. Without the network, None when the cache lacks it; with it,
+    NotFingerprinted saying why neither had it. A repository or revision the Hub says does not
+    exist is a CheckpointError."""
+    why = "Hugging Face is offline (HF_HUB_OFFLINE)" if constants.HF_HUB_OFFLINE else ""
     if network and not constants.HF_HUB_OFFLINE:
         try:
-            info = HfApi().model_info(repo, revision=revision, files_metadata=True, timeout=HUB_TIMEOUT_S)
+            api = HfApi()
+            info = api.model_info(repo, revision=revision, files_metadata=True, timeout=HUB_TIMEOUT_S)
         except RevisionNotFoundError:
             raise CheckpointError(f"{repo} has no revision {revision!r} (published series miss some steps); "
                                   "choose a revision the repository lists") from None
         except RepositoryNotFoundError:  # gated or private repositories too: their download would fail alike
             raise CheckpointError(f"{repo}: no such model repository on the Hub, or it needs a token you have "
-                                  "not given (huggingface-cli login)") from None
-        except Exception:  # the Hub did not answer, or not with metadata (network errors come in many types)
-            pass  # the cache may have it
+                                  "not given (hf auth login)") from None
+        except Exception as err:  # network errors come in many types; the cache may have it
+            why = f"the Hub did not answer ({type(err).__name__}: {err})"
         else:
-            # a file small enough to live outside Git LFS has its Git blob id instead, as in the cache
-            blob = {s.rfilename: s.lfs.sha256 if s.lfs is not None else s.blob_id for s in info.siblings or ()}
-            names = _weight_names(n for n, b in blob.items() if b)
-            if names:
-                return _files_digest([(n, blob[n]) for n in names])
-    return _cached_fingerprint(repo, revision)
+            found, why = _hub_weights(api, info)
+            if found is not None:
+                return found
+    cached = _cached_weights(repo, revision)
+    if cached is not None or not network:
+        return cached
+    raise NotFingerprinted(f"cannot fingerprint {repo}@{revision}: {why}, and the Hugging Face cache does not hold "
+                           f"its weight files; connect to the Hub, or download the revision first (hf download {repo} "
+                           f"--revision {revision}) and run with HF_HUB_OFFLINE=1")
 
 
-def _weight_names(names) -> list[str]:
-    """The weight files among a revision's top-level file names, as :func:`weight_files` picks them
-    from a folder (an index's shards are named ``<prefix>NNNNN-of-NNNNN<extension>``)."""
-    names = set(names)
-    for index, single, prefix, extension in _LAYOUTS:
-        if index in names:
-            return sorted(n for n in names if n.startswith(prefix) and n.endswith(extension) and "/" not in n)
-        if single in names:
-            return [single]
-    return []
+def _hub_weights(api: HfApi, info) -> tuple[HubWeights | None, str]:
+    """From the revision's file list, the weight files as :func:`weight_files` picks them from a
+    folder: the shards its index names (the index is read from the Hub: a few kB), else the single
+    file. (None, why) when there are none."""
+    # a file small enough to live outside Git LFS has its Git blob id instead, as in the cache
+    blob = {s.rfilename: s.lfs.sha256 if s.lfs is not None else s.blob_id for s in info.siblings or ()}
+    for index, single in _LAYOUTS:
+        if index in blob:
+            try:
+                names = sorted(_index_shards(Path(api.hf_hub_download(info.id, index, revision=info.sha,
+                                                                      etag_timeout=HUB_TIMEOUT_S))))
+            except Exception as err:  # as above
+                return None, f"its weight index {index} could not be read ({type(err).__name__}: {err})"
+            missing = [n for n in names if not blob.get(n)]
+            if missing:
+                return None, f"its weight index {index} names files the revision lacks ({', '.join(missing[:3])})"
+            return HubWeights(_files_digest([(n, blob[n]) for n in names]), info.sha), ""
+        if blob.get(single):
+            return HubWeights(_files_digest([(single, blob[single])]), info.sha), ""
+    return None, (f"the Hub lists none of {', '.join(single for _, single in _LAYOUTS)} or their shards among "
+                  f"its {len(blob)} files")
 
 
-def _cached_fingerprint(repo: str, revision: str) -> str | None:
+def _cached_weights(repo: str, revision: str) -> HubWeights | None:
     """From the Hugging Face cache's snapshot of ``revision``, when it holds every weight file."""
     root = Path(constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo, repo_type="model")
     try:
@@ -212,7 +248,7 @@ def _cached_fingerprint(repo: str, revision: str) -> str | None:
         blob = f.resolve().name
         # a cache without symlinks (Windows) keeps the files themselves: their sha256 is the LFS one
         pairs.append((f.name, blob if _BLOB_NAME.match(blob) else _read_into(hashlib.sha256(), f).hexdigest()))
-    return _files_digest(pairs)
+    return HubWeights(_files_digest(pairs), commit)
 
 
 def _files_digest(pairs: list[tuple[str, str]]) -> str:

@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from ptft.checkpoints.fingerprint import fingerprint, hub_fingerprint
+from ptft.checkpoints.fingerprint import HubWeights, NotFingerprinted, fingerprint, hub_weights
 from ptft.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("ptft.checkpoints")
@@ -52,6 +52,12 @@ class Checkpoint:
     # the hash of a local folder's weights, or of a Hub revision's weight files
     # (ptft.checkpoints.fingerprint); None where it could not be had
     fingerprint: str | None = None
+    # the Hub commit the revision named when it was fingerprinted, which cells load
+    commit: str | None = None
+
+    @property
+    def load_revision(self) -> str | None:
+        return self.commit or self.revision
 
     @property
     def identity(self) -> str:
@@ -162,6 +168,7 @@ def resolve_series(config, run_dir: Path, *, network: bool = True) -> list[Check
     hub = ck.hub
     if hub.revisions:
         chosen = [parse_revision(r) or Revision(r, -1) for r in hub.revisions]
+        revisions = [r for r in chosen if r.step >= 0]
     else:
         names = hub.revision_names or list_hub_revisions(hub.repo)
         revisions = parse_revisions(names)
@@ -171,38 +178,42 @@ def resolve_series(config, run_dir: Path, *, network: bool = True) -> list[Check
             chosen = revisions_for_steps(revisions, hub.steps)
         else:
             chosen = select_evenly(revisions, hub.select if hub.select is not None else 6)
-        for r in (r for r in misnamed(revisions) if r in chosen):
-            log.warning("checkpoints.hub: %s names %sB tokens at step %d, unlike the rest of %s's branches: a "
-                        "misnamed branch, or the batch size changed there; check it before trusting its step",
-                        r.name, r.tokens_b, r.step, hub.repo)
+    for r in (r for r in misnamed(revisions) if r in chosen):
+        log.warning("checkpoints.hub: %s names %sB tokens at step %d, unlike the rest of %s's branches: a "
+                    "misnamed branch, or the batch size changed there; check it before trusting its step",
+                    r.name, r.tokens_b, r.step, hub.repo)
     named = [(r.name, r.step if r.step >= 0 else None) for r in chosen]
-    if hub.include_main and "main" not in {name for name, _ in named}:
+    main_added = hub.include_main and "main" not in {name for name, _ in named}
+    if main_added:
         named.append(("main", hub.main_step))
-    series = [Checkpoint(name, step, hub.repo, name, fingerprint=_hub_fingerprint(hub.repo, name, network))
-              for name, step in named]
-    if hub.include_main and len(series) > 1 and series[-1].revision == "main" and series[-1].fingerprint \
-            and series[-1].fingerprint == series[-2].fingerprint:
-        # `main` is the final step's branch under its usual alias (Pythia's main is step143000)
-        log.info("checkpoints.hub: main holds the same weights as %s; it is not a checkpoint of its own",
-                 series[-2].label)
-        series.pop()
+    series = []
+    for name, step in named:
+        weights = _hub_weights(hub.repo, name, network, main_added and name == "main")
+        series.append(Checkpoint(name, step, hub.repo, name, fingerprint=weights and weights.fingerprint,
+                                 commit=weights and weights.commit))
+    if main_added and series[-1].fingerprint:
+        earlier = [c for c in series[:-1] if c.fingerprint == series[-1].fingerprint]
+        if earlier and earlier[0] is series[-2]:
+            # `main` is the final step's branch under its usual alias (Pythia's main is step143000)
+            log.info("checkpoints.hub: main holds the same weights as %s; it is not a checkpoint of its own",
+                     series[-2].label)
+            series.pop()
+        elif earlier:
+            raise ConfigError(f"checkpoints.hub: main holds the same weights as {_named(earlier[0])}, which is not "
+                              "the last of the series; set checkpoints.hub.include_main: false")
     check_series(series, "checkpoints.hub", "list the revisions to use in checkpoints.hub.revisions (or steps)")
     return series
 
 
-def _hub_fingerprint(repo: str, revision: str, network: bool) -> str | None:
+def _hub_weights(repo: str, revision: str, network: bool, added_main: bool) -> HubWeights | None:
     try:
-        value = hub_fingerprint(repo, revision, network=network)
+        return hub_weights(repo, revision, network=network)
+    except NotFingerprinted as err:
+        # a series is fingerprinted before any cell runs, so that its cells keep their ids
+        raise ConfigError(f"checkpoints.hub: {err}" + ("; or leave main out (checkpoints.hub.include_main: false)"
+                                                        if added_main else "")) from None
     except CheckpointError as err:
         raise ConfigError(f"checkpoints.hub: {err}") from None
-    if value is None and network:
-        raise ConfigError(
-            f"checkpoints.hub: cannot fingerprint {repo}@{revision}: neither the Hub nor the Hugging Face cache "
-            "gave the sha256 of its weight files (model*.safetensors or pytorch_model*.bin). A series is "
-            "fingerprinted before any cell runs, so that its cells keep their ids and changed weights are "
-            f"noticed: connect to the Hub, or download the revision first (huggingface-cli download {repo} "
-            f"--revision {revision}) and run with HF_HUB_OFFLINE=1")
-    return value
 
 
 def check_series(series: list[Checkpoint], key: str, remedy: str) -> None:

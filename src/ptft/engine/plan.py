@@ -239,7 +239,8 @@ def format_plan(plan: StudyPlan) -> str:
         for c in plan.checkpoints])
     if ck.source == "hub" and not all(c.fingerprint for c in plan.checkpoints):
         lines.append("  (weights fingerprinted from the Hugging Face cache only; `ptft run` asks the Hub for "
-                     "the others and refuses two revisions holding the same weights)")
+                     "the others, refuses two revisions holding the same weights and leaves out a main that holds "
+                     "the last one's)")
     lines += ["", "Tasks"]
     rows = [["task", "type", "train", "n_train", "learning rates", "eval sets (in | out)"]]
     for tc in cfg.tasks:

@@ -89,7 +89,7 @@ def load_model(config: StudyConfig, cell: Cell, path: str | None = None, dtype: 
     dtype = dtype or config.checkpoints.dtype
     if path is not None:
         return load_causal_lm(path, dtype=dtype, device=config.device)
-    return load_causal_lm(ck.path, revision=ck.revision, dtype=dtype, device=config.device)
+    return load_causal_lm(ck.path, revision=ck.load_revision, dtype=dtype, device=config.device)
 
 
 TRAINING_FILE = "ptft_training.json"
