@@ -9,6 +9,8 @@ io formats, 4 shots. Cross-task cells (default format):
 
 from __future__ import annotations
 
+import json
+import struct
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,7 +36,12 @@ VALUES = {  # (train_task, eval_set, format): values at c1, c2
 }
 STUDY_YAML = "name: tiny-study  # <checked: escaped>\nmodel: tiny-llama\ncheckpoints: [c1, c2]\n"
 C1 = Checkpoint("c1", 1000, "org/model", "step1000", fingerprint="0123456789abcdef")
-C2 = Checkpoint("c2", 2000, "/models/c2")
+C2 = Checkpoint("c2", 2000, "runs/tiny/checkpoints/c2", pretrained=True)
+# c2's weights, one float32 tensor, written by hand in the safetensors layout (an 8-byte header
+# length, the JSON header, the bytes): its fingerprint is sha256("w|F32|[2]|" + the 8 bytes)
+C2_TENSOR = struct.pack("<2f", 1.0, -2.0)
+C2_SAFETENSORS = (lambda header: struct.pack("<Q", len(header)) + header + C2_TENSOR)(
+    json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode())
 PREDICTION = "predictions/ft-c1-nli/nli_val.default.4shot.tokenprob.jsonl"
 
 
@@ -66,7 +73,8 @@ def run_dir(tmp_path: Path) -> Path:
     prediction = run / PREDICTION
     prediction.parent.mkdir(parents=True)
     prediction.write_text('{"uid": "1", "prediction": "yes", "target": "yes", "correct": true}\n', encoding="utf-8")
-    (run / "checkpoints").mkdir()
+    (run / "checkpoints" / "c2").mkdir(parents=True)
+    (run / "checkpoints" / "c2" / "model.safetensors").write_bytes(C2_SAFETENSORS)
     (run / "checkpoints" / "loss.csv").write_text("step,train_loss,heldout_loss\n0,10.5,10.6\n1000,6.2,6.4\n"
                                                "2000,4.1,4.5\n", encoding="utf-8")
     return run

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
+import struct
 import subprocess
 import tempfile
 from pathlib import Path
@@ -33,11 +36,14 @@ def test_report_contents(run_dir: Path, tmp_path: Path) -> None:
     assert "Mean gain changes by -0.050 per 1k steps" in page  # (.15 - .20) over 1k steps, in a unit that fits
     assert "slope of the mean gain per 1k steps" in page
     assert "final heldout loss 4.500 at step 2k" in page
-    # The series as the cells recorded it, in order, with the fingerprint their ids hash.
+    # The series as the cells recorded it, in order: a Hub checkpoint with the fingerprint its cells'
+    # ids hash, a pre-trained one with its folder's, worked out by hand from its one tensor.
     series = page[page.index('<section id="series">'):page.index('<section id="loss">')]
-    assert "2 checkpoint(s), 1 with a weights fingerprint" in series
-    assert re.findall(r"<td>([^<]*)</td>", series) == ["c1", "1000", "org/model@step1000", "0123456789abcdef",
-                                                        "c2", "2000", "/models/c2", "-"]
+    c2 = hashlib.sha256(b"w|F32|[2]|" + struct.pack("<2f", 1.0, -2.0)).hexdigest()[:16]
+    assert "2 checkpoint(s), 2 fingerprinted; no two hold the same weights." in series
+    assert re.findall(r"<td>([^<]*)</td>", series) == [
+        "c1", "1000", "org/model@step1000", "0123456789abcdef", "its weights",
+        "c2", "2000", "runs/tiny/checkpoints/c2", c2, "its pre-training cell"]
     # The findings come first, the config last and collapsed.
     sections = re.findall(r'<section id="([a-z_]+)"', page)
     assert sections[0] == "findings" and sections[-1] == "config" and sections[-2] == "grid"
@@ -59,6 +65,19 @@ def test_report_contents(run_dir: Path, tmp_path: Path) -> None:
     links = re.findall(r'href="([^"#][^"]*)"', page)
     assert links == [Path(os.path.relpath(prediction, out.parent)).as_posix()]
     assert links[0].startswith("../") and (out.parent / unquote(links[0])).resolve() == prediction.resolve()
+
+
+def test_report_names_two_checkpoints_holding_the_same_weights(run_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from ptft.checkpoints.series import Checkpoint
+
+    shutil.copytree(run_dir / "checkpoints" / "c2", run_dir / "checkpoints" / "c3")
+    with ResultsStore(run_dir / "results.sqlite") as store:
+        store.register_cells([("ft-c3-summ", "finetune", "fine-tune c3 on summ",
+                               {"checkpoint": asdict(Checkpoint("c3", 3000, "x", pretrained=True))})])
+    page = write_report(run_dir, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "3 checkpoint(s), 3 fingerprinted; the same weights under two names: c2 and c3." in page
 
 
 def test_report_of_a_run_without_results(tmp_path: Path) -> None:

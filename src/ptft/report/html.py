@@ -25,6 +25,7 @@ from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.findings import BEHIND, CLAIMS
 from ptft.analysis.slices import Slice
 from ptft.analysis.text import ci, num, rounded
+from ptft.checkpoints.fingerprint import fingerprint
 from ptft.errors import DataError
 from ptft.grid import store_path
 from ptft.store import ResultsStore
@@ -87,7 +88,7 @@ def write_report(run_dir: str | Path, out_path: str | Path, sl: Slice = Slice(),
     sections = [
         ("findings", ANALYSES["findings"].title, _findings(results)),
         *((name, ANALYSES[name].title, _analysis(results, name)) for name in ANALYSES if name != "findings"),
-        ("series", "Checkpoint series", _series(cells)),
+        ("series", "Checkpoint series", _series(run, cells)),
         ("loss", "Pre-training loss", _loss(run / "checkpoints" / "loss.csv")),
         ("predictions", "Per-example predictions", _predictions(run / "predictions", out.parent)),
         ("grid", "Grid completeness", _grid(cells)),
@@ -158,9 +159,11 @@ def _findings(results: Results) -> str:
               "<code>docs/method.md</code> (\"The four findings as verdicts\").</p>")
 
 
-def _series(cells: pd.DataFrame) -> str:
+def _series(run: Path, cells: pd.DataFrame) -> str:
     """The checkpoints the cells were computed from, in series order, as their specs record them:
-    the weights' fingerprint is what their cell ids hash."""
+    the weights' fingerprint is what their cell ids hash. A series pre-trained in the run is
+    identified by its pre-training cell instead; its folders are fingerprinted here, so that the
+    series can be compared with another copy of it."""
     seen: dict[str, dict] = {}
     for spec in cells["spec"] if not cells.empty else ():
         ck = json.loads(spec).get("checkpoint")
@@ -168,15 +171,23 @@ def _series(cells: pd.DataFrame) -> str:
             seen.setdefault(ck["label"], ck)
     if not seen:
         return "<p>No cell records its checkpoint.</p>"
-    frame = pd.DataFrame([{"checkpoint": ck["label"], "step": ck.get("step"),
-                           "revision / path": f"{ck['path']}@{ck['revision']}" if ck.get("revision") else ck["path"],
-                           "weights fingerprint": ck.get("fingerprint")
-                           or ("pre-trained in this run" if ck.get("pretrained") else "-")}
-                          for ck in seen.values()])
-    fingerprinted = sum(bool(ck.get("fingerprint")) for ck in seen.values())
-    reading = (f'<p class="reading">{len(seen)} checkpoint(s), {fingerprinted} with a weights fingerprint '
-               "(their cells' ids hash it, so weights changed under the same name run again).</p>")
-    return reading + _table(frame, "the series")
+    rows, weights = [], {}
+    for ck in seen.values():
+        value = ck.get("fingerprint")
+        if ck.get("pretrained"):
+            value = fingerprint(run / "checkpoints" / ck["label"])  # None once the folder is gone
+        if value:
+            weights.setdefault(value, []).append(ck["label"])
+        rows.append({"checkpoint": ck["label"], "step": ck.get("step"),
+                     "revision / path": f"{ck['path']}@{ck['revision']}" if ck.get("revision") else ck["path"],
+                     "weights fingerprint": value or "-",
+                     "identified in cell ids by": "its pre-training cell" if ck.get("pretrained") else
+                     "its weights" if ck.get("fingerprint") else "its name"})
+    same = "; ".join(" and ".join(labels) for labels in weights.values() if len(labels) > 1)
+    reading = (f'<p class="reading">{len(seen)} checkpoint(s), {sum(len(v) for v in weights.values())} '
+               "fingerprinted; " + (f"the same weights under two names: {same}." if same else
+                                    "no two hold the same weights.") + "</p>")
+    return reading + _table(pd.DataFrame(rows), "the series")
 
 
 def _grid(cells: pd.DataFrame) -> str:
