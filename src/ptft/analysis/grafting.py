@@ -8,8 +8,9 @@ reproduces:
 ``in-domain``: the training task's own in-domain sets, so the share of the gain; ``cross-task``:
 the other tasks' in-domain sets, so the share of the forgetting (of the change, where it is a
 gain). 1 means the top s % of the change carries all of it, 0 none of it. Per training task and
-pooled over them (``train_task`` empty). A scope whose fine-tuning change is below ``eps`` per set
-has no share (0/0 says nothing).
+pooled over them (``train_task`` empty). A scope whose fine-tuning change is below ``eps`` per set,
+or whose change's own interval (``ft_ci_low``, ``ft_ci_high``) holds 0, has no share: a ratio over a
+change not shown to differ from 0 has no bounded interval (Fieller), and its point value says nothing.
 
 The interval draws every value (BASE, FT, graft, each set) from a normal with its own standard
 error (from its CI or its example count) and takes the percentiles of the ratio: it ignores that
@@ -36,7 +37,7 @@ TITLE = "Grafting: the share of the fine-tuning change that its top s % by magni
 EMPTY = "no grafted rows (grafting.enabled must be on)"
 SCOPES = {"in-domain": "share of the in-domain gain", "cross-task": "share of the cross-task change"}
 COLUMNS = ["train_task", "scope", "checkpoint", "step", "top_percent", "share", "ci_low", "ci_high", "graft_change",
-           "ft_change", "n"]
+           "ft_change", "ft_ci_low", "ft_ci_high", "n"]
 
 
 def grafts(table: Source) -> list[str]:
@@ -89,17 +90,20 @@ def _share(rows: pd.DataFrame, eps: float, seed: int) -> dict:
 
     (b, b_se), (f, f_se), (g, g_se) = values("_base"), values(""), values("_graft")
     ft_change, graft_change = float((f - b).sum()), float((g - b).sum())
-    out = dict(graft_change=graft_change / len(rows), ft_change=ft_change / len(rows), n=len(rows))
-    if abs(ft_change) < eps * len(rows):
-        return out | dict(share=np.nan, ci_low=np.nan, ci_high=np.nan)
     rng = np.random.default_rng(seed)
 
     def draw(v: np.ndarray, se: np.ndarray) -> np.ndarray:
         return v + se * rng.standard_normal((N_BOOT, len(v)))
 
+    quantiles = [(1 - LEVEL) / 2, (1 + LEVEL) / 2]
     db = draw(b, b_se)
-    ratios = (draw(g, g_se) - db).sum(1) / (draw(f, f_se) - db).sum(1)
-    low, high = np.quantile(ratios, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    numerator, denominator = (draw(g, g_se) - db).sum(1), (draw(f, f_se) - db).sum(1)
+    ft_low, ft_high = np.quantile(denominator, quantiles) / len(rows)
+    out = dict(graft_change=graft_change / len(rows), ft_change=ft_change / len(rows), ft_ci_low=float(ft_low),
+               ft_ci_high=float(ft_high), n=len(rows))
+    if abs(ft_change) < eps * len(rows) or ft_low <= 0 <= ft_high:
+        return out | dict(share=np.nan, ci_low=np.nan, ci_high=np.nan)
+    low, high = np.quantile(numerator / denominator, quantiles)
     return out | dict(share=graft_change / ft_change, ci_low=float(low), ci_high=float(high))
 
 
