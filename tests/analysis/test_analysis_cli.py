@@ -13,7 +13,7 @@ from ptft.analysis.forgetting import MRC_COLUMNS
 from ptft.cli import main
 
 ANALYSES = ("findings", "trajectory", "gain", "groups", "mrc", "ood", "format_sensitivity", "prediction",
-            "overtraining", "dynamics", "methods", "weights", "grafting", "tuco", "cka", "geometry", "seeds")
+            "overtraining", "dynamics", "forgetting_law", "methods", "weights", "grafting", "tuco", "cka", "geometry", "seeds")
 
 
 def outputs(out: Path) -> set[str]:
@@ -28,10 +28,11 @@ def test_analyze_writes_every_table_figure_and_summary(tmp_path: Path, table: pd
     assert main(["analyze", str(csv), "--out", str(out), "--seed", "0"]) == 0
     # the terminal gets the four verdicts, one line each, after the line naming the outputs
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0].startswith("wrote 20 tables") and len(printed) == 5
+    assert printed[0].startswith("wrote 22 tables") and len(printed) == 5
     assert printed[3] == "finding 3 (asymmetric forgetting): supported, -65 95% CI [-80, -50]"
     expected = {f"{name}.{ext}" for name in ANALYSES for ext in ("csv", "png", "svg")}
-    assert expected | {"summary.md", "gain_slope.csv", "findings_detail.csv", "prediction_points.csv"} == outputs(out)
+    assert expected | {"summary.md", "gain_slope.csv", "findings_detail.csv", "prediction_points.csv",
+                       "forgetting_law_points.csv"} == outputs(out)
     assert all((out / f"{name}.png").read_bytes().startswith(b"\x89PNG") for name in ANALYSES)
     assert all(b"<svg" in (out / f"{name}.svg").read_bytes()[:1000] for name in ANALYSES)
     mrc = pd.read_csv(out / "mrc.csv", keep_default_na=False)

@@ -203,6 +203,7 @@ _ALL_PRESETS = {
     "tiny+tuco+cka": (("tiny", {"tuco.enabled": True, "cka.enabled": True}),
                       (19, "af9d5b6b371ce8d7", "cf5e97e86e788210")),
     "tiny-lenses": (("tiny-lenses", {}), (22, "5d2f4c0c77996026", "70301cccac5f8b6a")),
+    "tiny-forgetting": (("tiny-forgetting", {}), (13, "77cc961895f8c65d", "8b24adbf19697270")),
 }
 
 

@@ -13,8 +13,8 @@ from typing import Callable
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ptft.analysis import (cka, dynamics, findings, forgetting, formats, gain, geometry, grafting, groups, lenses,
-                           methods, plots, prediction, seeds, trajectory, tuco)
+from ptft.analysis import (cka, dynamics, findings, forgetting, forgetting_law, formats, gain, geometry, grafting,
+                           groups, lenses, methods, plots, prediction, seeds, trajectory, tuco)
 from ptft.analysis.changes import RATIO_EPS, unpaired_count
 from ptft.analysis.slices import Slice, comparable, resolve_method
 from ptft.analysis.table import Source, load_table
@@ -65,6 +65,11 @@ def _findings(i: Inputs) -> dict[str, pd.DataFrame]:
 def _prediction(i: Inputs) -> dict[str, pd.DataFrame]:
     rows, points = prediction.evaluate(i.table, i.slice, seed=i.seed)
     return {"prediction": rows, "prediction_points": points}
+
+
+def _forgetting_law(i: Inputs) -> dict[str, pd.DataFrame]:
+    fits, points = forgetting_law.forgetting_law(i.table, i.slice, seed=i.seed, eps=i.eps)
+    return {"forgetting_law": fits, "forgetting_law_points": points}
 
 
 def _gain(i: Inputs) -> dict[str, pd.DataFrame]:
@@ -138,6 +143,9 @@ ANALYSES: dict[str, Analysis] = {
                              _one("overtraining", lambda i: prediction.overtraining(i.table, i.slice))),
     "dynamics": Analysis(dynamics.TITLE, dynamics.EMPTY, dynamics.figure, dynamics.reading,
                          _one("dynamics", lambda i: dynamics.dynamics(i.table, i.slice, seed=i.seed, eps=i.eps))),
+    "forgetting_law": Analysis(forgetting_law.TITLE, forgetting_law.EMPTY, forgetting_law.figure,
+                               forgetting_law.reading, _forgetting_law, detail="forgetting_law_points",
+                               heading="Forgetting along fine-tuning as a curve"),
     "methods": Analysis(methods.TITLE, methods.EMPTY, methods.figure, methods.reading,
                         _one("methods", lambda i: methods.methods(i.table, i.slice, seed=i.seed, eps=i.eps)),
                         heading="Per fine-tuning method", summary=_headlines("methods", methods.headlines)),
