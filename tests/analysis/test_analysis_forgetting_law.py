@@ -89,3 +89,37 @@ def test_an_exponent_at_the_edge_of_its_range_is_named(make: SimpleNamespace) ->
     pinned = fits.assign(beta=forgetting_law.EXPONENT_BOUNDS[1])
     assert ("(beta at the edge of the search range: these points do not fix the curve's shape)."
             in forgetting_law.reading(pinned))
+
+
+def test_a_run_with_too_few_points_is_left_out_of_its_tasks_fit(make: SimpleNamespace) -> None:
+    three = law_rows(make, steps=(160, 320, 640))
+    table = pd.concat([law_rows(make, truth={"c1": TRUE["c1"]}), three[three["checkpoint"] == "c2"]])
+    fits, points = forgetting_law.forgetting_law(table)
+    # c1's eight points alone (8 > 3 + 2 parameters) give its parameters back; c2's three stay out
+    assert fits["checkpoint"].tolist() == ["c1"] and set(points["checkpoint"]) == {"c1"}
+    np.testing.assert_allclose(fits[["change_inf", "scale", "n0", "beta", "rho"]].iloc[0],
+                               [*TRUE["c1"], BETA, RHO], rtol=1e-5)
+
+
+def test_a_base_drawn_below_the_guard_gives_no_ratio() -> None:
+    # the bootstrap redraws BASE: a draw below eps must leave its set out of the point's mean, and
+    # a point with no set left out of the run, not put a ratio of thousands of % into the fit
+    sets = pd.DataFrame({"checkpoint": ["c1"] * 4, "train_task": ["nli"] * 4, "ft_step": [10, 10, 20, 20],
+                         "eval_set": ["a", "b", "a", "b"]})
+    base = np.array([0.5, 0.0004, 0.5, 0.0004])
+    ft = np.array([0.25, 0.2, 0.4, 0.2])
+    ((steps, change),) = forgetting_law._curves(sets, base, ft, eps=1e-3)
+    np.testing.assert_allclose(steps, [10, 20])
+    np.testing.assert_allclose(change, [-50.0, -20.0])
+    ((steps, change),) = forgetting_law._curves(sets, np.array([0.5, 0.5, 0.0, 0.0004]), ft, eps=1e-3)
+    np.testing.assert_allclose(steps, [10])
+    np.testing.assert_allclose(change, [(-50.0 - 60.0) / 2])
+
+
+def test_only_the_chosen_fine_tuning_methods_points_are_fitted(make: SimpleNamespace) -> None:
+    # a LoRA run evaluated at a step full fine-tuning never was: no point of the full runs' fit
+    lora = make.frame([make.row("c1", "nli", s, 0.1, ci=0.0, ft_fraction=0.3, ft_step=99)
+                       for s in ("summ_test", "nli_val")]).assign(ft_method="lora")
+    fits, points = forgetting_law.forgetting_law(pd.concat([law_rows(make), lora], ignore_index=True))
+    assert 99 not in points["ft_step"].tolist()
+    np.testing.assert_allclose(fits["change_inf"], [TRUE["c1"][0], TRUE["c2"][0]], rtol=1e-5)

@@ -12,8 +12,8 @@ One fine-tuning method fixes P, so along one run, with k = (a / P)^alpha,
 F_inf is what the run tends to with more steps, N0 the step count at which the step term equals the
 parameter term (where the curve bends), C the size of the approach. ptft fits the cross-task change
 (the MRC's change ratio, in percent, averaged over the sets of the run's cross-task pairs; negative
-is forgetting) as ``change(N) = change_inf + C ([1 + (N0 / N)^beta]^rho - 1)``, C > 0 when the change
-falls with the steps. Kalajdzievski finds the exponents consistent across datasets, and a run has
+is forgetting, so the change is -F) as ``change(N) = change_inf + C ([1 + (N0 / N)^beta]^rho - 1)``,
+change_inf = -F_inf, C > 0 when the change falls with the steps. Kalajdzievski finds the exponents consistent across datasets, and a run has
 a handful of points, so per training task beta and rho are shared by the checkpoints' runs and
 change_inf, C and N0 are each run's: the scale parameters carry how forgetting moves with
 pre-training, under one shape. change_inf and C enter linearly and are solved exactly for each
@@ -39,7 +39,7 @@ from scipy.optimize import least_squares
 from ptft.analysis import plots
 from ptft.analysis.changes import RATIO_EPS
 from ptft.analysis.forgetting import mrc_ratios
-from ptft.analysis.slices import BASE, CELL, Slice, cell_se, checkpoint_order, comparable
+from ptft.analysis.slices import BASE, CELL, Slice, cell_se, checkpoint_order, comparable, resolve_method
 from ptft.analysis.stats import LEVEL
 from ptft.analysis.table import Source, load_table
 from ptft.analysis.text import ci, num
@@ -48,8 +48,9 @@ from ptft.grid import INSTRUCT_TRAIN_TASK
 TITLE = "Forgetting law: the cross-task change along fine-tuning, fitted with a shifted power law"
 # a run's three own parameters need a fourth point to leave a residual
 MIN_POINTS = 4
-EMPTY = (f"no fine-tuning run evaluated at {MIN_POINTS} or more points with a cross-task pair (set "
-         "finetune.eval_at to several fractions, e.g. the tiny-forgetting preset's eight)")
+EMPTY = (f"no training task with runs evaluated at {MIN_POINTS} or more points on a cross-task pair and more "
+         "points than parameters (3 per run, 2 shared: 6 for one checkpoint, 9 for two, 12 for three); set "
+         "finetune.eval_at to several fractions, e.g. the tiny-forgetting preset's eight")
 N_FIT_BOOT = 200
 RUN = ["checkpoint", "train_task"]
 COLUMNS = ["train_task", "checkpoint", "step", "n_points", "first_ft_step", "last_ft_step", "n_sets",
@@ -132,10 +133,12 @@ def fit(runs: list[tuple[np.ndarray, np.ndarray]], start: Fit | None = None) -> 
 
 def points(table: Source, sl: Slice = Slice(), *, eps: float = RATIO_EPS) -> pd.DataFrame:
     """Every cross-task pair's set at every point of every run: BASE and FT values with their
-    standard errors, the run's fine-tuning step and fraction; sets whose |BASE| < eps left out."""
+    standard errors, the run's fine-tuning step and fraction; sets whose |BASE| < eps left out. A
+    value with no standard error (no CI and no example count) enters the bootstrap as exact."""
     table = load_table(table)
+    sl = resolve_method(table, sl)
     ft = ((table["train_task"] != BASE) & (table["train_task"] != INSTRUCT_TRAIN_TASK)
-          & (table["variant"] == sl.variant) & table["ft_step"].notna())
+          & (table["variant"] == sl.variant) & (table["ft_method"] == sl.ft_method) & table["ft_step"].notna())
     ft_steps = table[ft].groupby(RUN + ["ft_fraction"])["ft_step"].first()
     parts = []
     for fraction in sorted(table.loc[ft, "ft_fraction"].dropna().unique()):
@@ -161,10 +164,13 @@ def points(table: Source, sl: Slice = Slice(), *, eps: float = RATIO_EPS) -> pd.
     return rows[columns].reset_index(drop=True)
 
 
-def _curves(sets: pd.DataFrame, base: np.ndarray, ft: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Each run's (steps, mean change ratio in %) from per-set values (aligned with ``sets``)."""
-    frame = sets[RUN + ["ft_step"]].assign(change=100 * (ft - base) / base)
-    means = frame.groupby(RUN + ["ft_step"], sort=False)["change"].mean().reset_index()
+def _curves(sets: pd.DataFrame, base: np.ndarray, ft: np.ndarray, eps: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each run's (steps, mean change ratio in %) from per-set values (aligned with ``sets``); a set
+    whose (redrawn) |BASE| < eps has no ratio, and a point without any is left out."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(np.abs(base) < eps, np.nan, 100 * (ft - base) / base)
+    frame = sets[RUN + ["ft_step"]].assign(change=change)
+    means = frame.groupby(RUN + ["ft_step"], sort=False)["change"].mean().reset_index().dropna()
     return [(g["ft_step"].to_numpy(dtype=float), g["change"].to_numpy(dtype=float))
             for _, g in means.groupby(RUN, sort=False)]
 
@@ -181,12 +187,13 @@ def forgetting_law(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: fl
         mine = mine[n_steps >= MIN_POINTS]
         order = checkpoint_order(mine)
         mine = mine.assign(_rank=mine["checkpoint"].map({c: i for i, c in enumerate(order)}))
-        mine = mine.sort_values(["_rank", "ft_step", "eval_set"], kind="stable").drop(columns="_rank").reset_index(drop=True)
-        runs = _curves(mine, mine["base"].to_numpy(dtype=float), mine["ft"].to_numpy(dtype=float))
+        mine = (mine.sort_values(["_rank", "ft_step", "eval_set"], kind="stable").drop(columns="_rank")
+                .reset_index(drop=True))
+        runs = _curves(mine, mine["base"].to_numpy(dtype=float), mine["ft"].to_numpy(dtype=float), eps)
         if not runs or sum(len(s) for s, _ in runs) <= 3 * len(runs) + 2:
             continue
         best = fit(runs)
-        boot = _bootstrap(mine, best, seed)
+        boot = _bootstrap(mine, best, seed, eps)
         fits.append(_rows(task, mine, order, runs, best, boot))
         curves.append(_fitted(task, mine, runs, best))
     if not fits:
@@ -195,8 +202,9 @@ def forgetting_law(table: Source, sl: Slice = Slice(), *, seed: int = 0, eps: fl
             pd.concat(curves, ignore_index=True)[POINT_COLUMNS])
 
 
-def _bootstrap(sets: pd.DataFrame, best: Fit, seed: int) -> np.ndarray:
-    """``N_FIT_BOOT`` refits on redrawn values, one row of ``Fit.vector`` each."""
+def _bootstrap(sets: pd.DataFrame, best: Fit, seed: int, eps: float) -> np.ndarray:
+    """``N_FIT_BOOT`` refits on redrawn values, one row of ``Fit.vector`` each; a replicate that
+    leaves a run without a point (every BASE redrawn below eps) is not refitted."""
     rng = np.random.default_rng(seed)
     # one BASE draw per (run's checkpoint, set) per replicate, shared by the run's points
     base_key = sets["checkpoint"] + "\t" + sets["eval_set"]
@@ -208,7 +216,9 @@ def _bootstrap(sets: pd.DataFrame, best: Fit, seed: int) -> np.ndarray:
     for _ in range(N_FIT_BOOT):
         base = (base_values + base_se * rng.standard_normal(len(uniques)))[codes]
         drawn = ft + ft_se * rng.standard_normal(len(ft))
-        out.append(fit(_curves(sets, base, drawn), start=best).vector())
+        runs = _curves(sets, base, drawn, eps)
+        if len(runs) == len(best.n0):
+            out.append(fit(runs, start=best).vector())
     return np.array(out)
 
 
