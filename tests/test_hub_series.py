@@ -17,6 +17,7 @@ from local_hub import LocalHub
 from ptft.checkpoints.fingerprint import NotFingerprinted, hub_weights
 from ptft.checkpoints.series import resolve_series
 from ptft.config import load_config
+from ptft.engine.study import plan_cells
 from ptft.errors import CheckpointError, ConfigError
 
 REPO = "org/series"
@@ -166,8 +167,6 @@ def test_main_is_an_alias_or_left_out(hub, tmp_path, monkeypatch):
 
 
 def test_a_study_started_online_keeps_its_cells_offline(hub, tmp_path, monkeypatch):
-    from ptft.engine.study import plan_cells
-
     config = series_config(tmp_path, revisions=["step2", "step3"])
     online = plan_cells(config, tmp_path / "run")
     # each cell records its checkpoint's fingerprint (the cells table keeps the spec)

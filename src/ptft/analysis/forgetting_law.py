@@ -42,7 +42,7 @@ from ptft.analysis.forgetting import mrc_ratios
 from ptft.analysis.slices import BASE, CELL, Slice, cell_se, checkpoint_order, comparable, resolve_method
 from ptft.analysis.stats import LEVEL
 from ptft.analysis.table import Source, load_table
-from ptft.analysis.text import ci, num
+from ptft.analysis.text import ci, num, which_higher
 from ptft.grid import INSTRUCT_TRAIN_TASK
 
 TITLE = "Forgetting law: the cross-task change along fine-tuning, fitted with a shifted power law"
@@ -283,17 +283,16 @@ def reading(frame: pd.DataFrame) -> str:
         first, last = mine.iloc[0], mine.iloc[-1]
         text = (f"{task}: beta {num(first['beta'], '.2f')} ({ci(first['beta_ci_low'], first['beta_ci_high'], '.2f')}), "
                 f"rho {num(first['rho'], '.2f')} ({ci(first['rho_ci_low'], first['rho_ci_high'], '.2f')}), fit rmse "
-                f"{num(first['rmse'], '.2f')} points, R² {num(first['r2'], '.2f')}; the cross-task change tends to {num(first['change_inf'], '+.1f')} % "
+                f"{num(first['rmse'], '.2f')} points, R² {num(first['r2'], '.2f')}; the cross-task change tends to "
+                f"{num(first['change_inf'], '+.1f')} % "
                 f"({ci(first['change_inf_ci_low'], first['change_inf_ci_high'], '+.1f')}) at {first['checkpoint']}")
         if len(mine) > 1:
             text += (f" and {num(last['change_inf'], '+.1f')} % "
                      f"({ci(last['change_inf_ci_low'], last['change_inf_ci_high'], '+.1f')}) at {last['checkpoint']}")
-            if last["change_inf_ci_low"] > first["change_inf_ci_high"]:
-                text += ": more pre-training, less forgetting in the limit"
-            elif last["change_inf_ci_high"] < first["change_inf_ci_low"]:
-                text += ": more pre-training, more forgetting in the limit"
-            else:
-                text += ": the intervals overlap, no change shown"
+            text += ": " + which_higher((last["change_inf_ci_low"], last["change_inf_ci_high"]),
+                                        (first["change_inf_ci_low"], first["change_inf_ci_high"]),
+                                        "more pre-training, less forgetting in the limit",
+                                        "more pre-training, more forgetting in the limit")
         pinned = [name for name in ("beta", "rho") if _at_bound(first[name])]
         if pinned:
             text += (f" ({' and '.join(pinned)} at the edge of the search range: these points do not fix the "

@@ -30,7 +30,7 @@ from ptft.analysis.changes import PAIR, RATIO_EPS
 from ptft.analysis.slices import BASE, Slice, cell_se, comparable, own_sets, sort_by_checkpoint
 from ptft.analysis.stats import LEVEL, N_BOOT
 from ptft.analysis.table import Source, load_table
-from ptft.analysis.text import ci, num
+from ptft.analysis.text import ci, num, which_higher
 from ptft.grid import INSTRUCT_TRAIN_TASK, UNEDITED, graft_percent
 
 TITLE = "Grafting: the share of the fine-tuning change that its top s % by magnitude carries"
@@ -146,12 +146,9 @@ def reading(frame: pd.DataFrame) -> str:
     if first != last and not then.empty:
         t = then.iloc[0]
         text += f", against {num(t['share'], '.2f')} at {first} ({ci(t['ci_low'], t['ci_high'], '.2f')})"
-        if top["ci_low"] > t["ci_high"]:
-            text += ": more pre-training, a more localised skill"
-        elif top["ci_high"] < t["ci_low"]:
-            text += ": more pre-training, a less localised skill"
-        else:
-            text += ": the intervals overlap, no change in localisation shown"
+        text += ": " + which_higher((top["ci_low"], top["ci_high"]), (t["ci_low"], t["ci_high"]),
+                                    "more pre-training, a more localised skill",
+                                    "more pre-training, a less localised skill", "change in localisation")
     cross = pooled[(pooled["scope"] == "cross-task") & pooled["share"].notna() & (pooled["checkpoint"] == last)
                    & (pooled["top_percent"] == top["top_percent"])]
     if not cross.empty:

@@ -16,6 +16,17 @@ def ci(low: object, high: object, spec: str = "+.3f") -> str:
     return f"95% CI [{num(low, spec)}, {num(high, spec)}]"
 
 
+def which_higher(later: tuple[object, object], earlier: tuple[object, object], higher: str, lower: str,
+                 what: str = "change") -> str:
+    """How two 95 % intervals (low, high) compare: ``higher`` when the later lies wholly above the
+    earlier, ``lower`` when wholly below, else that they overlap and no ``what`` is shown."""
+    if later[0] > earlier[1]:
+        return higher
+    if later[1] < earlier[0]:
+        return lower
+    return f"the intervals overlap, no {what} shown"
+
+
 def percent(value: object) -> str:
     """A value already in percent, signed, e.g. "-65.0%"; "n/a" when missing."""
     return "n/a" if pd.isna(value) else f"{float(value):+.1f}%"
