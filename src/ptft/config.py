@@ -68,6 +68,8 @@ class TaskConfig:
     lr: list[float] = field(default_factory=list)
     # formats to evaluate this task's eval sets in; empty: evaluation.formats
     formats: list[Literal["default", "io", "instruct"]] = field(default_factory=list)
+    # formats of its out-of-domain sets alone; empty: those of its in-domain sets
+    out_of_domain_formats: list[Literal["default", "io", "instruct"]] = field(default_factory=list)
 
 
 def training_inputs(section) -> dict:
@@ -89,6 +91,10 @@ class FinetuneSettings(SftRecipe):
     # fractions of each fine-tuning run's steps at which the model is evaluated during that run;
     # the final model (1.0) always is
     eval_at: list[float] = field(default_factory=lambda: [1.0], metadata=NOT_HASHED)
+    # which fine-tuned models are evaluated: every learning rate's ("all"), or only the one the dev
+    # split selects per (checkpoint, task, method, seed) ("selected": every rate is trained, then
+    # one cell evaluates the chosen model, and the other rates' evaluation is not paid for)
+    evaluate: Literal["all", "selected"] = field(default="all", metadata=NOT_HASHED)
     # an axis of the grid, like learning_rates and seeds (ptft.training.methods)
     methods: list[str] = field(default_factory=lambda: [FULL], metadata=NOT_HASHED)
 
@@ -600,6 +606,9 @@ def _check_semantics(config: StudyConfig, path: Path, file: str | None = None) -
         raise ConfigError(f"{file}: finetune.learning_rates: give one or more positive rates")
     if not ft.eval_at or any(not 0 < f <= 1 for f in ft.eval_at):
         raise ConfigError(f"{file}: finetune.eval_at: fractions of the training steps in (0, 1], got {ft.eval_at}")
+    if ft.evaluate == "selected" and any(f < 1 for f in ft.eval_at):
+        raise ConfigError(f"{file}: finetune.eval_at: points during training evaluate every learning rate's run, "
+                          "which finetune.evaluate: selected leaves out; set finetune.evaluate: all, or eval_at: [1.0]")
     if not ft.seeds or len(set(ft.seeds)) != len(ft.seeds):
         raise ConfigError(f"{file}: finetune.seeds: give one or more distinct seeds, got {ft.seeds}")
     for key, seed in [("seed", config.seed), *((f"finetune.seeds[{i}]", s) for i, s in enumerate(ft.seeds))]:

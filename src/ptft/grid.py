@@ -67,6 +67,8 @@ class CellKind(StrEnum):
     FINETUNE = "finetune"
     INSTRUCT = "instruct"
     PROBE = "probe"
+    # the evaluation of the learning rate the dev split selects (finetune.evaluate: selected)
+    SELECTED = "selected"
 
 
 @dataclass(frozen=True)

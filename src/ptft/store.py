@@ -561,6 +561,10 @@ class ResultsStore:
         df["vals"] = df["vals"].map(json.loads)
         return df.reset_index(drop=True)
 
+    def model_ids(self) -> dict[str, str]:
+        """The model each cell's result rows are of, by cell id."""
+        return dict(self._db.execute("SELECT DISTINCT cell_id, model_id FROM results").fetchall())
+
     # -- comparisons -------------------------------------------------------------------------
     def compared_pairs(self) -> set[tuple[str, str]]:
         return set(self._db.execute("SELECT DISTINCT cell_id, base_cell_id FROM comparisons").fetchall())

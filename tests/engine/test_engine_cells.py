@@ -130,26 +130,28 @@ def test_thread_counts_are_part_of_every_cells_identity(small_config_factory, tm
 def test_evaluating_during_fine_tuning_changes_only_the_fine_tuning_cells(tmp_path: Path) -> None:
     """``finetune.eval_at`` at its default, or listing only the final model, keeps every cell id
     of the presets; intermediate points change the FT cells' ids but not what they train."""
-    for preset in ("tiny", "smoke"):
-        before = plan_cells(load_config(preset), tmp_path)
-        assert [c.cell_id for c in plan_cells(load_config(preset, {"finetune.eval_at": [1.0]}), tmp_path)] == \
-            [c.cell_id for c in before]
-        during = plan_cells(load_config(preset, {"finetune.eval_at": [0.5, 1.0]}), tmp_path)
+    # (points during training need every rate evaluated: tiny evaluates the selected one alone)
+    for preset, base in (("tiny", {"finetune.evaluate": "all"}), ("smoke", {})):
+        before = plan_cells(load_config(preset, base), tmp_path)
+        assert [c.cell_id for c in plan_cells(load_config(preset, {**base, "finetune.eval_at": [1.0]}), tmp_path)] \
+            == [c.cell_id for c in before]
+        during = plan_cells(load_config(preset, {**base, "finetune.eval_at": [0.5, 1.0]}), tmp_path)
         assert ids(before) - ids(during) == ids(before, kind="finetune") != set()
         assert [c.training_hash for c in during] == [c.training_hash for c in before]
         # the final model is evaluated anyway: leaving it out of the list names the same cells
-        assert ids(plan_cells(load_config(preset, {"finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
+        assert ids(plan_cells(load_config(preset, {**base, "finetune.eval_at": [0.5]}), tmp_path)) == ids(during)
 
 
-# Every cell id of the tiny (since its review polarity) and smoke presets (since their fine-tuning
-# packs its batches); ptft's version is part of each id: a version bump changes them all, and these
+# Every cell id of the tiny (since it evaluates the selected rate alone) and smoke presets (since
+# their fine-tuning packs its batches); ptft's version is part of each id: a version bump changes them all, and these
 # with it.
-_PRESET_IDS = {"tiny": (19, "af9d5b6b371ce8d7", "390d3271bd7a0a30", "b3d7afc99fd35715"),
+_PRESET_IDS = {"tiny": (25, "acb5fe2d627db9de", "1c1bd7cf722faa90", "b3d7afc99fd35715"),
                "smoke": (9, "b13bf29816eac730", "1d41020885893557", "7e8ce80de1dc0ea9")}
 # The presets as they were before packing (and, for tiny, before float32 pre-training and review
 # polarity): `packing: false` and those settings give a run directory of that time its very cells back.
 _BEFORE_PACKING = {
     "tiny": ({"finetune.packing": False, "finetune.group_by_length": True, "checkpoints.pretrain.bf16": True,
+              "finetune.evaluate": "all",
               "tasks": [{"name": "sentiment", "n_train": 2000, "n_dev": 100, "n_eval": 300,
                          "formats": ["default", "io", "instruct"]},
                         {"name": "squad_qg", "n_train": 80, "n_dev": 32, "n_eval": 48}]},
@@ -186,22 +188,29 @@ def test_lens_and_lines_defaults_keep_every_preset_cell_id(preset: str, tmp_path
 # Every cell id and training hash of every preset that plans offline, and of two presets with
 # the optional axes on (LiNeS and a lens setting; probes and evaluation during fine-tuning): what a
 # refactor of the planner must leave digest for digest (the paper presets read Hub data to plan).
+_TINY_TASKS_BEFORE_SELECTED = [
+    {"name": "review_polarity", "n_train": 1800, "n_dev": 100, "n_eval": 900, "formats": ["default", "io", "instruct"]},
+    {"name": "squad_qg", "n_train": 80, "n_dev": 32, "n_eval": 48}]
 _ALL_PRESETS = {
     "small": (("small", {}), (46, "dead96c95f17f183", "70e93ed6032695f2")),
     "smoke": (("smoke", {}), (9, "b13bf29816eac730", "cc7da57de82c7d7e")),
-    "tiny": (("tiny", {}), (19, "af9d5b6b371ce8d7", "cf5e97e86e788210")),
+    "tiny": (("tiny", {}), (25, "acb5fe2d627db9de", "beddd2d145ce1fe3")),
+    # as tiny was before it evaluated the selected rate alone and its out-of-domain sets in one format
+    "tiny-before-selected": (("tiny", {"finetune.evaluate": "all", "tasks": _TINY_TASKS_BEFORE_SELECTED}),
+                             (19, "af9d5b6b371ce8d7", "cf5e97e86e788210")),
     "tiny-it": (("tiny-it", {}), (29, "dae9e3e651c1bb75", "a162303b09a32ba2")),
     "tiny-methods": (("tiny-methods", {}), (25, "4895ad9fd738d327", "6936fc10952fea50")),
     "tiny-methods+lines": (("tiny-methods", {"lines.enabled": True, "lenses.intruder_k": 5}),
                            (25, "c9777c935174780d", "6936fc10952fea50")),
     # its three probe cells changed when they began measuring RankMe and alpha-ReQ (and hashing
     # probes.representation_tokens); every other cell kept its id
-    "tiny+probes+eval_at": (("tiny", {"probes.enabled": True, "finetune.eval_at": [0.5, 1.0]}),
+    "tiny+probes+eval_at": (("tiny", {"probes.enabled": True, "finetune.eval_at": [0.5, 1.0],
+                                      "finetune.evaluate": "all", "tasks": _TINY_TASKS_BEFORE_SELECTED}),
                             (22, "75386bfd119dfce6", "70301cccac5f8b6a")),
     # grafting adds rows to the fine-tuning cells (new ids), not to their training; TuCo is in no id
-    "tiny+grafting": (("tiny", {"grafting.enabled": True}), (19, "7df3a3d0ecc2fb15", "cf5e97e86e788210")),
+    "tiny+grafting": (("tiny", {"grafting.enabled": True}), (25, "eaa198318a6cf724", "beddd2d145ce1fe3")),
     "tiny+tuco+cka": (("tiny", {"tuco.enabled": True, "cka.enabled": True}),
-                      (19, "af9d5b6b371ce8d7", "cf5e97e86e788210")),
+                      (25, "acb5fe2d627db9de", "beddd2d145ce1fe3")),
     "tiny-lenses": (("tiny-lenses", {}), (22, "5d2f4c0c77996026", "70301cccac5f8b6a")),
     "tiny-forgetting": (("tiny-forgetting", {}), (13, "77cc961895f8c65d", "8b24adbf19697270")),
 }
@@ -351,3 +360,23 @@ def test_a_local_series_is_its_weights(small_config_factory, tiny_series, tmp_pa
     with pytest.raises(ConfigError, match=r"step8 \(step 8\) comes after step60 \(step 60\)"):
         plan_cells(local([tiny_series[s] for s in reversed(steps)], labels=[f"step{s}" for s in reversed(steps)],
                          run_steps=list(reversed(steps))), tmp_path / "run")
+
+
+def test_a_tasks_out_of_domain_sets_can_have_formats_of_their_own(tmp_path: Path) -> None:
+    """tiny scores review polarity's in-domain set in three formats and its out-of-domain sets in
+    the Default format; left empty, the out-of-domain sets take the in-domain sets' formats."""
+    def formats(cells) -> dict[str, list[str]]:
+        base = next(c for c in cells if c.kind == "base" and c.label.endswith("review_polarity"))
+        by_set: dict[str, list[str]] = {}
+        for unit in base.units:
+            by_set.setdefault(unit.eval_set, []).append(unit.format)
+        return by_set
+
+    three = ["default", "io", "instruct"]
+    assert formats(plan_cells(load_config("tiny"), tmp_path)) == {
+        "review_polarity": three, "polarity_movies": ["default"], "polarity_products": ["default"],
+        "polarity_tweets": ["default"]}
+    every = [{"name": "review_polarity", "n_train": 1800, "n_dev": 100, "n_eval": 900, "formats": three},
+             {"name": "squad_qg", "n_train": 80, "n_dev": 32, "n_eval": 48}]
+    assert set(map(tuple, formats(plan_cells(load_config("tiny", {"tasks": every}), tmp_path)).values())) == \
+        {tuple(three)}

@@ -38,9 +38,11 @@ class Cell:
     depends_on: list[str] = field(default_factory=list)
     # how the cell's model is fine-tuned (ptft.training.methods): '' for a model that is not
     ft_method: str = ""
+    # the runs a selected-rate evaluation chooses among: (learning rate, training hash) of each
+    candidates: list[tuple[float, str]] = field(default_factory=list)
 
     def __post_init__(self):
-        if self.kind in (CellKind.FINETUNE, CellKind.INSTRUCT) and not self.ft_method:
+        if self.kind in (CellKind.FINETUNE, CellKind.INSTRUCT, CellKind.SELECTED) and not self.ft_method:
             self.ft_method = FULL
 
     @property
@@ -52,7 +54,8 @@ class Cell:
             return f"{self.kind}/{ck}"
         # full fine-tuning's ids were named before the method axis, and stay so
         method = "" if self.ft_method == FULL else f"/{self.ft_method}"
-        return f"{self.kind}/{ck}/{self.train_task}{method}/lr{self.lr:g}/seed{self.seed}"
+        rate = "" if self.lr is None else f"/lr{self.lr:g}"  # a selected-rate evaluation's rate is chosen as it runs
+        return f"{self.kind}/{ck}/{self.train_task}{method}{rate}/seed{self.seed}"
 
     def model_key(self, train_task: str) -> ModelKey:
         """The model of the cell's results; ``train_task`` as results name the task
@@ -100,12 +103,15 @@ def eval_units(config: StudyConfig, task_types: dict[str, str], eval_sets: dict[
                tasks: list[str]) -> list[EvalUnit]:
     """Every (eval set, format, shots, method) to score for the given eval tasks' sets."""
     ev = config.evaluation
-    task_formats = {t.name: t.formats for t in config.tasks}
+    task_config = {t.name: t for t in config.tasks}
     units = []
     for task in tasks:
         methods = get_task_type(task_types[task]).study_methods(ev.methods)
-        for eval_set, _domain in eval_sets[task]:
-            for fmt in task_formats.get(task) or ev.formats:
+        tc = task_config.get(task)
+        formats = (tc.formats if tc else None) or ev.formats
+        for eval_set, domain in eval_sets[task]:
+            out_formats = tc.out_of_domain_formats if tc and domain == "out" else None
+            for fmt in out_formats or formats:
                 for shots in ev.shots:
                     for method in methods:
                         units.append(EvalUnit(task, eval_set, fmt, shots, method))
@@ -154,6 +160,12 @@ def weight_inputs(config: StudyConfig) -> dict:
                         grafting=grafting if config.grafting.enabled else None)
 
 
+def lens_inputs(config: StudyConfig) -> dict:
+    """What the weight lenses alone add to a cell's id (:func:`weight_inputs` without LiNeS and
+    grafting): the part of a fine-tuning cell's outputs that its training half measures."""
+    return {k: v for k, v in weight_inputs(config).items() if k == "lenses"}
+
+
 def method_inputs(config: StudyConfig, method: str) -> dict:
     """What a fine-tuning method adds to its cells' training hash: its name and its settings
     (its learning rates are the cells' own ``lr``); nothing for full fine-tuning, so adding a
@@ -176,6 +188,9 @@ class CellOutput:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     numerics: str = ""
+    # the model its results are of, where that is not the cell's own (a selected-rate evaluation's:
+    # the run it chose)
+    model_id: str = ""
 
 
 class Expansion:
@@ -191,6 +206,8 @@ class Expansion:
         self.task_eval_sets = task_eval_sets
         # the cells every other one depends on: the pre-training that makes the series
         self.upstream: list[str] = []
+        # the cells the kinds before the current one made for the checkpoint being expanded
+        self.made: list[Cell] = []
         self.common = {"version": __version__, "study_seed": config.seed, "dtype": config.checkpoints.dtype,
                        "threads": config.executor.threads}
         self._eval_settings = {k: v for k, v in asdict(config.evaluation).items() if k not in _EVAL_IN_UNITS}

@@ -136,14 +136,15 @@ def plan_study(config: StudyConfig, run_dir: str | Path | None = None) -> StudyP
         if c.kind == CellKind.BASE:
             suite_only = c.units and all(u.eval_task not in study_tasks for u in c.units)
             groups["BASE-MC" if suite_only else "BASE"].append(c)
-        elif c.kind in (CellKind.FINETUNE, CellKind.INSTRUCT):
-            groups["FT" if c.kind == CellKind.FINETUNE else "IT"].append(c)
+        elif c.kind in (CellKind.FINETUNE, CellKind.SELECTED, CellKind.INSTRUCT):
+            groups["IT" if c.kind == CellKind.INSTRUCT else "FT"].append(c)
         elif c.kind == CellKind.PROBE:
             groups["PROBE"].append(c)
     plan.ft_points = intermediate_fractions(config.finetune.eval_at) + [1.0]
     plan.ft_edits = [name for name, _ in edit_variants(config)]
     times = {k: len(plan.ft_points) + len(plan.ft_edits) if k == "FT" else 1 for k in groups}
-    plan.units = {k: (len({c.model_id for c in v}), len(v), times[k] * sum(len(c.units) for c in v))
+    # models scored: under finetune.evaluate: selected, one per selected-rate evaluation cell
+    plan.units = {k: (len({c.model_id for c in v if c.units}), len(v), times[k] * sum(len(c.units) for c in v))
                   for k, v in groups.items()}
     n_eval = {name: config.instruction_tuning.n_eval for name in types}
     n_eval.update({t.name: t.n_eval for t in config.tasks})
@@ -269,6 +270,9 @@ def format_plan(plan: StudyPlan) -> str:
                      f"{n_ck * len(lrs) * seeds}")
     if len(methods) > 1 or methods != [FULL]:
         lines.append(f"  fine-tuning methods:      {', '.join(_method_line(cfg, m) for m in methods)}")
+    if cfg.finetune.evaluate == "selected":
+        lines.append(f"  evaluated:                {plan.count(CellKind.SELECTED)} models, the rate chosen on the "
+                     "dev split per (checkpoint, task, method, seed) (finetune.evaluate: selected)")
     it = cfg.instruction_tuning
     if it.enabled:
         n = "all" if it.n_train is None else it.n_train

@@ -44,10 +44,13 @@ def select_learning_rates(trainings: list[dict], by_metric: bool) -> list[dict]:
 
 
 def compare_with_base(cells: list[Cell], done: set[str], compared: set[tuple[str, str]],
-                      scores_of: Callable[[str], Scores], seed: int, n_boot: int) -> list[ComparisonRow]:
+                      scores_of: Callable[[str], Scores], seed: int, n_boot: int,
+                      model_ids: dict[str, str] | None = None) -> list[ComparisonRow]:
     """Paired bootstrap FT - BASE on the same examples, for every unit of every model state of a
-    done fine-tuning cell whose BASE counterpart (same checkpoint and unit) is done, except the
-    pairs of cells in ``compared``. ``scores_of(cell_id)`` gives a cell's per-example scores.
+    done fine-tuning (or selected-rate evaluation) cell whose BASE counterpart (same checkpoint and
+    unit) is done, except the pairs of cells in ``compared``. ``scores_of(cell_id)`` gives a cell's
+    per-example scores; ``model_ids`` the model a cell's results are of, where that is not the
+    cell's own (a selected-rate evaluation's: the run it chose).
 
     BASE has one state, the checkpoint itself: every state of the fine-tuned model (an
     intermediate point of its training, an evaluation-only edit) is compared with it, and the
@@ -58,8 +61,9 @@ def compare_with_base(cells: list[Cell], done: set[str], compared: set[tuple[str
                if c.kind == CellKind.BASE and c.units and c.cell_id in done}
     rows: list[ComparisonRow] = []
     for cell in cells:
-        if cell.kind != CellKind.FINETUNE or cell.cell_id not in done:
+        if cell.kind not in (CellKind.FINETUNE, CellKind.SELECTED) or cell.cell_id not in done:
             continue
+        model_id = (model_ids or {}).get(cell.cell_id, cell.model_id)
         ft_scores = None
         for eval_task in dict.fromkeys(u.eval_task for u in cell.units):
             base = base_of.get((cell.checkpoint.label, eval_task))
@@ -77,7 +81,7 @@ def compare_with_base(cells: list[Cell], done: set[str], compared: set[tuple[str
                             continue
                         diff, lo, hi = paired_bootstrap(np.asarray(values), np.asarray(ref), seed=seed,
                                                         n_boot=n_boot)
-                        rows.append(ComparisonRow(cell.model_id, base.model_id, unit.eval_set, unit.format,
+                        rows.append(ComparisonRow(model_id, base.model_id, unit.eval_set, unit.format,
                                                   unit.shots, unit.method, metric, float(diff), float(lo), float(hi),
                                                   len(values), cell.cell_id, base.cell_id, state.variant,
                                                   state.ft_fraction))

@@ -305,7 +305,7 @@ def _store_output(store: ResultsStore, run_dir: Path, cell: Cell, out: CellOutpu
     for people and the report); rows, per-example scores, training figures and the done mark go
     to the store in one transaction."""
     if out.predictions:
-        model_dir = run_dir / "predictions" / cell.model_id.replace("/", "__")
+        model_dir = run_dir / "predictions" / (out.model_id or cell.model_id).replace("/", "__")
         model_dir.mkdir(parents=True, exist_ok=True)
         for name, preds in out.predictions.items():
             write_jsonl(model_dir / f"{name}.jsonl", preds)
@@ -326,7 +326,7 @@ def _compare_with_base(store: ResultsStore, cells: list[Cell], config: StudyConf
     status = store.cell_status()
     done = {c.cell_id for c in cells if status.get(c.cell_id) == "done"}
     rows = compare_with_base(cells, done, store.compared_pairs(), store.scores, seed=config.seed,
-                             n_boot=config.evaluation.n_bootstrap)
+                             n_boot=config.evaluation.n_bootstrap, model_ids=store.model_ids())
     if rows:
         store.write_comparisons(rows)
 

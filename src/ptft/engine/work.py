@@ -106,12 +106,25 @@ def weights_dir(run_dir: Path, cell: Cell) -> Path:
 Train = Callable[..., tuple]
 
 
+# What a cell does with the model it trains: everything (``ALL``), or, under ``finetune.evaluate:
+# selected``, the training half (``TRAIN``: train, keep the weights, record the dev figures and
+# the weight lenses) or the evaluation half (``EVALUATE``: score the chosen run's kept weights).
+ALL, TRAIN, EVALUATE = "all", "train", "evaluate"
+DEV_FIGURES_DIR = "dev"
+
+
+def dev_figures_path(run_dir: Path, training_hash: str) -> Path:
+    """A trained run's dev figures (the learning-rate selection's inputs), kept after its weights go."""
+    return run_dir / DEV_FIGURES_DIR / f"{training_hash}.json"
+
+
 def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress: bool, train: Train,
-                       during: list[float], against_base: bool, dev_metric: bool) -> CellOutput:
+                       during: list[float], against_base: bool, dev_metric: bool, part: str = ALL) -> CellOutput:
     """Train a cell's model with ``train`` (or load its kept weights), then evaluate it on the
     cell's units, at the points ``during`` of its training as well. ``against_base``: compare it
     with its BASE checkpoint as configured (weight lenses, TuCo, CKA) and evaluate its grafts and
-    LiNeS edit; ``dev_metric``: score it on the dev split for learning-rate selection."""
+    LiNeS edit; ``dev_metric``: score it on the dev split for learning-rate selection. ``part``:
+    all of it, or the ``TRAIN`` or ``EVALUATE`` half (see ``ALL``)."""
     from ptft.training.finetune import NonFiniteLoss, seed_everything
 
     weights = weights_dir(run_dir, cell)
@@ -138,35 +151,51 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
             evaluate_units(config, cell, _at_eval_precision(config, trained), tokenizer, out, progress,
                            ModelState(ft_fraction=fraction, ft_step=step))
 
-        model, stats = train(model, tokenizer, report, evaluate_during)
-        if not math.isfinite(stats.dev_loss):
-            raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
+        try:
+            model, stats = train(model, tokenizer, report, evaluate_during)
+            if not math.isfinite(stats.dev_loss):
+                raise NonFiniteLoss(f"the dev loss after fine-tuning is {stats.dev_loss}; lower the learning rate")
+        except NonFiniteLoss as err:
+            if part != TRAIN:
+                raise
+            # a rate that diverged is an outcome of the sweep, not a failure: it is no candidate
+            out.training = {"dev_loss": None, "reused": 0, "train_task": task_label(config, cell.train_task)}
+            out.notes.append(f"{err}: this rate is left out of the learning-rate selection")
+            write_json(dev_figures_path(run_dir, cell.training_hash), {"dev_loss": None, "dev_metric": None, "diverged": str(err)})
+            return out
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
                         "tokens": stats.tokens, "seconds": stats.seconds,
                         "tokens_per_second": stats.tokens_per_second, "reused": 0,
                         "trainable_parameters": stats.trainable_parameters, "peak_memory_mb": stats.peak_memory_mb,
                         "examples_per_step": stats.examples_per_step}
         log.info("trained: %s", out.training)
-        if config.finetune.keep_weights:
+        # the training half keeps its weights for the evaluation half, which deletes them
+        if config.finetune.keep_weights or part == TRAIN:
             _keep(model, tokenizer, weights, out.training, method.save)
         model = method.merged(model)
     # BASE is loaded once, in float32, for every comparison with it
-    base_model = _base_model(config, cell) if against_base else None
+    wanted = against_base and (part != TRAIN or config.lenses.enabled)
+    base_model = _base_model(config, cell) if wanted else None
     base = {n: p.detach() for n, p in base_model.named_parameters()} if base_model is not None else None
     # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
-    # are loaded at that dtype already)
-    _lenses(config, cell, model, base, out)
+    # are loaded at that dtype already); the training half measured the selected run already
+    if part != EVALUATE:
+        _lenses(config, cell, model, base, out)
     model = _at_eval_precision(config, model, in_place=True)
     out.training["train_task"] = task_label(config, cell.train_task)  # the label its rows carry
-    if dev_metric:
+    if dev_metric and part != EVALUATE:
         out.training["dev_metric"] = _dev_metric(config, cell, model, tokenizer)
+    if part == TRAIN:
+        write_json(dev_figures_path(run_dir, cell.training_hash),
+                   {k: out.training.get(k) for k in ("dev_loss", "dev_metric")})
+        return out
     trained = ModelState(ft_step=out.training.get("steps"))
     evaluate_units(config, cell, model, tokenizer, out, progress, trained)
     if base_model is not None and (config.tuco.enabled or config.cka.enabled):
         _against_base_model(config, cell, model, _at_eval_precision(config, base_model), tokenizer, out, trained)
     if base is not None:
         _evaluate_edits(config, cell, model, tokenizer, base, out, progress, trained)
-    if not config.finetune.keep_weights and weights.exists():
+    if not config.finetune.keep_weights and weights.exists() and part == ALL:
         shutil.rmtree(weights, ignore_errors=True)
         out.notes.append(f"deleted weights models/{cell.training_hash} (finetune.keep_weights is false)")
     return out

@@ -1,5 +1,5 @@
 """The kinds of cells, one module each (``pretrain``, ``base``, ``finetune``, ``instruct``,
-``probe``), each a :class:`~ptft.engine.cells.Kind`: the cells it makes and what their ids hash,
+``probe``, ``selected``), each a :class:`~ptft.engine.cells.Kind`: the cells it makes and what their ids hash,
 what a cell runs, and what the trainings table keeps of it. The study's cells are their
 expansions, in dependency order (:func:`expand`); a cell runs through :func:`run_cell`.
 
@@ -27,12 +27,13 @@ from ptft.engine.kinds.finetune import Finetune
 from ptft.engine.kinds.instruct import Instruct
 from ptft.engine.kinds.pretrain import Pretrain
 from ptft.engine.kinds.probe import Probe
+from ptft.engine.kinds.selected import Selected
 from ptft.engine.work import numerics_of
 
 log = logging.getLogger("ptft.engine")
 
 # In the order their cells are made, per study and then per checkpoint.
-KINDS: dict[str, Kind] = {k.kind: k for k in (Pretrain(), Base(), Finetune(), Instruct(), Probe())}
+KINDS: dict[str, Kind] = {k.kind: k for k in (Pretrain(), Base(), Finetune(), Instruct(), Probe(), Selected())}
 
 
 def expand(config: StudyConfig, series: list[Checkpoint], fingerprints: dict[str, str | dict],
@@ -46,7 +47,10 @@ def expand(config: StudyConfig, series: list[Checkpoint], fingerprints: dict[str
     cells = [cell for kind in KINDS.values() for cell in kind.per_study(ex)]
     ex.upstream = [cell.cell_id for cell in cells]
     for ck in series:
-        cells += [cell for kind in KINDS.values() for cell in kind.per_checkpoint(ex, ck)]
+        ex.made = []
+        for kind in KINDS.values():
+            ex.made += kind.per_checkpoint(ex, ck)
+        cells += ex.made
     return cells
 
 
