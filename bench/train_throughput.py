@@ -11,8 +11,9 @@ longest, trl's loss); ptft's rows are its recipe unpacked and packed.
 SmolLM2-135M-Instruct from PyPI (see bench/methods.py; needs ``pip install gguf``). Pre-training is
 ptft's pre-training step (AdamW on full windows of the shipped Wikipedia text, every token a loss
 token) at the tiny preset's batch; fine-tuning is ptft's SFT recipe (trl's SFTTrainer) on
-``--examples`` sentiment reviews, one epoch: unpacked in batches of 8 grouped by length without
-activation checkpointing (the fastest unpacked setting), and packed into rows of ``max_length``
+``--examples`` sentiment reviews, one epoch, without activation checkpointing: unpacked in
+batches of 8 in the shuffled order (what ``packing: false`` gives by default) and grouped by
+length (the fastest unpacked setting), and packed into rows of ``max_length``
 with the same number of tokens per step as pre-training. Tokens/s count real tokens (no padding).
 MFU = tokens/s x model FLOPs per token / the fp32 matmul peak measured in the same run, with FLOPs
 per token = 6 x parameters + 12 x layers x hidden x sequence (attention scores): the model's FLOPs,
@@ -77,14 +78,15 @@ def pretrain_tokens_per_second(checkpoint: Path, steps: int, seq_len: int = 128)
     return steps * STEP_TOKENS / (time.perf_counter() - start)
 
 
-def finetune_tokens_per_second(checkpoint: Path, data, fmt, packing: bool) -> tuple[float, float]:
-    """(tokens/s, mean tokens per example: the context of each token's attention)."""
+def finetune_tokens_per_second(checkpoint: Path, data, fmt, packing: bool, grouped: bool = True) -> tuple[float, float]:
+    """(tokens/s, mean tokens per example: the context of each token's attention). Unpacked,
+    ``grouped`` batches examples of similar length (else the shuffled order, ptft's default)."""
     from ptft.checkpoints.loading import load_causal_lm
     from ptft.training.args import FinetuneArgs
     from ptft.training.finetune import finetune
 
     model, tok = load_causal_lm(checkpoint)
-    args = FinetuneArgs(lr=1e-4, seed=0, epochs=1, batch_size=8, max_length=MAX_LENGTH, group_by_length=True,
+    args = FinetuneArgs(lr=1e-4, seed=0, epochs=1, batch_size=8, max_length=MAX_LENGTH, group_by_length=grouped,
                         activation_checkpointing=False, packing=packing, batch_tokens=STEP_TOKENS)
     result = finetune(model, tok, data.train, data.dev, fmt, args, progress=False)[1]
     return result.tokens_per_second, result.tokens / len(data.train)
@@ -165,6 +167,8 @@ def main() -> None:
             plain_trl = [trl_tokens_per_second(checkpoint, data, task.formats["default"]) for _ in range(args.repeats)]
             unpacked = [finetune_tokens_per_second(checkpoint, data, task.formats["default"], False)
                         for _ in range(args.repeats)]
+            shuffled = [finetune_tokens_per_second(checkpoint, data, task.formats["default"], False, grouped=False)
+                        for _ in range(args.repeats)]
             packed = [finetune_tokens_per_second(checkpoint, data, task.formats["default"], True)
                       for _ in range(args.repeats)]
             example_tokens = unpacked[0][1]
@@ -174,16 +178,18 @@ def main() -> None:
                 "pre-training (windows of 128)": ([pretrain_tokens_per_second(checkpoint, steps=pretrain_steps)
                                                    for _ in range(args.repeats)], 128),
                 "fine-tuning with trl's SFTTrainer (batches of 8, its loss)": (plain_trl, example_tokens),
+                "fine-tuning unpacked (batches of 8, shuffled: the default)": ([r[0] for r in shuffled], example_tokens),
                 "fine-tuning unpacked (batches of 8, grouped by length)": ([r[0] for r in unpacked], example_tokens),
                 f"fine-tuning packed (rows of {MAX_LENGTH})": ([r[0] for r in packed], example_tokens),
             }
             medians = {row: statistics.median(runs) for row, (runs, _) in rows.items()}
-            pre, trl, unpacked, packed = medians.values()
+            pre, trl, shuffled, unpacked, packed = medians.values()
             for row, (runs, seq) in rows.items():
                 achieved = medians[row] * flops_per_token(model, seq)
                 print(f"  {row:56} {medians[row]:8.0f} tokens/s  {achieved / 1e9:6.1f} GFLOP/s  "
                       f"MFU {achieved / peak:5.1%}  (runs: {', '.join(f'{r:.0f}' for r in runs)})")
-            print(f"  packed / unpacked fine-tuning: {packed / unpacked:.2f}x; packed / trl's SFTTrainer: "
+            print(f"  packed / unpacked fine-tuning: {packed / shuffled:.2f}x over the default shuffled batches, "
+                  f"{packed / unpacked:.2f}x over batches grouped by length; packed / trl's SFTTrainer: "
                   f"{packed / trl:.2f}x; packed fine-tuning / pre-training: {packed / pre:.2f}x")
     if args.run:
         stage_times(args.run)
