@@ -127,7 +127,7 @@ def test_the_recipe_is_declared_once_for_the_config_and_the_trainer():
     # what the section adds: the grid's axes and settings with a rule of their own, and a section
     # per method with settings, built from the methods' registry
     assert {f.name for f in dataclasses.fields(FinetuneConfig)} - recipe == {
-        "learning_rates", "seeds", "keep_weights", "selection_metric", "eval_at", "methods", "lora", "hft"}
+        "learning_rates", "seeds", "keep_weights", "selection_metric", "eval_at", "evaluate", "methods", "lora", "hft"}
     section = FinetuneConfig(epochs=2.0, group_by_length=True, lora=LoraSettings(r=4))
     args = section.run_args("lora", lr=1e-3, seed=5)
     assert (args.epochs, args.group_by_length, args.lr, args.seed, args.method, args.settings.r) == \

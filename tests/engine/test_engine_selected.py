@@ -27,10 +27,13 @@ def tables(run: Path):
                 store.frame("comparisons"), store.cells().set_index("cell_id"))
 
 
+@pytest.mark.parametrize("method", ["full", "lora"])
 def test_the_selected_run_is_evaluated_alone_with_the_numbers_of_evaluating_every_rate(
-        small_config_factory, tmp_path: Path) -> None:
-    every = run_study(small_config_factory(**RATES), run_dir=tmp_path / "all", progress=False)
-    chosen = run_study(small_config_factory(**SELECTED), run_dir=tmp_path / "sel", progress=False)
+        small_config_factory, tmp_path: Path, method: str) -> None:
+    # LoRA's kept weights are its adapter alone, merged into BASE when the evaluation loads them
+    axis = {"finetune.methods": [method]}
+    every = run_study(small_config_factory(**RATES, **axis), run_dir=tmp_path / "all", progress=False)
+    chosen = run_study(small_config_factory(**SELECTED, **axis), run_dir=tmp_path / "sel", progress=False)
     assert not every.failed and not chosen.failed
     kinds = [c.kind for c in chosen.cells]
     # 2 checkpoints x 2 tasks: 4 BASE, 8 training runs, 4 evaluations of a chosen run
@@ -45,7 +48,8 @@ def test_the_selected_run_is_evaluated_alone_with_the_numbers_of_evaluating_ever
     a, s = results_frame(tmp_path / "all"), results_frame(tmp_path / "sel")
     ft_all, ft_sel = a[a.train_task != ""], s[s.train_task != ""]
     # only the chosen runs have rows, and they are the chosen runs' rows of the full evaluation
-    assert set(ft_all.lr) == {0.003, 0.0001} and set(ft_sel.lr) == set(sel_sel.lr) == {0.003}
+    assert set(ft_all.lr) == {0.003, 0.0001} and set(ft_sel.lr) == set(sel_sel.lr)
+    assert 2 * len(ft_sel) == len(ft_all)
     assert ft_sel.selected.all() and not ft_all.selected.all()
     expected = ft_all[ft_all.selected].sort_values(KEY).reset_index(drop=True)
     got = ft_sel.sort_values(KEY).reset_index(drop=True)
@@ -54,7 +58,9 @@ def test_the_selected_run_is_evaluated_alone_with_the_numbers_of_evaluating_ever
         assert got[column].tolist() == expected[column].tolist(), column
     # BASE is evaluated alike, and FT - BASE compared for the chosen models only, to the same numbers
     assert s[s.train_task == ""].value.tolist() == a[a.train_task == ""].value.tolist()
-    chosen_models = {f"finetune/{r.checkpoint}/{r.train_task}/lr{r.lr:g}/seed{r.seed}" for r in sel_sel.itertuples()}
+    shown = "" if method == "full" else f"/{method}"
+    chosen_models = {f"finetune/{r.checkpoint}/{r.train_task}{shown}/lr{r.lr:g}/seed{r.seed}"
+                     for r in sel_sel.itertuples()}
     compared = cmp_all[cmp_all.model_id.isin(chosen_models)]
     assert sorted(cmp_sel.model_id.unique()) == sorted(chosen_models)
     assert sorted(cmp_sel["diff"].round(12)) == sorted(compared["diff"].round(12))
@@ -73,7 +79,7 @@ def test_the_selected_run_is_evaluated_alone_with_the_numbers_of_evaluating_ever
 
     # an evaluation-only change reruns the evaluations alone: the trained runs stay done, and the
     # chosen runs, whose weights were deleted, are trained again to the same numbers
-    again = run_study(small_config_factory(**SELECTED, **{"evaluation.n_bootstrap": 50}), run_dir=run,
+    again = run_study(small_config_factory(**SELECTED, **axis, **{"evaluation.n_bootstrap": 50}), run_dir=run,
                       progress=False)
     assert not again.failed
     assert (again.ran, again.skipped) == (8, 8)  # 4 BASE (their ids hash the bootstrap) + 4 evaluations
@@ -103,3 +109,15 @@ def test_selected_evaluation_refuses_points_during_training_and_keeps_every_id_w
     assert [c.training_hash for c in off if c.kind == "finetune"] == \
            [c.training_hash for c in on if c.kind == "finetune"]
     assert all(not c.units for c in on if c.kind == "finetune")
+
+
+def test_a_training_cell_that_scores_its_dev_split_hashes_how(tmp_path: Path) -> None:
+    """Selecting by the dev metric, the training half scores the dev split with the first
+    evaluation method: reordering the methods is another choice, so other training cells."""
+    def trainings(selection: str, methods: list[str]) -> set[str]:
+        config = load_config("tiny", {"finetune.selection_metric": selection, "evaluation.methods": methods})
+        return {c.cell_id for c in plan_cells(config, tmp_path) if c.kind == "finetune" and
+                c.train_task == "review_polarity"}  # question generation is scored by generation either way
+
+    assert trainings("metric", ["tokenprob", "constrained"]).isdisjoint(trainings("metric", ["constrained", "tokenprob"]))
+    assert trainings("loss", ["tokenprob", "constrained"]) == trainings("loss", ["constrained", "tokenprob"])

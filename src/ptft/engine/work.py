@@ -136,7 +136,10 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
                          "the model during its training, so it is trained again (to the same weights)")
     method = get_method(cell.ft_method)
     if kept and not during:
-        model, tokenizer = method.load(weights, lambda path: load_model(config, cell, path))
+        # the halves of a selected-rate study work on the float32 weights, as the whole cell does
+        # on those it trains (a retrained chosen run must give the same numbers as a kept one)
+        dtype = None if part == ALL else "float32"
+        model, tokenizer = method.load(weights, lambda path: load_model(config, cell, path, dtype=dtype))
         out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
         log.info("reusing kept weights %s", weights)
@@ -174,8 +177,7 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
             _keep(model, tokenizer, weights, out.training, method.save)
         model = method.merged(model)
     # BASE is loaded once, in float32, for every comparison with it
-    wanted = against_base and (part != TRAIN or config.lenses.enabled)
-    base_model = _base_model(config, cell) if wanted else None
+    base_model = _base_model(config, cell, part) if against_base else None
     base = {n: p.detach() for n, p in base_model.named_parameters()} if base_model is not None else None
     # on the float32 weights training produced, before evaluation's dtype rounds them (kept weights
     # are loaded at that dtype already); the training half measured the selected run already
@@ -302,10 +304,13 @@ def _evaluate_edits(config: StudyConfig, cell: Cell, model, tokenizer, base: dic
                 p.copy_(tuned[n])
 
 
-def _base_model(config: StudyConfig, cell: Cell):
-    """The BASE checkpoint in float32 on the model's device when anything compares the fine-tuned
-    model with it (lenses, grafting, LiNeS, TuCo, CKA); None otherwise."""
-    if not any(c.enabled for c in (config.lenses, config.grafting, config.lines, config.tuco, config.cka)):
+def _base_model(config: StudyConfig, cell: Cell, part: str = ALL):
+    """The BASE checkpoint in float32 on the model's device when anything in this ``part`` of the
+    cell compares the fine-tuned model with it (the training half: the lenses; the evaluation
+    half: grafting, LiNeS, TuCo, CKA; the whole cell: any of them); None otherwise."""
+    lenses = [config.lenses] if part != EVALUATE else []
+    edits = [config.grafting, config.lines, config.tuco, config.cka] if part != TRAIN else []
+    if not any(c.enabled for c in lenses + edits):
         return None
     return load_model(config, cell, dtype="float32")[0]
 

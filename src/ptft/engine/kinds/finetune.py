@@ -25,6 +25,7 @@ from ptft.engine.cells import (
 )
 from ptft.engine.work import ALL, TRAIN, Train, study_tasks, train_and_evaluate
 from ptft.grid import FULL, CellKind, EvalUnit
+from ptft.task_types import get_task_type
 
 
 def finetune_units(ex: Expansion, task: str) -> list[EvalUnit]:
@@ -81,6 +82,11 @@ class Finetune(Kind):
             if not tc.train:
                 continue
             units = [] if selected else finetune_units(ex, tc.name)
+            # the training half scores the dev split itself when the selection is by the metric
+            dev_inputs = {}
+            if selected and config.finetune.selection_metric == "metric":
+                dev_method = get_task_type(ex.task_types[tc.name]).study_methods(config.evaluation.methods)[0]
+                dev_inputs = {"dev_method": dev_method, **ex.eval_inputs([])}
             for method in config.finetune.methods:
                 for lr in learning_rates(config, tc, method):
                     for seed in config.finetune.seeds:
@@ -89,7 +95,7 @@ class Finetune(Kind):
                                     "dev": ex.fp(tc.name, "dev"), "lr": lr, "seed": seed, "finetune": settings,
                                     **method_inputs(config, method), **ex.common}
                         if selected:
-                            outputs = {"evaluate": "selected", **lens_inputs(config)}
+                            outputs = {"evaluate": "selected", **lens_inputs(config), **dev_inputs}
                         else:
                             outputs = {**ex.eval_inputs(units), **points, **post_training}
                         cid = digest({**training, "selection": config.finetune.selection_metric, **outputs})

@@ -26,9 +26,10 @@ class Selected(Kind):
 
     def per_checkpoint(self, ex: Expansion, ck: Checkpoint) -> list[Cell]:
         """One cell per (trained task, method, seed) of the checkpoint, depending on the fine-tuning
-        cells of every rate. Its id hashes their training hashes, the selection criterion, the
-        evaluation inputs of every set it scores, the LiNeS and grafting settings and the inputs
-        every cell hashes: what decides which model it scores and how."""
+        cells of every rate. Its id hashes their ids, the selection criterion, the evaluation
+        inputs of every set it scores, the LiNeS and grafting settings and the inputs every cell
+        hashes: what decides which model it scores and how (the weight lenses are the training
+        cells' own)."""
         config = ex.config
         if config.finetune.evaluate != "selected":
             return []
@@ -39,9 +40,11 @@ class Selected(Kind):
         cells = []
         for (task, method, seed), candidates in runs.items():
             units = finetune_units(ex, task)
-            cid = digest({"kind": CellKind.SELECTED, "runs": [c.training_hash for c in candidates],
-                          "selection": config.finetune.selection_metric, **ex.eval_inputs(units),
-                          **weight_inputs(config), **ex.common})
+            # the runs as cells, in no order: a rerun of one (new dev figures) makes the choice again
+            edits = {k: v for k, v in weight_inputs(config).items() if k != "lenses"}
+            cid = digest({"kind": CellKind.SELECTED, "runs": sorted(c.cell_id for c in candidates),
+                          "selection": config.finetune.selection_metric, **ex.eval_inputs(units), **edits,
+                          **ex.common})
             rates = ", ".join(f"{c.lr:g}" for c in candidates)
             cells.append(Cell(cid, CellKind.SELECTED, run_label(ck, task, method, f"selected of {rates}", seed), ck,
                               task, None, seed, units=units, depends_on=[*ex.upstream, *(c.cell_id for c in candidates)],
