@@ -55,3 +55,37 @@ def test_kept_weights_are_reused_for_new_evaluation_settings_and_deleted_when_no
     assert not any((run / "models").iterdir())
     _, cells = trainings(run)
     assert all("deleted weights" in cells.loc[c.cell_id, "notes"] for c in third.cells if c.kind == "finetune")
+
+
+def test_kept_weights_computed_with_other_numerics_are_trained_again(small_config_factory, tmp_path: Path) -> None:
+    """A worker on another kind of machine may have kept weights before the driver refused its
+    cell: they record their numerics, and a cell computing otherwise trains again instead of
+    carrying those numbers into this machine's results."""
+    import json
+
+    run = tmp_path / "run"
+    keep = {"finetune.keep_weights": True}
+    first = run_study(small_config_factory(tasks=ONE_TASK, **keep), run_dir=run, progress=False)
+    assert not first.failed
+    before = results_frame(run)
+    folders = sorted((run / "models").iterdir())
+    assert folders and all("numerics" in json.loads((f / "ptft_training.json").read_text()) for f in folders)
+    foreign = folders[0] / "ptft_training.json"
+    figures = json.loads(foreign.read_text())
+    foreign.write_text(json.dumps(figures | {"numerics": "torch 0.0, CPU kernels of another machine"}))
+
+    again = run_study(small_config_factory(tasks=ONE_TASK, **keep, **{"evaluation.n_bootstrap": 50}), run_dir=run,
+                      progress=False)
+    assert not again.failed
+    train_after, cells = trainings(run)
+    retrained = [c for c in again.cells if c.kind == "finetune" and c.training_hash == folders[0].name]
+    others = [c for c in again.cells if c.kind == "finetune" and c.training_hash != folders[0].name]
+    assert len(retrained) == 1 and others
+    assert train_after.loc[retrained[0].cell_id, "reused"] == 0
+    assert "computed with other numerics" in cells.loc[retrained[0].cell_id, "notes"]
+    assert all(train_after.loc[c.cell_id, "reused"] == 1 for c in others)
+    # trained again on this machine: its own numerics, and the same numbers as the first run
+    assert json.loads(foreign.read_text())["numerics"] == figures["numerics"]
+    after = results_frame(run)
+    key = ["checkpoint", "train_task", "eval_set", "format", "method", "metric"]
+    assert after.sort_values(key).value.tolist() == before.sort_values(key).value.tolist()

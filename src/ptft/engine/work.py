@@ -131,6 +131,13 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
     out = CellOutput(cell.cell_id)
     # the training figures are written last into a staging folder renamed whole (_keep)
     kept = (weights / TRAINING_FILE).exists()
+    numerics = numerics_of(config)
+    if kept and json.loads((weights / TRAINING_FILE).read_text()).get("numerics", numerics) != numerics:
+        # weights trained on another kind of machine (a worker whose cell the driver refused for
+        # that) would carry its numbers into this one's results
+        kept = False
+        out.notes.append(f"kept weights models/{cell.training_hash} not reused: they were computed with other "
+                         "numerics, so the model is trained again here")
     if kept and during:
         out.notes.append(f"kept weights models/{cell.training_hash} not reused: finetune.eval_at evaluates "
                          "the model during its training, so it is trained again (to the same weights)")
@@ -141,6 +148,7 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         dtype = None if part == ALL else "float32"
         model, tokenizer = method.load(weights, lambda path: load_model(config, cell, path, dtype=dtype))
         out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
+        out.training.pop("numerics", None)
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
         log.info("reusing kept weights %s", weights)
     else:
@@ -174,7 +182,7 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         log.info("trained: %s", out.training)
         # the training half keeps its weights for the evaluation half, which deletes them
         if config.finetune.keep_weights or part == TRAIN:
-            _keep(model, tokenizer, weights, out.training, method.save)
+            _keep(model, tokenizer, weights, out.training | {"numerics": numerics}, method.save)
         model = method.merged(model)
     # BASE is loaded once, in float32, for every comparison with it
     base_model = _base_model(config, cell, part) if against_base else None
