@@ -130,9 +130,10 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
     weights = weights_dir(run_dir, cell)
     out = CellOutput(cell.cell_id)
     # the training figures are written last into a staging folder renamed whole (_keep)
-    kept = (weights / TRAINING_FILE).exists()
+    kept_figures = json.loads((weights / TRAINING_FILE).read_text()) if (weights / TRAINING_FILE).exists() else None
+    kept = kept_figures is not None
     numerics = numerics_of(config)
-    if kept and json.loads((weights / TRAINING_FILE).read_text()).get("numerics", numerics) != numerics:
+    if kept and kept_figures.pop("numerics", numerics) != numerics:
         # weights trained on another kind of machine (a worker whose cell the driver refused for
         # that) would carry its numbers into this one's results
         kept = False
@@ -147,8 +148,7 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
         # on those it trains (a retrained chosen run must give the same numbers as a kept one)
         dtype = None if part == ALL else "float32"
         model, tokenizer = method.load(weights, lambda path: load_model(config, cell, path, dtype=dtype))
-        out.training = json.loads((weights / TRAINING_FILE).read_text()) | {"reused": 1}
-        out.training.pop("numerics", None)
+        out.training = kept_figures | {"reused": 1}
         out.notes.append(f"reused kept fine-tuned weights models/{cell.training_hash}")
         log.info("reusing kept weights %s", weights)
     else:
@@ -172,7 +172,8 @@ def train_and_evaluate(config: StudyConfig, run_dir: Path, cell: Cell, progress:
             # a rate that diverged is an outcome of the sweep, not a failure: it is no candidate
             out.training = {"dev_loss": None, "reused": 0, "train_task": task_label(config, cell.train_task)}
             out.notes.append(f"{err}: this rate is left out of the learning-rate selection")
-            write_json(dev_figures_path(run_dir, cell.training_hash), {"dev_loss": None, "dev_metric": None, "diverged": str(err)})
+            write_json(dev_figures_path(run_dir, cell.training_hash),
+                       {"dev_loss": None, "dev_metric": None, "diverged": str(err)})
             return out
         out.training = {"train_loss": stats.train_loss, "dev_loss": stats.dev_loss, "steps": stats.steps,
                         "tokens": stats.tokens, "seconds": stats.seconds,

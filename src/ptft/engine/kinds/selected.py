@@ -78,7 +78,7 @@ class Selected(Kind):
         out.model_id = chosen.model_id
         out.training = None  # the trainings table holds each rate's own row, from its fine-tuning cell
         out.notes.insert(0, f"selected lr {lr:g} by {choice['criterion']} among "
-                            + ", ".join(f"{lr} ({score:.4g})" for lr, score in json.loads(choice["candidates"]).items()))
+                            + ", ".join(f"{rate} ({score:.4g})" for rate, score in json.loads(choice["candidates"]).items()))
         if not config.finetune.keep_weights:
             for _, training_hash in cell.candidates:
                 shutil.rmtree(weights_dir(run_dir, replace(cell, training_hash=training_hash)), ignore_errors=True)
